@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class BagtrackerConfig(AppConfig):
+    name = "bagtracker"
+    verbose_name = "Portfolio"

@@ -1,0 +1,185 @@
+"""The domain: chains, tokens, wallets, their transactions and token price history.
+
+Every rule a row must satisfy is a database constraint, so a bulk import, a shell session or raw
+SQL cannot store what a form would refuse. Rules that span tables (a transaction's token belongs to
+its wallet's chain; its amount has no more decimal places than the token allows) are enforced by
+the trigger installed in migration 0002.
+"""
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+AMOUNT_DIGITS = 78  # token amounts: NUMERIC(78, 18)
+PRICE_DIGITS = 38  # prices and USD values: NUMERIC(38, 18)
+DECIMAL_PLACES = 18
+
+
+def amount_field(**kwargs):
+    return models.DecimalField(max_digits=AMOUNT_DIGITS, decimal_places=DECIMAL_PLACES, **kwargs)
+
+
+def price_field(**kwargs):
+    return models.DecimalField(max_digits=PRICE_DIGITS, decimal_places=DECIMAL_PLACES, **kwargs)
+
+
+class Chain(models.Model):
+    slug = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=100)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self):
+        return self.slug
+
+
+class Token(models.Model):
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="tokens")
+    symbol = models.CharField(max_length=32)
+    name = models.CharField(max_length=100, blank=True)
+    # Empty for the chain's native coin (ETH on ethereum, SOL on solana).
+    contract_address = models.CharField(max_length=128, blank=True, default="")
+    decimals = models.PositiveSmallIntegerField(default=18)
+
+    class Meta:
+        ordering = ["chain__slug", "symbol"]
+        constraints = [
+            models.UniqueConstraint(fields=["chain", "symbol"], name="token_unique_symbol_per_chain"),
+            models.UniqueConstraint(
+                fields=["chain", "contract_address"],
+                condition=~Q(contract_address=""),
+                name="token_unique_contract_per_chain",
+            ),
+            models.CheckConstraint(
+                condition=Q(decimals__gte=0, decimals__lte=DECIMAL_PLACES), name="token_decimals_0_18"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.symbol} ({self.chain_id and self.chain.slug})"
+
+    @property
+    def is_native(self):
+        return not self.contract_address
+
+
+class Wallet(models.Model):
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="wallets")
+    address = models.CharField(max_length=128)
+    name = models.CharField(max_length=100, blank=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["chain", "address"], name="wallet_unique_address_per_chain"),
+            models.CheckConstraint(condition=~Q(address=""), name="wallet_address_not_empty"),
+        ]
+
+    def __str__(self):
+        label = self.name or self.address
+        return f"#{self.pk} {label}"
+
+
+class TransactionKind(models.TextChoices):
+    BUY = "buy"
+    SELL = "sell"
+    TRANSFER_IN = "transfer_in"
+    TRANSFER_OUT = "transfer_out"
+
+
+class TransactionStatus(models.TextChoices):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Transaction(models.Model):
+    Kind = TransactionKind
+    Status = TransactionStatus
+    ACQUISITIONS = (Kind.BUY, Kind.TRANSFER_IN)
+    DISPOSALS = (Kind.SELL, Kind.TRANSFER_OUT)
+
+    wallet = models.ForeignKey(Wallet, on_delete=models.CASCADE, related_name="transactions")
+    token = models.ForeignKey(Token, on_delete=models.PROTECT, related_name="transactions")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.CONFIRMED)
+    amount = amount_field()
+    price_usd = price_field(null=True, blank=True)
+    timestamp = models.DateTimeField()
+    tx_hash = models.CharField(max_length=128, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-timestamp", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="transaction_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(price_usd__isnull=True) | Q(price_usd__gte=0), name="transaction_price_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=TransactionKind.values), name="transaction_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=TransactionStatus.values), name="transaction_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(tx_hash__isnull=True) | ~Q(tx_hash=""), name="transaction_tx_hash_null_not_empty"
+            ),
+            models.UniqueConstraint(
+                fields=["wallet", "token", "tx_hash", "kind"],
+                condition=Q(tx_hash__isnull=False),
+                name="transaction_unique_hash_per_wallet_token_kind",
+            ),
+        ]
+        indexes = [
+            # The ledger reads one wallet's confirmed history of one token in (timestamp, id) order.
+            models.Index(fields=["wallet", "token", "timestamp", "id"], name="transaction_ledger_order"),
+            # The price fallback: a token's latest priced confirmed transaction at or before T.
+            models.Index(
+                fields=["token", "timestamp"],
+                condition=Q(status="confirmed", price_usd__isnull=False),
+                name="transaction_priced_by_token",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} {self.amount} {self.token_id and self.token.symbol} (#{self.pk})"
+
+    @property
+    def signed_amount(self):
+        return self.amount if self.kind in self.ACQUISITIONS else -self.amount
+
+    def clean(self):
+        errors = {}
+        if self.tx_hash == "":
+            self.tx_hash = None
+        if self.wallet_id and self.token_id and self.wallet.chain_id != self.token.chain_id:
+            errors["token"] = f"{self.token.symbol} is on {self.token.chain.slug}, the wallet on {self.wallet.chain.slug}"
+        if self.token_id and self.amount is not None and self.amount.is_finite():
+            places = -self.amount.normalize().as_tuple().exponent
+            if places > self.token.decimals:
+                errors["amount"] = f"{self.token.symbol} allows at most {self.token.decimals} decimal places"
+        if errors:
+            raise ValidationError(errors)
+
+
+class Price(models.Model):
+    token = models.ForeignKey(Token, on_delete=models.CASCADE, related_name="prices")
+    as_of = models.DateTimeField()
+    price_usd = price_field()
+    source = models.CharField(max_length=50, default="manual")
+
+    class Meta:
+        ordering = ["-as_of"]
+        constraints = [
+            models.UniqueConstraint(fields=["token", "as_of"], name="price_unique_token_as_of"),
+            models.CheckConstraint(condition=Q(price_usd__gte=0), name="price_not_negative"),
+        ]
+
+    def __str__(self):
+        return f"{self.token} @ {self.as_of:%Y-%m-%d %H:%M}Z = {self.price_usd}"
+

@@ -1,0 +1,45 @@
+"""Writing transactions: every write updates the wallet's balances in the same database transaction.
+
+If the change would drive a running amount negative, LedgerError is raised and nothing is written.
+"""
+
+import copy
+
+from django.db import transaction
+
+from bagtracker.models import Transaction
+from snapshots.services.ledger import apply_to_wallets
+
+
+class _DryRun(Exception):
+    pass
+
+
+def save_transaction(tx):
+    """Insert or update ``tx`` and rebuild the balances of its wallet (and its old wallet, if moved)."""
+    with transaction.atomic():
+        wallets = {tx.wallet_id}
+        if tx.pk is not None:
+            wallets.update(Transaction.objects.filter(pk=tx.pk).values_list("wallet_id", flat=True))
+        tx.save()
+        apply_to_wallets(wallets)
+    return tx
+
+
+def delete_transactions(queryset):
+    """Delete these transactions and rebuild the balances of the wallets they belonged to."""
+    with transaction.atomic():
+        wallets = set(queryset.values_list("wallet_id", flat=True).distinct())
+        deleted, _ = queryset.delete()
+        apply_to_wallets(wallets)
+    return deleted
+
+
+def check_save_transaction(tx):
+    """Dry run of save_transaction: raises LedgerError if it would be refused; writes nothing."""
+    try:
+        with transaction.atomic():
+            save_transaction(copy.copy(tx))
+            raise _DryRun
+    except _DryRun:
+        pass

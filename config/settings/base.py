@@ -1,0 +1,128 @@
+"""Settings shared by every environment. Everything an operator sets comes from the environment,
+read here and nowhere else (see .env.example for the full list with defaults)."""
+
+from pathlib import Path
+
+from config import embedded_postgres
+from config.env import env, strict_bool, strict_decimal, strict_int, strict_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+environ_file = BASE_DIR / ".env"
+if environ_file.exists():
+    env.read_env(str(environ_file))
+
+DEBUG = strict_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_q",
+    "bagtracker",
+    "snapshots",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database: PostgreSQL only -------------------------------------------------------------------
+# DATABASE_URL selects a server; without it an embedded PostgreSQL is started in .data/
+# (or BAGTRACKER_DATA_DIR). SQLite is never an option: its DECIMAL is a float.
+if env.str("DATABASE_URL", default=""):
+    DATABASES = {"default": env.db("DATABASE_URL")}
+    if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL (postgres://...)")
+    EMBEDDED_DATABASE = False
+else:
+    DATABASES = {"default": embedded_postgres.ensure_running(BASE_DIR)}
+    EMBEDDED_DATABASE = True
+DATABASES["default"]["CONN_MAX_AGE"] = strict_int("DATABASE_CONN_MAX_AGE", 0)
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").exists() else []
+
+# --- Ledger and snapshots (DESIGN.md) -----------------------------------------------------------
+BALANCE_DUST_THRESHOLD = strict_decimal("BALANCE_DUST_THRESHOLD", "0.000001")
+BALANCE_SNAPSHOT_ENABLED = strict_bool("BALANCE_SNAPSHOT_ENABLED", True)
+BALANCE_HOURLY_SNAPSHOTS = strict_bool("BALANCE_HOURLY_SNAPSHOTS", True)
+BALANCE_DAILY_SNAPSHOTS = strict_bool("BALANCE_DAILY_SNAPSHOTS", True)
+BALANCE_WEEKLY_SNAPSHOTS = strict_bool("BALANCE_WEEKLY_SNAPSHOTS", True)
+BALANCE_MONTHLY_SNAPSHOTS = strict_bool("BALANCE_MONTHLY_SNAPSHOTS", True)
+BALANCE_SNAPSHOT_CATCH_UP = strict_bool("BALANCE_SNAPSHOT_CATCH_UP", True)
+BALANCE_HOURLY_RETENTION_DAYS = strict_int("BALANCE_HOURLY_RETENTION_DAYS", 7)
+BALANCE_HISTORY_RETENTION_DAYS = strict_int("BALANCE_HISTORY_RETENTION_DAYS", 90)
+BALANCE_WEEKLY_RETENTION_DAYS = strict_int("BALANCE_WEEKLY_RETENTION_DAYS", BALANCE_HISTORY_RETENTION_DAYS)
+BALANCE_MONTHLY_RETENTION_DAYS = strict_int("BALANCE_MONTHLY_RETENTION_DAYS", BALANCE_HISTORY_RETENTION_DAYS)
+
+# --- Broker and job cluster ---------------------------------------------------------------------
+REDIS_URL = strict_str("REDIS_URL")
+REDIS_HOST = strict_str("REDIS_HOST")
+REDIS_PORT = strict_int("REDIS_PORT", 6379, minimum=1, maximum=65535)
+REDIS_DB = strict_int("REDIS_DB", 0, minimum=0)
+REDIS_PASSWORD = strict_str("REDIS_PASSWORD")
+
+# --- Logging: to stdout, one line per event -----------------------------------------------------
+LOG_LEVEL = strict_str("LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "plain"}},
+    "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+# The job cluster's full configuration (timeouts, retries, recycling) is in config/q_cluster.py.
+from config.q_cluster import q_cluster_settings  # noqa: E402
+
+Q_CLUSTER = q_cluster_settings(
+    redis_url=REDIS_URL, redis_host=REDIS_HOST, redis_port=REDIS_PORT, redis_db=REDIS_DB, redis_password=REDIS_PASSWORD
+)

@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Zero-setup entry point: needs nothing but Python 3.11 (standard library only).
+
+    python3 dev.py up       create .venv, install, migrate, load a demo portfolio into an empty
+                            database, start the job cluster (qcluster) and the admin (runserver)
+    python3 dev.py test     run the test suite (extra arguments go to pytest)
+    python3 dev.py stop     stop the embedded PostgreSQL (when DATABASE_URL is unset)
+
+Without DATABASE_URL the database is an embedded PostgreSQL in .data/ (or BAGTRACKER_DATA_DIR).
+"""
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+PYTHON = VENV / "bin" / "python"
+REQUIREMENTS = ROOT / "requirements.txt"
+STAMP = VENV / ".requirements.sha256"
+HOST, PORT = "127.0.0.1", os.environ.get("BAGTRACKER_PORT", "8000")
+
+
+def say(message):
+    print(f"==> {message}", flush=True)
+
+
+def ensure_venv():
+    if sys.version_info < (3, 11):
+        sys.exit(f"Python 3.11 or newer is needed (this is {sys.version.split()[0]})")
+    if not PYTHON.exists():
+        say("creating .venv")
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
+    if not STAMP.exists() or STAMP.read_text() != digest:
+        say("installing requirements.txt into .venv")
+        pip = [str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+        subprocess.run([*pip, "-r", str(REQUIREMENTS)], check=True)
+        STAMP.write_text(digest)
+
+
+def manage(*args, **kwargs):
+    return subprocess.run([str(PYTHON), "manage.py", *args], cwd=ROOT, check=True, **kwargs)
+
+
+def wait_for_http(url, seconds):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.3)
+    return False
+
+
+def up(smoke=False):
+    ensure_venv()
+    say("migrating the database")
+    manage("migrate", "--no-input", "-v", "0")
+    manage("seed_demo", "--if-empty")
+    login = manage("demo_admin", capture_output=True, text=True).stdout.strip()
+    say("starting the job cluster (qcluster) and the admin (runserver)")
+    processes = [
+        subprocess.Popen([str(PYTHON), "manage.py", "qcluster"], cwd=ROOT, start_new_session=True),
+        subprocess.Popen(
+            [str(PYTHON), "manage.py", "runserver", "--noreload", f"{HOST}:{PORT}"], cwd=ROOT, start_new_session=True
+        ),
+    ]
+    url = f"http://{HOST}:{PORT}/admin/"
+    try:
+        if not wait_for_http(url + "login/", 60):
+            sys.exit(f"the admin did not answer at {url} within 60 s")
+        print(f"\n  Admin:  {url}\n  Login:  {login}\n  Stop:   Ctrl-C (then `python3 dev.py stop` stops the embedded PostgreSQL)\n", flush=True)
+        if smoke:
+            for process in processes:
+                if process.poll() is not None:
+                    sys.exit(f"{process.args[2]} exited with {process.returncode}")
+            say("smoke check passed")
+            return 0
+        while all(p.poll() is None for p in processes):
+            time.sleep(0.5)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def test(args):
+    ensure_venv()
+    return subprocess.run([str(PYTHON), "-m", "pytest", *args], cwd=ROOT).returncode
+
+
+def stop():
+    ensure_venv()
+    manage("embedded_db", "stop")
+    return 0
+
+
+def main(argv):
+    command, rest = (argv[0], argv[1:]) if argv else ("help", [])
+    if command == "up":
+        return up(smoke="--smoke" in rest)
+    if command == "test":
+        return test(rest)
+    if command == "stop":
+        return stop()
+    print(__doc__)
+    return 0 if command in ("help", "-h", "--help") else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

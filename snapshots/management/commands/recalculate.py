@@ -1,0 +1,47 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from bagtracker.models import Wallet
+from bagtracker.progress import Progress
+from snapshots.services import ledger
+
+
+class Command(BaseCommand):
+    help = "Rebuild balances from transaction history, for one wallet or all (a repair tool)."
+
+    def add_arguments(self, parser):
+        target = parser.add_mutually_exclusive_group(required=True)
+        target.add_argument("--wallet", type=int, metavar="ID", help="database id of the wallet (as in the admin)")
+        target.add_argument("--all", action="store_true", help="every wallet; one failing wallet does not stop the others")
+        parser.add_argument("--snapshots", action="store_true", help="also rebuild the wallet's retained snapshots")
+        parser.add_argument("--async", dest="run_async", action="store_true", help="queue the job and print its task id")
+
+    def handle(self, *args, **options):
+        if options["snapshots"]:
+            raise CommandError("--snapshots is not available yet: snapshots are not implemented in this version")
+        if options["run_async"]:
+            raise CommandError("--async is not available yet: the job cluster is not configured in this version")
+
+        if options["all"]:
+            progress = Progress("Recalculating", stream=self.stderr._out, verbosity=options["verbosity"])
+            try:
+                result = ledger.recalculate_all_wallets(progress=progress)
+            finally:
+                progress.close()
+            target = "all wallets"
+        else:
+            wallet_id = options["wallet"]
+            if not Wallet.objects.filter(pk=wallet_id).exists():
+                raise CommandError(f"wallet {wallet_id} does not exist")
+            result = ledger.recalculate_wallet(wallet_id)
+            target = f"wallet {wallet_id}"
+
+        for failure in result.failures:
+            self.stderr.write(f"failed: {failure.error}")
+        if options["verbosity"] > 0:
+            self.stdout.write(
+                f"{result.status}: recalculated {target}: {result.wallets:,} wallets, "
+                f"{result.balances_written:,} balances written, {result.balances_removed:,} removed, "
+                f"{len(result.failures):,} failed in {result.duration_seconds:.2f} s"
+            )
+        if result.failures:
+            raise CommandError(f"recalculation of {target}: {len(result.failures):,} wallet(s) failed ({result.status})")

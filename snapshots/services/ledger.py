@@ -1,0 +1,244 @@
+"""The ledger (DESIGN.md, "The ledger"): Balance rows rebuilt from confirmed transactions.
+
+All work is set-based SQL over a set of wallets: one window query finds any running amount that
+would go negative (in (timestamp, id) order), one INSERT … SELECT … ON CONFLICT writes the
+aggregates, one DELETE removes balances that no longer have a confirmed transaction.
+
+Rounding: averages = round(Σ qty·price / Σ qty, 18); realized PnL = round((avg_sell − avg_buy) ×
+Σ qty of priced disposals, 18) using the rounded averages; PostgreSQL's round() is half away from
+zero, like Python's ROUND_HALF_UP.
+"""
+
+import time
+from dataclasses import dataclass, field
+
+from django.db import connection, transaction
+
+from bagtracker.models import Transaction, Wallet
+from bagtracker.numbers import plain
+
+ACQUISITION_KINDS = tuple(str(k) for k in Transaction.ACQUISITIONS)
+
+# Wallets are processed in id ranges of this size by recalculate_all_wallets; each range commits.
+RECALCULATE_BATCH_WALLETS = 2000
+
+_SIGNED = "CASE WHEN t.kind IN ('buy', 'transfer_in') THEN t.amount ELSE -t.amount END"
+
+FIRST_NEGATIVE_SQL = f"""
+SELECT DISTINCT ON (r.wallet_id) r.wallet_id, r.token_id, r.id, r.timestamp, r.running
+FROM (
+    SELECT t.wallet_id, t.token_id, t.id, t.timestamp,
+           SUM({_SIGNED}) OVER (
+               PARTITION BY t.wallet_id, t.token_id ORDER BY t.timestamp, t.id ROWS UNBOUNDED PRECEDING
+           ) AS running
+    FROM bagtracker_transaction t
+    WHERE t.status = 'confirmed' AND {{where}}
+) r
+WHERE r.running < 0
+ORDER BY r.wallet_id, r.timestamp, r.id
+"""
+
+UPSERT_SQL = """
+WITH agg AS (
+    SELECT t.wallet_id, t.token_id,
+           SUM(CASE WHEN t.kind IN ('buy', 'transfer_in') THEN t.amount ELSE 0 END) AS total_in,
+           SUM(CASE WHEN t.kind IN ('sell', 'transfer_out') THEN t.amount ELSE 0 END) AS total_out,
+           SUM(CASE WHEN t.kind IN ('buy', 'transfer_in') THEN t.amount * t.price_usd END) AS buy_value,
+           SUM(CASE WHEN t.kind IN ('buy', 'transfer_in') AND t.price_usd IS NOT NULL THEN t.amount END) AS buy_qty,
+           SUM(CASE WHEN t.kind IN ('sell', 'transfer_out') THEN t.amount * t.price_usd END) AS sell_value,
+           SUM(CASE WHEN t.kind IN ('sell', 'transfer_out') AND t.price_usd IS NOT NULL THEN t.amount END) AS sell_qty
+    FROM bagtracker_transaction t
+    WHERE t.status = 'confirmed' AND {where}
+    GROUP BY t.wallet_id, t.token_id
+), calc AS (
+    SELECT wallet_id, token_id, total_in, total_out, total_in - total_out AS amount, sell_qty,
+           round(buy_value / buy_qty, 18) AS avg_buy,
+           round(sell_value / sell_qty, 18) AS avg_sell
+    FROM agg
+)
+INSERT INTO snapshots_balance AS b
+    (wallet_id, token_id, amount, total_in, total_out,
+     avg_buy_price_usd, avg_sell_price_usd, realized_pnl_usd, updated_at)
+SELECT wallet_id, token_id, amount, total_in, total_out, avg_buy, avg_sell,
+       COALESCE(round((avg_sell - avg_buy) * sell_qty, 18), 0), now()
+FROM calc
+ON CONFLICT (wallet_id, token_id) DO UPDATE SET
+    amount = EXCLUDED.amount,
+    total_in = EXCLUDED.total_in,
+    total_out = EXCLUDED.total_out,
+    avg_buy_price_usd = EXCLUDED.avg_buy_price_usd,
+    avg_sell_price_usd = EXCLUDED.avg_sell_price_usd,
+    realized_pnl_usd = EXCLUDED.realized_pnl_usd,
+    updated_at = EXCLUDED.updated_at
+WHERE (b.amount, b.total_in, b.total_out, b.avg_buy_price_usd, b.avg_sell_price_usd, b.realized_pnl_usd)
+      IS DISTINCT FROM
+      (EXCLUDED.amount, EXCLUDED.total_in, EXCLUDED.total_out, EXCLUDED.avg_buy_price_usd,
+       EXCLUDED.avg_sell_price_usd, EXCLUDED.realized_pnl_usd)
+"""
+
+DELETE_STALE_SQL = """
+DELETE FROM snapshots_balance b
+WHERE {where_b}
+  AND NOT EXISTS (
+      SELECT 1 FROM bagtracker_transaction t
+      WHERE t.wallet_id = b.wallet_id AND t.token_id = b.token_id AND t.status = 'confirmed'
+  )
+"""
+
+
+class LedgerError(Exception):
+    """A change would drive a running amount below zero. Nothing of that wallet was changed."""
+
+    def __init__(self, wallet_id, token_id, transaction_id, timestamp, running):
+        self.wallet_id = wallet_id
+        self.token_id = token_id
+        self.transaction_id = transaction_id
+        self.timestamp = timestamp
+        self.running = running
+        super().__init__(self._describe())
+
+    def _describe(self):
+        wallet = Wallet.objects.select_related("chain").filter(pk=self.wallet_id).first()
+        from bagtracker.models import Token
+
+        token = Token.objects.select_related("chain").filter(pk=self.token_id).first()
+        wallet_label = f"wallet {self.wallet_id}" + (f" ({wallet.address} on {wallet.chain.slug})" if wallet else "")
+        token_label = token.symbol if token else f"token {self.token_id}"
+        return (
+            f"{wallet_label}, {token_label}: transaction {self.transaction_id} at "
+            f"{self.timestamp:%Y-%m-%dT%H:%M:%S%z} would make the running amount negative "
+            f"({plain(self.running)})"
+        )
+
+
+@dataclass
+class WalletFailure:
+    wallet_id: int
+    error: str
+
+
+@dataclass
+class RecalculationResult:
+    wallets: int = 0
+    balances_written: int = 0
+    balances_removed: int = 0
+    failures: list = field(default_factory=list)
+    duration_seconds: float = 0.0
+
+    @property
+    def status(self):
+        if not self.failures:
+            return "success"
+        return "partial_success" if self.wallets else "error"
+
+    def as_dict(self):
+        return {
+            "status": self.status,
+            "wallets": self.wallets,
+            "balances_written": self.balances_written,
+            "balances_removed": self.balances_removed,
+            "failed_wallets": [{"wallet_id": f.wallet_id, "error": f.error} for f in self.failures],
+            "duration_seconds": round(self.duration_seconds, 3),
+        }
+
+
+@dataclass
+class WalletScope:
+    """A set of wallets as an SQL condition on a wallet-id column, e.g. "{col} = ANY(%(ids)s)"."""
+
+    condition: str
+    params: dict
+
+    def on(self, column):
+        return self.condition.format(col=column)
+
+
+def _lock_wallets(cursor, scope):
+    # Serialises every ledger write of a wallet: a concurrent writer waits here, then (READ
+    # COMMITTED) its own statements see the rows the first one committed.
+    cursor.execute(f"SELECT id FROM bagtracker_wallet WHERE {scope.on('id')} ORDER BY id FOR UPDATE", scope.params)
+
+
+def _first_negatives(cursor, scope):
+    cursor.execute(FIRST_NEGATIVE_SQL.format(where=scope.on("t.wallet_id")), scope.params)
+    return [LedgerError(*row) for row in cursor.fetchall()]
+
+
+def _write(cursor, scope):
+    cursor.execute(UPSERT_SQL.format(where=scope.on("t.wallet_id")), scope.params)
+    written = cursor.rowcount
+    cursor.execute(DELETE_STALE_SQL.format(where_b=scope.on("b.wallet_id")), scope.params)
+    return written, cursor.rowcount
+
+
+def apply_to_wallets(wallet_ids):
+    """Rebuild the balances of these wallets inside the caller's transaction.
+
+    Raises LedgerError (naming wallet, token, transaction) if any running amount would go
+    negative; the caller's transaction must then roll back, so nothing changes. This is what
+    transaction writes (admin, importer) call before they commit.
+    """
+    wallet_ids = sorted({int(w) for w in wallet_ids})
+    if not wallet_ids:
+        return 0, 0
+    scope = WalletScope("{col} = ANY(%(ids)s)", {"ids": wallet_ids})
+    with connection.cursor() as cursor:
+        _lock_wallets(cursor, scope)
+        negatives = _first_negatives(cursor, scope)
+        if negatives:
+            raise negatives[0]
+        return _write(cursor, scope)
+
+
+def recalculate_wallet(wallet_id):
+    """Repair one wallet's balances from its history, in its own transaction."""
+    started = time.monotonic()
+    if not Wallet.objects.filter(pk=wallet_id).exists():
+        raise Wallet.DoesNotExist(f"wallet {wallet_id} does not exist")
+    result = RecalculationResult()
+    try:
+        with transaction.atomic():
+            result.balances_written, result.balances_removed = apply_to_wallets([wallet_id])
+        result.wallets = 1
+    except LedgerError as error:
+        result.failures.append(WalletFailure(wallet_id, str(error)))
+    result.duration_seconds = time.monotonic() - started
+    return result
+
+
+def recalculate_all_wallets(batch_size=None, progress=None):
+    """Repair every wallet's balances, one committed batch of wallet ids at a time.
+
+    A wallet whose history is inconsistent is left untouched and listed in ``failures``; the others
+    are rebuilt. ``progress(done, total)`` is called after each batch.
+    """
+    batch_size = batch_size or RECALCULATE_BATCH_WALLETS
+    started = time.monotonic()
+    result = RecalculationResult()
+    bounds = Wallet.objects.order_by("id").values_list("id", flat=True)
+    total = bounds.count()
+    done = 0
+    lowest = 0
+    while True:
+        ids = list(bounds.filter(id__gt=lowest)[:batch_size])
+        if not ids:
+            break
+        lowest = ids[-1]
+        with transaction.atomic(), connection.cursor() as cursor:
+            scope = WalletScope("{col} BETWEEN %(lo)s AND %(hi)s", {"lo": ids[0], "hi": ids[-1]})
+            _lock_wallets(cursor, scope)
+            negatives = _first_negatives(cursor, scope)
+            result.failures.extend(WalletFailure(e.wallet_id, str(e)) for e in negatives)
+            healthy = WalletScope(
+                scope.condition + " AND {col} <> ALL(%(bad)s::bigint[])",
+                {**scope.params, "bad": [e.wallet_id for e in negatives]},
+            )
+            written, removed = _write(cursor, healthy)
+        result.balances_written += written
+        result.balances_removed += removed
+        result.wallets += len(ids) - len(negatives)
+        done += len(ids)
+        if progress:
+            progress(done, total)
+    result.duration_seconds = time.monotonic() - started
+    return result

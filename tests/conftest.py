@@ -1,0 +1,77 @@
+"""Factories for the domain, on the real PostgreSQL database (never mocked)."""
+
+import itertools
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import pytest
+
+from bagtracker.models import Chain, Price, Token, Transaction, Wallet
+from bagtracker.services.transactions import save_transaction
+
+_counter = itertools.count(1)
+
+
+def utc(*args):
+    return datetime(*args, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def chain(db):
+    return Chain.objects.create(slug="ethereum", name="Ethereum")
+
+
+@pytest.fixture
+def make_token(db, chain):
+    def make(symbol="ETH", decimals=18, on_chain=None, contract_address=""):
+        return Token.objects.create(
+            chain=on_chain or chain, symbol=symbol, decimals=decimals, contract_address=contract_address
+        )
+
+    return make
+
+
+@pytest.fixture
+def token(make_token):
+    return make_token()
+
+
+@pytest.fixture
+def make_wallet(db, chain):
+    def make(address=None, on_chain=None, **fields):
+        return Wallet.objects.create(chain=on_chain or chain, address=address or f"0x{next(_counter):040x}", **fields)
+
+    return make
+
+
+@pytest.fixture
+def wallet(make_wallet):
+    return make_wallet(name="main")
+
+
+@pytest.fixture
+def make_tx(db, wallet, token):
+    """Record a transaction through the service (balances updated in the same transaction)."""
+
+    def make(kind, amount, price=None, at=None, status="confirmed", on_wallet=None, of_token=None, tx_hash=None):
+        tx = Transaction(
+            wallet=on_wallet or wallet,
+            token=of_token or token,
+            kind=kind,
+            status=status,
+            amount=Decimal(str(amount)),
+            price_usd=None if price is None else Decimal(str(price)),
+            timestamp=at or utc(2026, 1, 1, 0, 0, next(_counter) % 60),
+            tx_hash=tx_hash,
+        )
+        return save_transaction(tx)
+
+    return make
+
+
+@pytest.fixture
+def make_price(db, token):
+    def make(price, at, of_token=None, source="test"):
+        return Price.objects.create(token=of_token or token, as_of=at, price_usd=Decimal(str(price)), source=source)
+
+    return make
