@@ -45,6 +45,20 @@ def transactions_csv(rows, wallets=1000, seed=7):
     return "\n".join([HEADER, *transaction_lines(rows, wallets, seed)]) + "\n"
 
 
+def database_state():
+    """Every row the importers can touch, to assert that a refused import changed nothing."""
+    from django.db import connection
+
+    tables = ["bagtracker_chain", "bagtracker_wallet", "bagtracker_token", "bagtracker_transaction",
+              "bagtracker_price", "snapshots_balance"]
+    state = {}
+    with connection.cursor() as cursor:
+        for table in tables:
+            cursor.execute(f"SELECT * FROM {table} ORDER BY id")
+            state[table] = cursor.fetchall()
+    return state
+
+
 if __name__ == "__main__":
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     sys.stdout.write(HEADER + "\n")

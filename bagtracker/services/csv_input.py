@@ -68,14 +68,7 @@ def read_records(stream, columns, progress=None):
     ``progress(bytes_read)`` is called as the file is consumed.
     """
     lines = _decoded_lines(stream, progress)
-    numbers = []  # physical line number of each text line handed to csv, read back via line_num
-
-    def texts():
-        for number, text in lines:
-            numbers.append(number)
-            yield text
-
-    reader = csv.reader(texts(), strict=True)
+    reader = csv.reader((text for _, text in lines), strict=True)
     header = None
     previous_end = 0
     while True:
@@ -84,7 +77,8 @@ def read_records(stream, columns, progress=None):
         except StopIteration:
             break
         except csv.Error as error:
-            raise ImportRejected(f"malformed CSV: {error}", numbers[-1] if numbers else 1) from None
+            reason = "a quoted field is never closed" if "unexpected end of data" in str(error) else str(error)
+            raise ImportRejected(f"malformed CSV: {reason}", previous_end + 1) from None
         start, previous_end = previous_end + 1, reader.line_num
         if not row or (len(row) == 1 and not row[0].strip()):
             continue  # a blank line

@@ -49,6 +49,8 @@ PRICE_SOURCE = "import"
 AMOUNT_INTEGER_DIGITS = AMOUNT_DIGITS - DECIMAL_PLACES  # NUMERIC(78,18): 60
 PRICE_INTEGER_DIGITS = PRICE_DIGITS - DECIMAL_PLACES  # NUMERIC(38,18): 20
 NEW_TOKEN_DECIMALS = 18
+KINDS = tuple(TransactionKind.values)
+STATUSES = tuple(TransactionStatus.values)
 
 __all__ = ["ImportRejected", "import_transactions", "import_prices"]
 
@@ -92,8 +94,8 @@ def _parse_transaction(fields, decimals_of):
     chain = parse.slug(fields["chain"], "chain")
     wallet = parse.text(fields["wallet"], "wallet", 128)
     token = parse.text(fields["token"], "token", 32)
-    kind = parse.choice(fields["kind"], "kind", TransactionKind.values)
-    status = parse.choice(fields["status"], "status", TransactionStatus.values)
+    kind = parse.choice(fields["kind"], "kind", KINDS)
+    status = parse.choice(fields["status"], "status", STATUSES)
     amount = parse.decimal(fields["amount"], "amount", AMOUNT_INTEGER_DIGITS, DECIMAL_PLACES, positive=True)
     allowed = decimals_of.get((chain, token), NEW_TOKEN_DECIMALS)
     _, places = parse.digits_and_places(amount)
@@ -129,7 +131,7 @@ def import_transactions(stream, progress=None):
                         row = _parse_transaction(record.fields, decimals_of)
                     except BadValue as error:
                         raise ImportRejected(str(error), record.line) from None
-                    copy.write_row((record.line, *row))
+                    copy.write(sql.copy_line((record.line, *row)))
                     result.rows += 1
             if not result.rows:
                 raise ImportRejected("the file has a header but no rows")
@@ -229,7 +231,7 @@ def import_prices(stream, progress=None):
                     row = _parse_price(record.fields, token_ids, chains)
                 except BadValue as error:
                     raise ImportRejected(str(error), record.line) from None
-                copy.write_row((record.line, *row))
+                copy.write(sql.copy_line((record.line, *row)))
                 result.rows += 1
         if not result.rows:
             raise ImportRejected("the file has a header but no rows")
