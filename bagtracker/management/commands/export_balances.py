@@ -1,3 +1,6 @@
+import os
+import sys
+
 from django.core.management.base import BaseCommand, CommandError
 
 from bagtracker.services.exports import FORMATS, UnknownWallet, export_balances
@@ -18,5 +21,9 @@ class Command(BaseCommand):
             chunks = export_balances(options["wallet"], options["format"])
         except UnknownWallet as error:
             raise CommandError(str(error)) from None
-        for chunk in chunks:
-            self.stdout.write(chunk, ending="")
+        try:
+            for chunk in chunks:
+                self.stdout.write(chunk, ending="")
+            self.stdout.flush()
+        except BrokenPipeError:  # `export_balances | head`: the reader has all it wants
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
