@@ -15,7 +15,6 @@ ledger for the new wallets, all in one database transaction (a failed seed leave
 import math
 import random
 import time
-from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_DOWN, Decimal
