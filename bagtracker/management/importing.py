@@ -15,7 +15,7 @@ def run_import(command, service, path, verbosity):
     except OSError as error:
         raise CommandError(f"cannot read {path}: {error.strerror}") from None
     size = os.fstat(stream.fileno()).st_size
-    progress = Progress("Importing", stream=command.stderr._out, verbosity=verbosity)
+    progress = Progress("Reading", stream=command.stderr._out, verbosity=verbosity)
     try:
         with stream:
             return service(stream, progress=lambda read: progress(read, size))
