@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 
+from bagtracker.numbers import digits_and_places
+
 BOM = b"\xef\xbb\xbf"
 OTHER_DELIMITERS = (";", "\t", "|")
 PROGRESS_EVERY_LINES = 5000
@@ -143,19 +145,6 @@ def choice(value, name, allowed):
     if value.lower() not in allowed:
         raise BadValue(f"unknown {name} {value!r}; expected one of {', '.join(allowed)}")
     return value.lower()
-
-
-def digits_and_places(value):
-    """(integer digits, decimal places) of a finite Decimal, ignoring trailing zeros after the point.
-
-    Computed from the tuple, not normalize(), which would round to the context precision.
-    """
-    _, digits, exponent = value.as_tuple()
-    while exponent < 0 and digits and digits[-1] == 0:
-        digits, exponent = digits[:-1], exponent + 1
-    if not any(digits):
-        return 0, 0
-    return max(0, len(digits) + exponent), max(0, -exponent)
 
 
 def decimal(value, name, max_integer_digits, max_places, required=True, positive=False):
