@@ -188,3 +188,16 @@ def test_balance_columns_are_exact_numeric(db):
     assert columns["amount"] == (78, 18)
     assert columns["avg_buy_price_usd"] == (38, 18)
     assert columns["realized_pnl_usd"] == (38, 18)
+
+
+def test_averages_are_rounded_once_not_twice(make_tx, wallet, token):
+    # (1 × 1.500000000000000002 + 2.000000000000000001 × 0) / 3.000000000000000001
+    #   = 0.500000000000000000 499999999999999999 8333… → 0.500000000000000000.
+    # Rounding first to 36 places (…500000000000000000) and then to 18 would give …001.
+    make_tx("buy", "1", price="1.500000000000000002", at=utc(2026, 1, 1))
+    make_tx("buy", "2.000000000000000001", price="0", at=utc(2026, 1, 2))
+    make_tx("sell", "3.000000000000000001", price="1.500000000000000002", at=utc(2026, 1, 3))
+    b = balance(wallet, token)
+    assert b.avg_buy_price_usd == D("0.500000000000000000")
+    # (1.500000000000000002 - 0.5) × 3.000000000000000001 = 3.000000000000000007000000000000000002
+    assert b.realized_pnl_usd == D("3.000000000000000007")

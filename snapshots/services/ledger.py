@@ -4,9 +4,9 @@ All work is set-based SQL over a set of wallets: one window query finds any runn
 would go negative (in (timestamp, id) order), one INSERT … SELECT … ON CONFLICT writes the
 aggregates, one DELETE removes balances that no longer have a confirmed transaction.
 
-Rounding: averages = round(Σ qty·price / Σ qty, 18); realized PnL = round((avg_sell − avg_buy) ×
-Σ qty of priced disposals, 18) using the rounded averages; PostgreSQL's round() is half away from
-zero, like Python's ROUND_HALF_UP.
+Rounding: averages = Σ qty·price / Σ qty rounded once to 18 places (see _average_sql); realized
+PnL = round((avg_sell − avg_buy) × Σ qty of priced disposals, 18) using the rounded averages (the
+product is exact, so one rounding). Both are half away from zero, like Python's ROUND_HALF_UP.
 """
 
 import time
@@ -38,7 +38,25 @@ WHERE r.running < 0
 ORDER BY r.wallet_id, r.timestamp, r.id
 """
 
-UPSERT_SQL = """
+
+def _average_sql(value, qty):
+    """SQL for value / qty rounded once, exactly, to 18 places, half away from zero.
+
+    Not ``round(value / qty, 18)``: PostgreSQL first rounds the quotient to a scale of its own
+    choosing (36 places here), and rounding twice is wrong when the exact quotient lies just below
+    a half: 1.500000000000000002 / 3.000000000000000001 = 0.500000000000000000 4999…98 must give
+    0.500000000000000000, but its 36-place rounding ends in 5000… and then rounds up. div() and
+    mod() are exact, so this is the one rounding DESIGN.md asks for. Both operands are >= 0
+    (prices and amounts are constrained so); qty is NULL (no priced row) or > 0.
+    """
+    scaled = f"({value} * 1000000000000000000)"
+    return (
+        f"((div({scaled}, {qty}) + CASE WHEN 2 * mod({scaled}, {qty}) >= {qty} THEN 1 ELSE 0 END)"
+        " * 0.000000000000000001)"
+    )
+
+
+UPSERT_SQL = f"""
 WITH agg AS (
     SELECT t.wallet_id, t.token_id,
            SUM(CASE WHEN t.kind IN ('buy', 'transfer_in') THEN t.amount ELSE 0 END) AS total_in,
@@ -48,12 +66,12 @@ WITH agg AS (
            SUM(CASE WHEN t.kind IN ('sell', 'transfer_out') THEN t.amount * t.price_usd END) AS sell_value,
            SUM(CASE WHEN t.kind IN ('sell', 'transfer_out') AND t.price_usd IS NOT NULL THEN t.amount END) AS sell_qty
     FROM bagtracker_transaction t
-    WHERE t.status = 'confirmed' AND {where}
+    WHERE t.status = 'confirmed' AND {{where}}
     GROUP BY t.wallet_id, t.token_id
 ), calc AS (
     SELECT wallet_id, token_id, total_in, total_out, total_in - total_out AS amount, sell_qty,
-           round(buy_value / buy_qty, 18) AS avg_buy,
-           round(sell_value / sell_qty, 18) AS avg_sell
+           {_average_sql("buy_value", "buy_qty")} AS avg_buy,
+           {_average_sql("sell_value", "sell_qty")} AS avg_sell
     FROM agg
 )
 INSERT INTO snapshots_balance AS b
