@@ -74,10 +74,14 @@ def test_amounts_are_exact_at_full_precision(make_tx, wallet, token):
 def test_a_change_driving_the_running_amount_negative_is_refused(make_tx, wallet, token):
     make_tx("buy", "1", at=utc(2026, 1, 2))
     before = list(Balance.objects.values())
+    sell = Transaction(wallet=wallet, token=token, kind="sell", amount=D(1), timestamp=utc(2026, 1, 1))
     with pytest.raises(LedgerError) as error:
-        make_tx("sell", "1", at=utc(2026, 1, 1))  # sold before it was bought
-    message = str(error.value)
-    assert f"wallet {wallet.id}" in message and "ETH" in message and "transaction" in message
+        save_transaction(sell)  # sold before it was bought
+    assert str(error.value) == (
+        f"wallet {wallet.id} ({wallet.address} on ethereum), ETH: the new transaction (sell of 1 at "
+        "2026-01-01T00:00:00+00:00) would make the running amount negative (-1)"
+    )
+    assert sell.pk is None  # the id its insert drew was rolled back with it
     assert Transaction.objects.count() == 1
     assert list(Balance.objects.values()) == before
 
@@ -97,9 +101,10 @@ def test_deleting_a_transaction_updates_balances_and_removes_empty_ones(make_tx,
 
 def test_deleting_the_buy_under_a_sell_is_refused(make_tx, wallet, token):
     buy = make_tx("buy", "1", at=utc(2026, 1, 1))
-    make_tx("sell", "1", at=utc(2026, 1, 2))
-    with pytest.raises(LedgerError):
+    sell = make_tx("sell", "1", at=utc(2026, 1, 2))
+    with pytest.raises(LedgerError) as error:
         delete_transactions(Transaction.objects.filter(pk=buy.pk))
+    assert f"transaction {sell.pk} (sell of 1 at 2026-01-02T00:00:00+00:00)" in str(error.value)
     assert Transaction.objects.count() == 2
 
 

@@ -291,10 +291,15 @@ def test_random_histories_match_the_reference_ledger(data):
                 # It names a (wallet, token) that goes below zero and the transaction where it does;
                 # an added transaction's id is one that was never committed.
                 named = (error.wallet_id, error.token_id, error.transaction_id)
-                assert named in {(t.wallet, t.token, t.id) for t in negatives} or (
-                    op == "add" and named[:2] == (proposed[None].wallet, proposed[None].token)
-                    and proposed[None] in negatives and not Transaction.objects.filter(pk=named[2]).exists()
-                ), (named, negatives)
+                if error.is_new_transaction:
+                    assert op == "add" and proposed[None] in negatives and candidate.pk is None
+                    named = (*named[:2], float("inf"))
+                    assert "the new transaction" in str(error)
+                else:
+                    assert f"transaction {error.transaction_id} (" in str(error)
+                assert named in {(t.wallet, t.token, t.id) for t in negatives}, (named, negatives)
+                assert f"wallet {error.wallet_id} (" in str(error)
+                assert Token.objects.get(pk=error.token_id).symbol in str(error)
                 assert stored_state() == before, "a refused write changed something"
                 expected, _ = reference_balances(believed.values())
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from django.db import connection, transaction
 
-from bagtracker.models import Transaction, Wallet
+from bagtracker.models import Token, Transaction, Wallet
 from bagtracker.numbers import plain
 
 ACQUISITION_KINDS = tuple(str(k) for k in Transaction.ACQUISITIONS)
@@ -105,7 +105,12 @@ WHERE {where_b}
 
 
 class LedgerError(Exception):
-    """A change would drive a running amount below zero. Nothing of that wallet was changed."""
+    """A change would drive a running amount below zero. Nothing of that wallet was changed.
+
+    The message names the wallet, the token and the transaction at which the running amount first
+    goes below zero. It is composed when the error is raised, inside the failing database
+    transaction, where that transaction still exists (it may be the one being added).
+    """
 
     def __init__(self, wallet_id, token_id, transaction_id, timestamp, running):
         self.wallet_id = wallet_id
@@ -113,19 +118,26 @@ class LedgerError(Exception):
         self.transaction_id = transaction_id
         self.timestamp = timestamp
         self.running = running
+        self.is_new_transaction = False
+        wallet = Wallet.objects.select_related("chain").filter(pk=wallet_id).first()
+        token = Token.objects.filter(pk=token_id).first()
+        tx = Transaction.objects.filter(pk=transaction_id).values("kind", "amount").first()
+        self._wallet_label = f"wallet {wallet_id}" + (f" ({wallet.address} on {wallet.chain.slug})" if wallet else "")
+        self._token_label = token.symbol if token else f"token {token_id}"
+        self._what = f"{tx['kind']} of {plain(tx['amount'])} " if tx else ""
         super().__init__(self._describe())
 
-    def _describe(self):
-        wallet = Wallet.objects.select_related("chain").filter(pk=self.wallet_id).first()
-        from bagtracker.models import Token
+    def as_new_transaction(self):
+        """The same error, told about a transaction being added (its id was never committed)."""
+        self.is_new_transaction = True
+        self.args = (self._describe(),)
+        return self
 
-        token = Token.objects.select_related("chain").filter(pk=self.token_id).first()
-        wallet_label = f"wallet {self.wallet_id}" + (f" ({wallet.address} on {wallet.chain.slug})" if wallet else "")
-        token_label = token.symbol if token else f"token {self.token_id}"
+    def _describe(self):
+        which = "the new transaction" if self.is_new_transaction else f"transaction {self.transaction_id}"
         return (
-            f"{wallet_label}, {token_label}: transaction {self.transaction_id} at "
-            f"{self.timestamp:%Y-%m-%dT%H:%M:%S%z} would make the running amount negative "
-            f"({plain(self.running)})"
+            f"{self._wallet_label}, {self._token_label}: {which} ({self._what}at "
+            f"{self.timestamp.isoformat()}) would make the running amount negative ({plain(self.running)})"
         )
 
 
