@@ -185,8 +185,14 @@ class WalletScope:
 
 def _lock_wallets(cursor, scope):
     # Serialises every ledger write of a wallet: a concurrent writer waits here, then (READ
-    # COMMITTED) its own statements see the rows the first one committed.
-    cursor.execute(f"SELECT id FROM bagtracker_wallet WHERE {scope.on('id')} ORDER BY id FOR UPDATE", scope.params)
+    # COMMITTED) its own statements see the rows the first one committed. Ascending ids, so two
+    # writers of several wallets cannot wait on each other. NO KEY UPDATE, not UPDATE: writers
+    # conflict with each other but not with the KEY SHARE lock a foreign-key check takes on the
+    # wallet row; with FOR UPDATE, two writers whose inserts checked their foreign keys at once
+    # (SET CONSTRAINTS ALL IMMEDIATE, raw SQL) deadlocked, each waiting for the other's check.
+    cursor.execute(
+        f"SELECT id FROM bagtracker_wallet WHERE {scope.on('id')} ORDER BY id FOR NO KEY UPDATE", scope.params
+    )
 
 
 def _first_negatives(cursor, scope):
