@@ -138,6 +138,19 @@ def test_an_edit_that_would_go_negative_is_refused_naming_the_transaction(admin_
     assert state() == before
 
 
+def test_a_price_that_would_overflow_the_realized_pnl_is_a_form_error(admin_client, make_tx, wallet, token):
+    make_tx("buy", "1000000000", price="0", at=utc(2026, 1, 1))
+    before = state()
+    response = admin_client.post(
+        ADD_URL,
+        form_data(wallet=wallet.pk, token=token.pk, kind="sell", amount="1000000000", price_usd="1000000000000"),
+    )
+    assert response.status_code == 200
+    [error] = form_errors(response)
+    assert error.startswith(f"wallet {wallet.pk}: a balance would not fit its column")
+    assert state() == before
+
+
 def test_deleting_the_buy_under_a_sell_is_refused_with_the_reason(admin_client, make_tx, wallet):
     buy = make_tx("buy", "1", at=utc(2026, 1, 1))
     sell = make_tx("sell", "1", at=utc(2026, 1, 2))

@@ -8,7 +8,7 @@ from django.db import IntegrityError, connection
 from bagtracker.models import Transaction
 from bagtracker.services.transactions import delete_transactions, save_transaction
 from snapshots.models import Balance
-from snapshots.services.ledger import LedgerError, recalculate_all_wallets, recalculate_wallet
+from snapshots.services.ledger import BalanceOverflowError, LedgerError, recalculate_all_wallets, recalculate_wallet
 from tests.conftest import utc
 
 D = Decimal
@@ -206,3 +206,30 @@ def test_averages_are_rounded_once_not_twice(make_tx, wallet, token):
     assert b.avg_buy_price_usd == D("0.500000000000000000")
     # (1.500000000000000002 - 0.5) × 3.000000000000000001 = 3.000000000000000007000000000000000002
     assert b.realized_pnl_usd == D("3.000000000000000007")
+
+
+def test_a_balance_too_large_for_its_column_is_refused_with_a_message(make_tx, wallet, token):
+    make_tx("buy", "1000000000", price="0", at=utc(2026, 1, 1))
+    before = list(Balance.objects.values())
+    # A mistyped price: realized PnL = 10^12 × 10^9 = 10^21 USD, beyond NUMERIC(38,18).
+    with pytest.raises(BalanceOverflowError) as error:
+        make_tx("sell", "1000000000", price="1000000000000", at=utc(2026, 1, 2))
+    assert isinstance(error.value, LedgerError)  # refused like any other ledger refusal
+    assert str(error.value).startswith(f"wallet {wallet.id}: a balance would not fit its column")
+    assert Transaction.objects.count() == 1
+    assert list(Balance.objects.values()) == before
+
+
+def test_recalculate_all_isolates_a_wallet_whose_balance_overflows(make_tx, make_wallet, token):
+    good, huge = make_wallet(), make_wallet()
+    make_tx("buy", "1", on_wallet=good)
+    Balance.objects.all().update(amount=42)
+    Transaction.objects.bulk_create(
+        Transaction(wallet=huge, token=token, kind=kind, amount=D(10**9), price_usd=D(price), timestamp=utc(2026, 1, day))
+        for day, kind, price in [(1, "buy", 0), (2, "sell", 10**12)]
+    )
+    result = recalculate_all_wallets()
+    assert result.status == "partial_success"
+    assert [f.wallet_id for f in result.failures] == [huge.id]
+    assert balance(good, token).amount == 1
+    assert not Balance.objects.filter(wallet=huge).exists()

@@ -12,7 +12,7 @@ product is exact, so one rounding). Both are half away from zero, like Python's 
 import time
 from dataclasses import dataclass, field
 
-from django.db import connection, transaction
+from django.db import DataError, connection, transaction
 
 from bagtracker.models import Token, Transaction, Wallet
 from bagtracker.numbers import plain
@@ -141,6 +141,25 @@ class LedgerError(Exception):
         )
 
 
+class BalanceOverflowError(LedgerError):
+    """A balance would not fit its column (NUMERIC(38,18) holds USD values below 10^20, NUMERIC(78,18)
+    amounts below 10^60): a mistyped price can do that to the realized PnL. Nothing was changed."""
+
+    def __init__(self, wallet_ids):
+        self.wallet_ids = list(wallet_ids)
+        self.wallet_id, self.token_id, self.transaction_id = self.wallet_ids[0], None, None
+        self.is_new_transaction = False
+        which = ", ".join(str(w) for w in self.wallet_ids)
+        Exception.__init__(
+            self,
+            f"wallet {which}: a balance would not fit its column (a realized PnL of 10^20 USD or more, "
+            "or an amount of 10^60 or more); check the prices and amounts",
+        )
+
+    def as_new_transaction(self):
+        return self
+
+
 @dataclass
 class WalletFailure:
     wallet_id: int
@@ -154,6 +173,12 @@ class RecalculationResult:
     balances_removed: int = 0
     failures: list = field(default_factory=list)
     duration_seconds: float = 0.0
+
+    def merge(self, other):
+        self.wallets += other.wallets
+        self.balances_written += other.balances_written
+        self.balances_removed += other.balances_removed
+        self.failures.extend(other.failures)
 
     @property
     def status(self):
@@ -223,7 +248,10 @@ def apply_to_wallets(wallet_ids):
         negatives = _first_negatives(cursor, scope)
         if negatives:
             raise negatives[0]
-        return _write(cursor, scope)
+        try:
+            return _write(cursor, scope)
+        except DataError as error:
+            raise BalanceOverflowError(wallet_ids) from error
 
 
 def recalculate_wallet(wallet_id):
@@ -260,19 +288,26 @@ def recalculate_all_wallets(batch_size=None, progress=None):
         if not ids:
             break
         lowest = ids[-1]
-        with transaction.atomic(), connection.cursor() as cursor:
-            scope = WalletScope("{col} BETWEEN %(lo)s AND %(hi)s", {"lo": ids[0], "hi": ids[-1]})
-            _lock_wallets(cursor, scope)
-            negatives = _first_negatives(cursor, scope)
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                scope = WalletScope("{col} BETWEEN %(lo)s AND %(hi)s", {"lo": ids[0], "hi": ids[-1]})
+                _lock_wallets(cursor, scope)
+                negatives = _first_negatives(cursor, scope)
+                healthy = WalletScope(
+                    scope.condition + " AND {col} <> ALL(%(bad)s::bigint[])",
+                    {**scope.params, "bad": [e.wallet_id for e in negatives]},
+                )
+                written, removed = _write(cursor, healthy)
+        except DataError:
+            # A balance of this batch overflows its column: nothing of the batch was written.
+            # Wallet by wallet, to rebuild the others and name the culprit.
+            for wallet_id in ids:
+                result.merge(recalculate_wallet(wallet_id))
+        else:
             result.failures.extend(WalletFailure(e.wallet_id, str(e)) for e in negatives)
-            healthy = WalletScope(
-                scope.condition + " AND {col} <> ALL(%(bad)s::bigint[])",
-                {**scope.params, "bad": [e.wallet_id for e in negatives]},
-            )
-            written, removed = _write(cursor, healthy)
-        result.balances_written += written
-        result.balances_removed += removed
-        result.wallets += len(ids) - len(negatives)
+            result.balances_written += written
+            result.balances_removed += removed
+            result.wallets += len(ids) - len(negatives)
         done += len(ids)
         if progress:
             progress(done, total)
