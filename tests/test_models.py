@@ -6,6 +6,7 @@ from contextlib import contextmanager
 from decimal import Decimal
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 
 from bagtracker.models import Chain, Price, Token, Transaction, Wallet
@@ -169,3 +170,30 @@ def test_a_balance_is_unique_per_wallet_and_token_and_never_negative(wallet, tok
     Balance.objects.all().delete()
     with refused("balance_amount_not_negative"):
         Balance.objects.create(**{**row, "amount": D(-1)})
+
+
+# --- Validation before the database (the admin's form errors) ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "decimals, amount, allowed",
+    [
+        (0, "1234567890123456789012345678.5", False),  # 29 digits: normalize() would round the .5 away
+        (6, "123456789012345678901234567890.000000000000000001", False),
+        (18, "123456789012345678901234567890.000000000000000001", True),
+        (2, "1.500000", True),
+        (0, "100", True),
+    ],
+)
+def test_validation_counts_decimal_places_exactly(wallet, make_token, decimals, amount, allowed):
+    usdx = make_token("USDX", decimals=decimals)
+    tx = Transaction(wallet=wallet, token=usdx, kind="buy", amount=D(amount), timestamp=utc(2026, 1, 1))
+    if allowed:
+        tx.full_clean()
+        tx.save()  # and the database agrees
+    else:
+        with pytest.raises(ValidationError) as error:
+            tx.full_clean()
+        assert error.value.message_dict == {"amount": [f"USDX allows at most {decimals} decimal places"]}
+        with refused("transaction_amount_within_token_decimals"):
+            tx.save()
