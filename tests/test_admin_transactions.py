@@ -310,6 +310,8 @@ def test_every_add_and_change_form_loads(admin_client, portfolio):
         name = model._meta.model_name
         assert admin_client.get(reverse(f"admin:bagtracker_{name}_add")).status_code == 200
         assert admin_client.get(reverse(f"admin:bagtracker_{name}_change", args=[obj.pk])).status_code == 200
+    # The delete confirmation of a transaction (what precedes the post) renders too.
+    assert admin_client.get(delete_url(Transaction.objects.first())).status_code == 200
 
 
 def test_balances_are_read_only(admin_client, portfolio):
