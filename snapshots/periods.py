@@ -97,6 +97,15 @@ def switch_setting(period):
     return f"BALANCE_{period.upper()}_SNAPSHOTS"
 
 
+def disabled_reason(period):
+    """Which switch turns ``period`` off, for people ("" when enabled)."""
+    if not settings.BALANCE_SNAPSHOT_ENABLED:
+        return "BALANCE_SNAPSHOT_ENABLED is false"
+    if not getattr(settings, switch_setting(period)):
+        return f"{switch_setting(period)} is false"
+    return ""
+
+
 def retention_setting(period):
     _check(period)
     return _RETENTION_SETTING[period]
