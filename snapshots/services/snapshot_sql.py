@@ -75,15 +75,26 @@ WITH recent AS (
         source = EXCLUDED.source
     WHERE (s.amount, s.price_usd, s.value_usd, s.avg_buy_price_usd)
           IS DISTINCT FROM (EXCLUDED.amount, EXCLUDED.price_usd, EXCLUDED.value_usd, EXCLUDED.avg_buy_price_usd)
-    RETURNING 1
+    RETURNING (s.xmax = 0) AS inserted  -- xmax = 0: a new row, not an update of an existing one
 ), removed AS (
     DELETE FROM snapshots_balancesnapshot s
     WHERE s.period = %(period)s AND s.as_of = %(as_of)s AND {{scope_s}}
+      -- Only when some row can be stale: the rows there before this statement (every part of a
+      -- statement sees the same snapshot) outnumber the snapshot rows that matched one of them.
+      -- Usually they don't, and the anti-join below is not run at all.
+      AND (SELECT count(*) FROM snapshots_balancesnapshot e
+           WHERE e.period = %(period)s AND e.as_of = %(as_of)s AND {{scope_e}})
+          > (SELECT count(*) FROM snapshot) - (SELECT count(*) FILTER (WHERE inserted) FROM upserted)
       AND NOT EXISTS (SELECT 1 FROM snapshot n WHERE n.wallet_id = s.wallet_id AND n.token_id = s.token_id)
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM snapshot), (SELECT count(*) FROM upserted), (SELECT count(*) FROM removed)
 """
+
+# The snapshot's rows are held once (CTE) and hashed for the stale-row check: with the default
+# 4MB work_mem both spill to disk at a million balances. Server memory, for this transaction only.
+SNAPSHOT_WORK_MEM = "256MB"
+SNAPSHOT_WORK_MEM_SQL = f"SET LOCAL work_mem = '{SNAPSHOT_WORK_MEM}'"
 
 COUNT_ROWS_SQL = "SELECT count(*) FROM snapshots_balancesnapshot WHERE period = %(period)s AND as_of = %(as_of)s"
 
@@ -127,8 +138,10 @@ def write_snapshot(cursor, period, as_of, source, dust, scope):
         scope_t=scope.condition("t.wallet_id"),
         scope_b=scope.condition("b.wallet_id"),
         scope_s=scope.condition("s.wallet_id"),
+        scope_e=scope.condition("e.wallet_id"),
     )
     params = {"period": period, "as_of": as_of, "source": source, "dust": dust, **scope.params()}
+    cursor.execute(SNAPSHOT_WORK_MEM_SQL)
     cursor.execute(sql, params)
     rows, written, removed = cursor.fetchone()
     return rows, written, removed
