@@ -98,6 +98,18 @@ def test_history_edited_before_a_taken_boundary_is_refreshed_by_a_re_run(make_tx
     assert row(wallet, token, as_of=utc(2026, 3, 2)).avg_buy_price_usd == D(90)
 
 
+def test_a_row_that_fell_to_zero_goes_even_when_another_row_appears(make_tx, make_wallet, wallet, token):
+    # The stale-row check compares counts: one row gone and one new must still be seen as stale.
+    newcomer = make_wallet()
+    make_tx("buy", "1", at=utc(2026, 3, 1))
+    take_snapshot("daily", utc(2026, 3, 2), "scheduled")
+    make_tx("sell", "1", at=utc(2026, 3, 1, 5))
+    make_tx("buy", "3", at=utc(2026, 3, 1, 6), on_wallet=newcomer)
+    result = take_snapshot("daily", utc(2026, 3, 2), "scheduled")
+    assert (result.rows, result.written, result.removed) == (1, 1, 1)
+    assert amounts("daily", utc(2026, 3, 2)) == {(newcomer.id, "ETH"): D(3)}
+
+
 def test_deleted_history_removes_the_row(make_tx, wallet, token):
     tx = make_tx("buy", "2", at=utc(2026, 3, 1))
     take_snapshot("daily", utc(2026, 3, 2), "scheduled")
@@ -196,6 +208,19 @@ def test_a_wallet_limited_run_leaves_other_wallets_alone_and_completes_nothing(m
     assert amounts("daily", utc(2026, 3, 2)) == {(wallet.id, "ETH"): D(2), (other.id, "ETH"): D(99)}
     run = SnapshotRun.objects.get()
     assert (run.source, run.rows) == ("scheduled", 2)
+
+
+def test_a_wallet_limited_run_never_removes_rows_of_other_wallets(make_tx, make_wallet, wallet, token):
+    other = make_wallet()
+    make_tx("buy", "1", at=utc(2026, 3, 1))
+    make_tx("buy", "2", at=utc(2026, 3, 1), on_wallet=other)
+    take_snapshot("daily", utc(2026, 3, 2), "scheduled")
+    other.is_active = False
+    other.save()  # its row no longer qualifies, but it is not this run's business
+    result = take_snapshot("daily", utc(2026, 3, 2), "manual", wallets=[wallet.id])
+    assert result.removed == 0
+    assert set(amounts("daily", utc(2026, 3, 2))) == {(wallet.id, "ETH"), (other.id, "ETH")}
+    assert take_snapshot("daily", utc(2026, 3, 2), "manual", wallets=[other.id]).removed == 1
 
 
 def test_a_boundary_is_required(db):
