@@ -29,12 +29,13 @@ def parse_instant(text, option):
     return instant.astimezone(timezone.utc)
 
 
-def parse_range(options, now):
-    """--since/--until as UTC instants; --since after --until or in the future is refused."""
+def parse_range(options, now=None):
+    """--since/--until as UTC instants; --since after --until is refused, and so is a --since in
+    the future when ``now`` is given (a backfill cannot take boundaries that have not happened)."""
     since = parse_instant(options["since"], "--since") if options.get("since") else None
     until = parse_instant(options["until"], "--until") if options.get("until") else None
     if since and until and since > until:
         raise CommandError(f"--since {options['since']} is after --until {options['until']}")
-    if since and since > now:
+    if since and now and since > now:
         raise CommandError(f"--since {options['since']} is in the future")
     return since, until

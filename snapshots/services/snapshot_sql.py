@@ -144,6 +144,7 @@ def write_snapshot(cursor, period, as_of, source, dust, scope):
     cursor.execute(SNAPSHOT_WORK_MEM_SQL)
     cursor.execute(sql, params)
     rows, written, removed = cursor.fetchone()
+    cursor.execute("SET LOCAL work_mem TO DEFAULT")  # in case the caller's transaction goes on
     return rows, written, removed
 
 

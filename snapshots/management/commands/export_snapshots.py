@@ -2,7 +2,6 @@ import csv
 import json
 
 from django.core.management.base import BaseCommand
-from django.utils import timezone
 
 from bagtracker.numbers import plain
 from snapshots.management.arguments import add_period_argument, parse_range
@@ -31,7 +30,7 @@ class Command(BaseCommand):
         parser.add_argument("--format", choices=["csv", "json"], default="csv")
 
     def handle(self, *args, **options):
-        since, until = parse_range(options, timezone.now())
+        since, until = parse_range(options)
         rows = BalanceSnapshot.objects.filter(period=options["period"])
         if since:
             rows = rows.filter(as_of__gte=since)
