@@ -129,7 +129,4 @@ def retention_cutoff(period, now):
 def format_boundary(instant):
     """2026-11-29T00:00Z: how commands and results name a boundary."""
     t = as_utc(instant)
-    text = t.strftime("%Y-%m-%dT%H:%M")
-    if t.second or t.microsecond:
-        text = t.isoformat().replace("+00:00", "")
-    return text + "Z"
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ" if t.second or t.microsecond else "%Y-%m-%dT%H:%MZ")
