@@ -148,7 +148,6 @@ def test_it_draws_a_progress_bar_on_a_terminal_only(make_tx, wallet):
 @pytest.mark.parametrize(
     "option, message",
     [
-        ("--snapshots", "--snapshots is not available yet: snapshots are not implemented in this version"),
         ("--async", "--async is not available yet: the job cluster is not configured in this version"),
     ],
 )

@@ -4,7 +4,7 @@ All work is set-based SQL over a set of wallets: one window query finds any runn
 would go negative (in (timestamp, id) order), one INSERT … SELECT … ON CONFLICT writes the
 aggregates, one DELETE removes balances that no longer have a confirmed transaction.
 
-Rounding: averages = Σ qty·price / Σ qty rounded once to 18 places (see _average_sql); realized
+Rounding: averages = Σ qty·price / Σ qty rounded once to 18 places (see average_sql); realized
 PnL = round((avg_sell − avg_buy) × Σ qty of priced disposals, 18) using the rounded averages (the
 product is exact, so one rounding). Both are half away from zero, like Python's ROUND_HALF_UP.
 """
@@ -39,7 +39,7 @@ ORDER BY r.wallet_id, r.timestamp, r.id
 """
 
 
-def _average_sql(value, qty):
+def average_sql(value, qty):
     """SQL for value / qty rounded once, exactly, to 18 places, half away from zero.
 
     Not ``round(value / qty, 18)``: PostgreSQL first rounds the quotient to a scale of its own
@@ -71,8 +71,8 @@ WITH agg AS (
 ), calc AS (
     SELECT wallet_id, token_id, total_in, total_out, total_in - total_out AS amount, sell_qty,
            COALESCE(buy_qty, 0) AS priced_in_qty, COALESCE(buy_value, 0) AS priced_in_value,
-           {_average_sql("buy_value", "buy_qty")} AS avg_buy,
-           {_average_sql("sell_value", "sell_qty")} AS avg_sell
+           {average_sql("buy_value", "buy_qty")} AS avg_buy,
+           {average_sql("sell_value", "sell_qty")} AS avg_sell
     FROM agg
 )
 INSERT INTO snapshots_balance AS b

@@ -7,7 +7,8 @@ the boundary (an index range scan over recent history, not a scan of all of it):
     amount(as_of)        = balance.amount              − Σ signed qty   of txs with timestamp >= as_of
     priced_in_qty(as_of) = balance.priced_in_qty       − Σ qty          of priced acquisitions since
     priced_in_value      = balance.priced_in_value_usd − Σ qty·price    of priced acquisitions since
-    avg_buy_price_usd    = round(priced_in_value / priced_in_qty, 18), null when no priced acquisition
+    avg_buy_price_usd    = priced_in_value / priced_in_qty rounded once to 18 places (ledger.average_sql),
+                           null when no priced acquisition
 
 Sums are exact (NUMERIC), so the subtraction gives the same numbers as a computation from scratch
 over the transactions before the boundary (tests/test_snapshot_ledger.py checks this).
@@ -20,6 +21,8 @@ Writes: INSERT … ON CONFLICT DO UPDATE only where a value differs (re-taking a
 writes nothing), and DELETE of the boundary's rows that no longer qualify. Both are data-modifying
 CTEs of the same statement; they touch disjoint rows.
 """
+
+from snapshots.services.ledger import average_sql
 
 _ACQUISITION = "t.kind IN ('buy', 'transfer_in')"
 
@@ -57,7 +60,7 @@ WITH recent AS (
         SELECT CASE WHEN r.net IS NULL THEN b.amount ELSE b.amount - r.net END AS amount,
                CASE WHEN r.priced_in_qty IS NULL THEN b.avg_buy_price_usd
                     WHEN b.priced_in_qty > r.priced_in_qty
-                    THEN round((b.priced_in_value_usd - r.priced_in_value) / (b.priced_in_qty - r.priced_in_qty), 18)
+                    THEN {average_sql("(b.priced_in_value_usd - r.priced_in_value)", "(b.priced_in_qty - r.priced_in_qty)")}
                END AS avg_buy
     ) a
     JOIN prices p ON p.token_id = b.token_id
