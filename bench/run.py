@@ -426,6 +426,10 @@ def main(argv=None, out=sys.stdout):
                             build_seconds=build_seconds)
             print(f"Data set: {data['wallets']:,} wallets × {data['tokens']} tokens, {data['transactions']:,} "
                   f"transactions, {data['prices']:,} prices, ready in {build_seconds:.1f} s", file=out)
+            # What every job's seconds include before it does anything: Python and Django start-up.
+            idle = process.manage(["shell", "--command", "pass"], env)
+            report.machine["startup_seconds"] = round(idle.seconds, 2)
+            report.machine["startup_rss_mb"] = round(idle.peak_rss_mb)
             bench = Bench(conn, env, data, sizes)
             for name, step in _steps(bench):
                 if name not in only:
@@ -444,6 +448,9 @@ def main(argv=None, out=sys.stdout):
     print(f"\n{report.machine['cpus']} CPUs, {report.machine['memory_gb']} GB, PostgreSQL "
           f"{report.machine['postgresql']} (shared_buffers {report.machine['shared_buffers']}); load "
           f"{report.machine['load_at_start']:.2f} at start; {report.total_seconds:.0f} s in all", file=out)
+    if "startup_seconds" in report.machine:
+        print(f"A job process that does nothing (manage.py shell --command pass): {report.machine['startup_seconds']} s, "
+              f"{report.machine['startup_rss_mb']} MB", file=out)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({**asdict(report), "rows": [{**asdict(r), "ratio": r.ratio} for r in report.rows]},
