@@ -23,3 +23,9 @@ class BalanceAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# django-q2's schedule admin, extended with run now / pause / resume and validated edits.
+from snapshots import schedule_admin  # noqa: E402
+
+schedule_admin.register()
