@@ -22,7 +22,6 @@ def init_sentry(dsn, environment):
             dsn=dsn,
             environment=environment,
             integrations=[DjangoIntegration()],
-            send_default_pii=False,
             traces_sample_rate=0.0,
         )
     except Exception as error:  # sentry_sdk raises BadDsn for a malformed value

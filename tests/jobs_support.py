@@ -114,7 +114,9 @@ class QCluster:
         if self.process is None or self.process.poll() is not None:
             self._close()
             return
-        os.killpg(self.process.pid, signal.SIGTERM)
+        # SIGTERM to the cluster's main process only: it stops its sentinel, workers and monitor
+        # in order. The whole group is killed only if that takes too long.
+        self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
