@@ -1,10 +1,25 @@
+from datetime import datetime, timezone
+
 from django.contrib import admin
 
-from snapshots.models import Balance
+from snapshots.models import Balance, BalanceSnapshot, SnapshotRun
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Derived data: the services write it, people look at it."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Balance)
-class BalanceAdmin(admin.ModelAdmin):
+class BalanceAdmin(ReadOnlyAdmin):
     """Balances are derived from transactions: read-only here; `recalculate` repairs them."""
 
     list_display = [
@@ -15,14 +30,97 @@ class BalanceAdmin(admin.ModelAdmin):
     search_fields = ["=wallet__id", "wallet__address", "wallet__name", "token__symbol"]
     list_select_related = ["wallet", "token", "token__chain"]
 
-    def has_add_permission(self, request):
-        return False
 
-    def has_change_permission(self, request, obj=None):
-        return False
+class InputFilter(admin.SimpleListFilter):
+    """A text box in the filter sidebar (a wallet id, a date): lists of every wallet don't scale."""
 
-    def has_delete_permission(self, request, obj=None):
-        return False
+    template = "admin/snapshots/input_filter.html"
+    placeholder = ""
+
+    def lookups(self, request, model_admin):
+        return ((None, None),)  # one dummy choice, so that the filter is shown
+
+    def choices(self, changelist):
+        all_choice = next(super().choices(changelist))
+        all_choice["query_parts"] = [
+            (name, value)
+            for name, values in changelist.get_filters_params().items()
+            if name != self.parameter_name
+            for value in (values if isinstance(values, list) else [values])
+        ]
+        yield all_choice
+
+
+class WalletIdFilter(InputFilter):
+    title = "wallet id"
+    parameter_name = "wallet"
+    placeholder = "e.g. 42"
+
+    def queryset(self, request, queryset):
+        value = (self.value() or "").strip()
+        return queryset.filter(wallet_id=int(value)) if value.isdigit() else queryset
+
+
+def _parse_day_or_instant(text):
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        instant = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return instant if instant.tzinfo else instant.replace(tzinfo=timezone.utc)
+
+
+class AsOfFromFilter(InputFilter):
+    title = "as of, from (inclusive)"
+    parameter_name = "as_of_from"
+    placeholder = "2026-11-01 or 2026-11-01T06:00Z"
+
+    def queryset(self, request, queryset):
+        start = _parse_day_or_instant(self.value())
+        return queryset.filter(as_of__gte=start) if start else queryset
+
+
+class AsOfUntilFilter(InputFilter):
+    title = "as of, until (inclusive)"
+    parameter_name = "as_of_until"
+    placeholder = "2026-11-30T23:00Z"
+
+    def queryset(self, request, queryset):
+        end = _parse_day_or_instant(self.value())
+        return queryset.filter(as_of__lte=end) if end else queryset
+
+
+@admin.register(BalanceSnapshot)
+class BalanceSnapshotAdmin(ReadOnlyAdmin):
+    """Snapshots are a pure function of history: read-only; re-take them with create_snapshots,
+    backfill_snapshots or recalculate --snapshots."""
+
+    list_display = ["as_of", "period", "wallet", "token", "amount", "price_usd", "value_usd",
+                    "avg_buy_price_usd", "source", "created_at"]
+    list_filter = ["period", "source", "token", WalletIdFilter, AsOfFromFilter, AsOfUntilFilter]
+    date_hierarchy = "as_of"
+    search_fields = ["=wallet__id", "wallet__address", "wallet__name", "token__symbol"]
+    list_select_related = ["wallet", "token", "token__chain"]
+    show_full_result_count = False
+
+
+@admin.register(SnapshotRun)
+class SnapshotRunAdmin(ReadOnlyAdmin):
+    list_display = ["as_of", "period", "status", "source", "rows", "started_at", "duration", "short_error"]
+    list_filter = ["period", "status", "source"]
+    date_hierarchy = "as_of"
+    show_full_result_count = False
+
+    @admin.display(description="duration (s)")
+    def duration(self, run):
+        seconds = run.duration_seconds
+        return None if seconds is None else f"{seconds:.2f}"
+
+    @admin.display(description="error")
+    def short_error(self, run):
+        return run.error if len(run.error) <= 120 else run.error[:117] + "..."
 
 
 # django-q2's schedule admin, extended with run now / pause / resume and validated edits.

@@ -1,6 +1,8 @@
 from django.db import models
+from django.db.models import Q
 
 from bagtracker.models import Token, Wallet, amount_field, price_field
+from snapshots.periods import PERIODS
 
 
 class Balance(models.Model):
@@ -17,6 +19,10 @@ class Balance(models.Model):
     avg_buy_price_usd = price_field(null=True, blank=True)
     avg_sell_price_usd = price_field(null=True, blank=True)
     realized_pnl_usd = price_field()
+    # The exact sums behind avg_buy_price_usd (acquisitions that have a price): a snapshot derives
+    # the average as of an earlier instant by subtracting the acquisitions made since.
+    priced_in_qty = amount_field(default=0)
+    priced_in_value_usd = models.DecimalField(max_digits=130, decimal_places=36, default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -28,3 +34,95 @@ class Balance(models.Model):
 
     def __str__(self):
         return f"{self.wallet} {self.token.symbol}: {self.amount}"
+
+
+class Period(models.TextChoices):
+    HOURLY = "hourly"
+    DAILY = "daily"
+    WEEKLY = "weekly"
+    MONTHLY = "monthly"
+
+
+assert tuple(Period.values) == PERIODS
+
+
+class SnapshotSource(models.TextChoices):
+    SCHEDULED = "scheduled"
+    MANUAL = "manual"
+    BACKFILL = "backfill"
+
+
+class BalanceSnapshot(models.Model):
+    """One (wallet, token) of the ledger as of a period boundary (DESIGN.md, "Snapshots").
+
+    Written only by snapshots.services.snapshots (set-based SQL); a pure function of history.
+    """
+
+    # No single-column FK indexes: every index costs on each of a snapshot's rows, and
+    # snapshot_wallet_history already starts with the wallet.
+    wallet = models.ForeignKey(Wallet, on_delete=models.CASCADE, related_name="snapshots", db_index=False)
+    token = models.ForeignKey(Token, on_delete=models.PROTECT, related_name="snapshots", db_index=False)
+    period = models.CharField(max_length=8, choices=Period.choices)
+    as_of = models.DateTimeField()
+    amount = amount_field()
+    price_usd = price_field(null=True, blank=True)
+    value_usd = price_field(null=True, blank=True)
+    avg_buy_price_usd = price_field(null=True, blank=True)
+    source = models.CharField(max_length=10, choices=SnapshotSource.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-as_of", "wallet_id", "token_id"]
+        constraints = [
+            # Also the index for "all rows of a period at one as_of" and for cleanup by period, as_of.
+            models.UniqueConstraint(
+                fields=["period", "as_of", "wallet", "token"], name="snapshot_unique_period_as_of_wallet_token"
+            ),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="snapshot_amount_positive"),
+            models.CheckConstraint(condition=Q(period__in=PERIODS), name="snapshot_period_valid"),
+            models.CheckConstraint(condition=Q(source__in=SnapshotSource.values), name="snapshot_source_valid"),
+        ]
+        indexes = [
+            # One wallet's history of a period over a time range.
+            models.Index(fields=["wallet", "period", "as_of"], name="snapshot_wallet_history"),
+        ]
+
+    def __str__(self):
+        return f"{self.period} {self.as_of:%Y-%m-%dT%H:%M}Z {self.wallet_id}/{self.token_id}: {self.amount}"
+
+
+class SnapshotRun(models.Model):
+    """One attempt at a (period, as_of). At most one completed run per boundary: it is the marker
+    catch-up looks for. A failed attempt is kept beside it, with its error, for the admin."""
+
+    class Status(models.TextChoices):
+        COMPLETED = "completed"
+        FAILED = "failed"
+
+    period = models.CharField(max_length=8, choices=Period.choices)
+    as_of = models.DateTimeField()
+    source = models.CharField(max_length=10, choices=SnapshotSource.choices)
+    status = models.CharField(max_length=10, choices=Status.choices)
+    rows = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-as_of", "period", "-started_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["period", "as_of"], condition=Q(status="completed"), name="snapshot_run_one_completed"
+            ),
+            models.CheckConstraint(condition=Q(period__in=PERIODS), name="snapshot_run_period_valid"),
+        ]
+        indexes = [models.Index(fields=["period", "as_of"], name="snapshot_run_period_as_of")]
+
+    def __str__(self):
+        return f"{self.period} {self.as_of:%Y-%m-%dT%H:%M}Z {self.status}"
+
+    @property
+    def duration_seconds(self):
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()

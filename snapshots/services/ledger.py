@@ -52,15 +52,16 @@ WITH agg AS (
     GROUP BY t.wallet_id, t.token_id
 ), calc AS (
     SELECT wallet_id, token_id, total_in, total_out, total_in - total_out AS amount, sell_qty,
+           COALESCE(buy_qty, 0) AS priced_in_qty, COALESCE(buy_value, 0) AS priced_in_value,
            round(buy_value / buy_qty, 18) AS avg_buy,
            round(sell_value / sell_qty, 18) AS avg_sell
     FROM agg
 )
 INSERT INTO snapshots_balance AS b
     (wallet_id, token_id, amount, total_in, total_out,
-     avg_buy_price_usd, avg_sell_price_usd, realized_pnl_usd, updated_at)
+     avg_buy_price_usd, avg_sell_price_usd, realized_pnl_usd, priced_in_qty, priced_in_value_usd, updated_at)
 SELECT wallet_id, token_id, amount, total_in, total_out, avg_buy, avg_sell,
-       COALESCE(round((avg_sell - avg_buy) * sell_qty, 18), 0), now()
+       COALESCE(round((avg_sell - avg_buy) * sell_qty, 18), 0), priced_in_qty, priced_in_value, now()
 FROM calc
 ON CONFLICT (wallet_id, token_id) DO UPDATE SET
     amount = EXCLUDED.amount,
@@ -69,11 +70,14 @@ ON CONFLICT (wallet_id, token_id) DO UPDATE SET
     avg_buy_price_usd = EXCLUDED.avg_buy_price_usd,
     avg_sell_price_usd = EXCLUDED.avg_sell_price_usd,
     realized_pnl_usd = EXCLUDED.realized_pnl_usd,
+    priced_in_qty = EXCLUDED.priced_in_qty,
+    priced_in_value_usd = EXCLUDED.priced_in_value_usd,
     updated_at = EXCLUDED.updated_at
-WHERE (b.amount, b.total_in, b.total_out, b.avg_buy_price_usd, b.avg_sell_price_usd, b.realized_pnl_usd)
+WHERE (b.amount, b.total_in, b.total_out, b.avg_buy_price_usd, b.avg_sell_price_usd, b.realized_pnl_usd,
+       b.priced_in_qty, b.priced_in_value_usd)
       IS DISTINCT FROM
       (EXCLUDED.amount, EXCLUDED.total_in, EXCLUDED.total_out, EXCLUDED.avg_buy_price_usd,
-       EXCLUDED.avg_sell_price_usd, EXCLUDED.realized_pnl_usd)
+       EXCLUDED.avg_sell_price_usd, EXCLUDED.realized_pnl_usd, EXCLUDED.priced_in_qty, EXCLUDED.priced_in_value_usd)
 """
 
 DELETE_STALE_SQL = """

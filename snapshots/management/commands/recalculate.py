@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from bagtracker.models import Wallet
 from bagtracker.progress import Progress
 from snapshots.services import jobs, ledger
+from snapshots.services.snapshots import rebuild_all_snapshots, rebuild_wallet_snapshots
 
 
 class Command(BaseCommand):
@@ -16,8 +17,6 @@ class Command(BaseCommand):
         parser.add_argument("--async", dest="run_async", action="store_true", help="queue the job and print its task id")
 
     def handle(self, *args, **options):
-        if options["snapshots"]:
-            raise CommandError("--snapshots is not available yet: snapshots are not implemented in this version")
         if options["run_async"]:
             return self.queue(options)
 
@@ -43,6 +42,8 @@ class Command(BaseCommand):
                 f"{result.balances_written:,} balances written, {result.balances_removed:,} removed, "
                 f"{len(result.failures):,} failed in {result.duration_seconds:.2f} s"
             )
+        if options["snapshots"] and result.wallets:
+            self._rebuild_snapshots(options, [f.wallet_id for f in result.failures])
         if result.failures:
             raise CommandError(f"recalculation of {target}: {len(result.failures):,} wallet(s) failed ({result.status})")
 
@@ -60,3 +61,25 @@ class Command(BaseCommand):
         except jobs.QueueError as error:
             raise CommandError(str(error)) from None
         self.stdout.write(task_id)
+
+    def _rebuild_snapshots(self, options, failed_wallets):
+        """Re-take the retained snapshots from the recalculated history (failed wallets excluded)."""
+        progress = Progress("Rebuilding snapshots", stream=self.stderr._out, verbosity=options["verbosity"])
+        try:
+            if options["all"]:
+                rebuilt = rebuild_all_snapshots(excluding_wallets=failed_wallets, progress=progress)
+                target = "all wallets" + (f" but {len(failed_wallets):,} failed" if failed_wallets else "")
+            else:
+                rebuilt = rebuild_wallet_snapshots(options["wallet"], progress=progress)
+                target = f"wallet {options['wallet']}"
+        finally:
+            progress.close()
+        for failure in rebuilt.failures:
+            self.stderr.write(f"failed: snapshot {failure.period} {failure.as_of:%Y-%m-%dT%H:%MZ}: {failure.error}")
+        if options["verbosity"] > 0:
+            self.stdout.write(
+                f"{rebuilt.status}: rebuilt {len(rebuilt.boundaries):,} retained snapshot boundaries of {target}: "
+                f"{rebuilt.written:,} rows written, {rebuilt.removed:,} removed in {rebuilt.duration_seconds:.2f} s"
+            )
+        if rebuilt.failures:
+            raise CommandError(f"snapshot rebuild of {target}: {len(rebuilt.failures):,} boundaries failed")

@@ -1,0 +1,63 @@
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from bagtracker.models import Wallet
+from bagtracker.progress import Progress
+from snapshots.management.arguments import add_period_argument, parse_range
+from snapshots.periods import boundaries_between, format_boundary, retention_cutoff, retention_days, retention_setting
+from snapshots.services.snapshots import backfill_snapshots
+
+
+class Command(BaseCommand):
+    help = "Take every boundary of a period in a date range (e.g. after importing a wallet's history)."
+
+    def add_arguments(self, parser):
+        add_period_argument(parser)
+        parser.add_argument("--since", required=True, metavar="DATE", help="first instant (ISO 8601 date or time, UTC)")
+        parser.add_argument("--until", metavar="DATE", help="last instant (default: now)")
+        parser.add_argument(
+            "--wallet", type=int, action="append", metavar="ID",
+            help="only this wallet's rows (repeatable); other wallets' rows are untouched",
+        )
+
+    def handle(self, *args, **options):
+        period = options["period"]
+        now = timezone.now()
+        since, until = parse_range(options, now)
+        until = min(until or now, now)
+        wallet_ids = options["wallet"]
+        if wallet_ids:
+            found = set(Wallet.objects.filter(pk__in=wallet_ids).values_list("pk", flat=True))
+            missing = [str(w) for w in wallet_ids if w not in found]
+            if missing:
+                raise CommandError(f"wallet {', '.join(missing)} does not exist")
+
+        boundaries = list(boundaries_between(period, since, until))
+        if not boundaries:
+            self.stdout.write(f"No {period} boundary between {format_boundary(since)} and {format_boundary(until)}; nothing written.")
+            return
+        cutoff = retention_cutoff(period, now)
+        if cutoff and boundaries[0] < cutoff:
+            self.stderr.write(
+                f"warning: {period} snapshots are kept {retention_days(period)} days ({retention_setting(period)}); "
+                f"the boundaries before {format_boundary(cutoff)} will be deleted by the next cleanup"
+            )
+
+        progress = Progress(f"Backfilling {period}", stream=self.stderr._out, verbosity=options["verbosity"])
+        try:
+            result = backfill_snapshots(period, since, until, wallet_ids=wallet_ids, progress=progress)
+        finally:
+            progress.close()
+
+        for failure in result.failures:
+            self.stderr.write(f"failed: {period} {format_boundary(failure.as_of)}: {failure.error}")
+        scope = f" for wallet {', '.join(map(str, result.wallet_ids))}" if result.wallet_ids else ""
+        if options["verbosity"] > 0:
+            self.stdout.write(
+                f"Backfilled {len(result.boundaries):,} {period} boundaries{scope} "
+                f"({format_boundary(boundaries[0])} to {format_boundary(boundaries[-1])}): "
+                f"{result.rows:,} balances, {result.written:,} written, {result.removed:,} removed "
+                f"in {result.duration_seconds:.2f} s"
+            )
+        if result.failures:
+            raise CommandError(f"backfill of {period}: {len(result.failures):,} boundaries failed ({result.status})")

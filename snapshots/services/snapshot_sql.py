@@ -1,0 +1,138 @@
+"""The SQL that writes one snapshot (period, as_of): a single statement, so it reads one consistent
+view of the ledger and writes every row of the boundary at once.
+
+The ledger as of the boundary is the current Balance minus the confirmed transactions at or after
+the boundary (an index range scan over recent history, not a scan of all of it):
+
+    amount(as_of)        = balance.amount              − Σ signed qty   of txs with timestamp >= as_of
+    priced_in_qty(as_of) = balance.priced_in_qty       − Σ qty          of priced acquisitions since
+    priced_in_value      = balance.priced_in_value_usd − Σ qty·price    of priced acquisitions since
+    avg_buy_price_usd    = round(priced_in_value / priced_in_qty, 18), null when no priced acquisition
+
+Sums are exact (NUMERIC), so the subtraction gives the same numbers as a computation from scratch
+over the transactions before the boundary (tests/test_snapshot_ledger.py checks this).
+
+Price at T (DESIGN.md, "Prices"): the latest Price with as_of <= T, else the price of the token's
+latest priced confirmed transaction with timestamp <= T (any wallet), else null. It is looked up
+once per token, through the (token, as_of) and (token, timestamp) indexes.
+
+Writes: INSERT … ON CONFLICT DO UPDATE only where a value differs (re-taking an unchanged snapshot
+writes nothing), and DELETE of the boundary's rows that no longer qualify. Both are data-modifying
+CTEs of the same statement; they touch disjoint rows.
+"""
+
+_ACQUISITION = "t.kind IN ('buy', 'transfer_in')"
+
+WRITE_SNAPSHOT_SQL = f"""
+WITH recent AS (
+    SELECT t.wallet_id, t.token_id,
+           SUM(CASE WHEN {_ACQUISITION} THEN t.amount ELSE -t.amount END) AS net,
+           COALESCE(SUM(t.amount) FILTER (WHERE {_ACQUISITION} AND t.price_usd IS NOT NULL), 0) AS priced_in_qty,
+           COALESCE(SUM(t.amount * t.price_usd) FILTER (WHERE {_ACQUISITION}), 0) AS priced_in_value
+    FROM bagtracker_transaction t
+    WHERE t.status = 'confirmed' AND t.timestamp >= %(as_of)s AND {{scope_t}}
+    GROUP BY t.wallet_id, t.token_id
+), ledger AS (
+    SELECT b.wallet_id, b.token_id,
+           b.amount - COALESCE(r.net, 0) AS amount,
+           b.priced_in_qty - COALESCE(r.priced_in_qty, 0) AS priced_in_qty,
+           b.priced_in_value_usd - COALESCE(r.priced_in_value, 0) AS priced_in_value
+    FROM snapshots_balance b
+    JOIN bagtracker_wallet w ON w.id = b.wallet_id AND w.is_active
+    LEFT JOIN recent r ON r.wallet_id = b.wallet_id AND r.token_id = b.token_id
+    WHERE {{scope_b}}
+), qualifying AS (
+    SELECT * FROM ledger WHERE amount > %(dust)s
+), prices AS (
+    SELECT tk.id AS token_id, COALESCE(
+        (SELECT p.price_usd FROM bagtracker_price p
+         WHERE p.token_id = tk.id AND p.as_of <= %(as_of)s
+         ORDER BY p.as_of DESC LIMIT 1),
+        (SELECT t.price_usd FROM bagtracker_transaction t
+         WHERE t.token_id = tk.id AND t.status = 'confirmed' AND t.price_usd IS NOT NULL
+           AND t.timestamp <= %(as_of)s
+         ORDER BY t.timestamp DESC, t.id DESC LIMIT 1)
+    ) AS price_usd
+    FROM bagtracker_token tk
+    WHERE tk.id IN (SELECT token_id FROM qualifying)
+), snapshot AS (
+    SELECT q.wallet_id, q.token_id, q.amount, p.price_usd,
+           round(q.amount * p.price_usd, 18) AS value_usd,
+           CASE WHEN q.priced_in_qty > 0 THEN round(q.priced_in_value / q.priced_in_qty, 18) END AS avg_buy
+    FROM qualifying q
+    JOIN prices p ON p.token_id = q.token_id
+), upserted AS (
+    INSERT INTO snapshots_balancesnapshot AS s
+        (wallet_id, token_id, period, as_of, amount, price_usd, value_usd, avg_buy_price_usd, source, created_at)
+    SELECT wallet_id, token_id, %(period)s, %(as_of)s, amount, price_usd, value_usd, avg_buy, %(source)s, now()
+    FROM snapshot
+    ON CONFLICT (period, as_of, wallet_id, token_id) DO UPDATE SET
+        amount = EXCLUDED.amount,
+        price_usd = EXCLUDED.price_usd,
+        value_usd = EXCLUDED.value_usd,
+        avg_buy_price_usd = EXCLUDED.avg_buy_price_usd,
+        source = EXCLUDED.source
+    WHERE (s.amount, s.price_usd, s.value_usd, s.avg_buy_price_usd)
+          IS DISTINCT FROM (EXCLUDED.amount, EXCLUDED.price_usd, EXCLUDED.value_usd, EXCLUDED.avg_buy_price_usd)
+    RETURNING 1
+), removed AS (
+    DELETE FROM snapshots_balancesnapshot s
+    WHERE s.period = %(period)s AND s.as_of = %(as_of)s AND {{scope_s}}
+      AND NOT EXISTS (SELECT 1 FROM snapshot n WHERE n.wallet_id = s.wallet_id AND n.token_id = s.token_id)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM snapshot), (SELECT count(*) FROM upserted), (SELECT count(*) FROM removed)
+"""
+
+COUNT_ROWS_SQL = "SELECT count(*) FROM snapshots_balancesnapshot WHERE period = %(period)s AND as_of = %(as_of)s"
+
+# Two workers never compute the same (period, as_of) at once: the second waits here for the first
+# to commit. Key: (a constant namespace, a hash of "period:as_of"); a hash collision only
+# serialises two unrelated boundaries, it never skips one.
+LOCK_NAMESPACE = 0x534E4150  # "SNAP"
+LOCK_BOUNDARY_SQL = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
+
+
+class WalletScope:
+    """Which wallets a snapshot write covers: all, only some, or all but some."""
+
+    def __init__(self, only=None, excluding=None):
+        self.only = None if only is None else sorted({int(w) for w in only})
+        self.excluding = sorted({int(w) for w in excluding or ()})
+
+    @property
+    def is_everything(self):
+        return self.only is None and not self.excluding
+
+    def condition(self, column):
+        parts = []
+        if self.only is not None:
+            parts.append(f"{column} = ANY(%(only_wallets)s::bigint[])")
+        if self.excluding:
+            parts.append(f"{column} <> ALL(%(excluded_wallets)s::bigint[])")
+        return " AND ".join(parts) or "TRUE"
+
+    def params(self):
+        return {"only_wallets": self.only or [], "excluded_wallets": self.excluding}
+
+
+def lock_boundary(cursor, period, as_of):
+    cursor.execute(LOCK_BOUNDARY_SQL, [LOCK_NAMESPACE, f"{period}:{as_of.isoformat()}"])
+
+
+def write_snapshot(cursor, period, as_of, source, dust, scope):
+    """Write (period, as_of) for the wallets in ``scope``. Returns (rows, written, removed)."""
+    sql = WRITE_SNAPSHOT_SQL.format(
+        scope_t=scope.condition("t.wallet_id"),
+        scope_b=scope.condition("b.wallet_id"),
+        scope_s=scope.condition("s.wallet_id"),
+    )
+    params = {"period": period, "as_of": as_of, "source": source, "dust": dust, **scope.params()}
+    cursor.execute(sql, params)
+    rows, written, removed = cursor.fetchone()
+    return rows, written, removed
+
+
+def count_rows(cursor, period, as_of):
+    cursor.execute(COUNT_ROWS_SQL, {"period": period, "as_of": as_of})
+    return cursor.fetchone()[0]

@@ -1,0 +1,388 @@
+"""Balance snapshots (DESIGN.md, "Snapshots"): take one boundary, the scheduled job with catch-up,
+backfill, and rebuilding one wallet's retained snapshots.
+
+Every boundary is taken in its own database transaction (take_snapshot), so no reader ever sees
+half a snapshot and an interrupted catch-up or backfill keeps the boundaries it finished.
+
+Concurrency: take_snapshot holds a transaction-level advisory lock on (period, as_of). A second
+worker asking for the same boundary waits for the first to commit, then re-takes it — idempotent,
+and it writes nothing unless history changed in between. Catch-up boundaries are the exception:
+once the lock is held, one that another worker completed meanwhile is skipped.
+"""
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Min
+from django.utils import timezone as dj_timezone
+
+from bagtracker.models import Wallet
+from snapshots.models import BalanceSnapshot, SnapshotRun, SnapshotSource
+from snapshots.periods import (
+    PERIODS,
+    as_utc,
+    boundaries_between,
+    floor_boundary,
+    format_boundary,
+    is_boundary,
+    period_enabled,
+    retention_cutoff,
+)
+from snapshots.services import snapshot_sql
+
+logger = logging.getLogger(__name__)
+
+SOURCES = tuple(SnapshotSource.values)
+
+
+def _now():
+    return dj_timezone.now()
+
+
+def _iso(instant):
+    return as_utc(instant).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class SnapshotResult:
+    """One (period, as_of) taken (or skipped, or failed)."""
+
+    period: str
+    as_of: datetime
+    source: str
+    rows: int = 0
+    written: int = 0
+    removed: int = 0
+    partial: bool = False
+    status: str = "success"
+    reason: str = ""
+    error: str = ""
+    duration_seconds: float = 0.0
+
+    def as_dict(self):
+        data = {
+            "status": self.status,
+            "period": self.period,
+            "as_of": _iso(self.as_of),
+            "source": self.source,
+            "rows": self.rows,
+            "written": self.written,
+            "removed": self.removed,
+            "duration_seconds": round(self.duration_seconds, 3),
+        }
+        if self.partial:
+            data["partial"] = True
+        if self.reason:
+            data["reason"] = self.reason
+        if self.error:
+            data["error"] = self.error
+        return data
+
+
+@dataclass
+class SnapshotJobResult:
+    """A run of the snapshot job: its own boundary plus, for scheduled runs, caught-up ones."""
+
+    period: str
+    as_of: datetime
+    source: str
+    boundaries: list = field(default_factory=list)
+    reason: str = ""
+    duration_seconds: float = 0.0
+
+    @property
+    def status(self):
+        if self.reason:
+            return "skipped"
+        failed = [b for b in self.boundaries if b.status == "error"]
+        if not failed:
+            return "success"
+        return "partial_success" if len(failed) < len(self.boundaries) else "error"
+
+    @property
+    def own(self):
+        """The result of the boundary the run was for (None when skipped)."""
+        return next((b for b in self.boundaries if b.as_of == self.as_of), None)
+
+    @property
+    def caught_up(self):
+        return [b for b in self.boundaries if b.as_of != self.as_of and b.status == "success"]
+
+    @property
+    def rows(self):
+        return sum(b.rows for b in self.boundaries)
+
+    def as_dict(self):
+        data = {
+            "status": self.status,
+            "period": self.period,
+            "as_of": _iso(self.as_of),
+            "source": self.source,
+            "boundaries": [b.as_dict() for b in self.boundaries],
+            "caught_up": len(self.caught_up),
+            "rows": self.rows,
+            "duration_seconds": round(self.duration_seconds, 3),
+        }
+        if self.reason:
+            data["reason"] = self.reason
+        failed = [b for b in self.boundaries if b.status == "error"]
+        if failed:
+            data["failed_boundaries"] = [{"as_of": _iso(b.as_of), "error": b.error} for b in failed]
+        return data
+
+
+@dataclass
+class ManyBoundariesResult:
+    """Backfill and rebuild: many boundaries, each its own transaction; failures listed."""
+
+    kind: str
+    boundaries: list = field(default_factory=list)
+    wallet_ids: list = None
+    duration_seconds: float = 0.0
+
+    @property
+    def failures(self):
+        return [b for b in self.boundaries if b.status == "error"]
+
+    @property
+    def status(self):
+        if not self.failures:
+            return "success"
+        return "partial_success" if len(self.failures) < len(self.boundaries) else "error"
+
+    @property
+    def rows(self):
+        return sum(b.rows for b in self.boundaries if b.status == "success")
+
+    @property
+    def written(self):
+        return sum(b.written for b in self.boundaries)
+
+    @property
+    def removed(self):
+        return sum(b.removed for b in self.boundaries)
+
+    def as_dict(self):
+        data = {
+            "status": self.status,
+            "boundaries": len(self.boundaries),
+            "rows": self.rows,
+            "written": self.written,
+            "removed": self.removed,
+            "duration_seconds": round(self.duration_seconds, 3),
+        }
+        if self.wallet_ids is not None:
+            data["wallet_ids"] = list(self.wallet_ids)
+        if self.failures:
+            data["failed_boundaries"] = [
+                {"period": b.period, "as_of": _iso(b.as_of), "error": b.error} for b in self.failures
+            ]
+        return data
+
+
+class SnapshotError(Exception):
+    """Taking a boundary failed; its transaction was rolled back and a failed SnapshotRun recorded."""
+
+    def __init__(self, result):
+        self.result = result
+        super().__init__(f"{result.period} {format_boundary(result.as_of)}: {result.error}")
+
+
+def _check_arguments(period, as_of, source):
+    if period not in PERIODS:
+        raise ValueError(f"unknown period {period!r} (expected one of {', '.join(PERIODS)})")
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r} (expected one of {', '.join(SOURCES)})")
+    if not is_boundary(period, as_of):
+        raise ValueError(f"{as_of.isoformat()} is not a {period} boundary")
+
+
+def take_snapshot(period, as_of, source, wallets=None, *, excluding_wallets=(), skip_if_completed=False):
+    """Take (or re-take) snapshot (period, as_of) in one database transaction.
+
+    ``wallets`` (wallet ids) limits the refresh to those wallets; ``excluding_wallets`` leaves some
+    out. Rows of other wallets are untouched, and such a partial run never marks a boundary
+    complete: it only refreshes the row count of a boundary that already was.
+
+    Raises SnapshotError (after recording a failed SnapshotRun) if the database refuses the write.
+    """
+    as_of = as_utc(as_of)
+    _check_arguments(period, as_of, source)
+    scope = snapshot_sql.WalletScope(only=wallets, excluding=excluding_wallets)
+    result = SnapshotResult(period=period, as_of=as_of, source=source, partial=not scope.is_everything)
+    started_at = _now()
+    started = time.monotonic()
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            snapshot_sql.lock_boundary(cursor, period, as_of)
+            completed = SnapshotRun.objects.filter(period=period, as_of=as_of, status=SnapshotRun.Status.COMPLETED)
+            if skip_if_completed and completed.exists():
+                result.status, result.reason = "skipped", "already_completed"
+                return result
+            result.rows, result.written, result.removed = snapshot_sql.write_snapshot(
+                cursor, period, as_of, source, settings.BALANCE_DUST_THRESHOLD, scope
+            )
+            if scope.is_everything:
+                SnapshotRun.objects.update_or_create(
+                    period=period,
+                    as_of=as_of,
+                    status=SnapshotRun.Status.COMPLETED,
+                    defaults={"source": source, "rows": result.rows, "started_at": started_at,
+                              "finished_at": _now(), "error": ""},
+                )
+            else:
+                completed.update(rows=snapshot_sql.count_rows(cursor, period, as_of))
+    except Exception as error:  # recorded for the admin, then re-raised for the caller to report
+        result.status, result.error = "error", f"{type(error).__name__}: {error}".strip()
+        result.duration_seconds = time.monotonic() - started
+        _record_failure(result, started_at)
+        raise SnapshotError(result) from error
+    finally:
+        result.duration_seconds = time.monotonic() - started
+    return result
+
+
+def _record_failure(result, started_at):
+    logger.error("snapshot %s %s failed: %s", result.period, format_boundary(result.as_of), result.error)
+    try:
+        with transaction.atomic():
+            SnapshotRun.objects.create(
+                period=result.period, as_of=result.as_of, source=result.source, status=SnapshotRun.Status.FAILED,
+                rows=0, started_at=started_at, finished_at=_now(), error=result.error[:10000],
+            )
+    except Exception:  # the database may be what failed; the caller still gets the original error
+        logger.exception("could not record the failed snapshot run")
+
+
+def _take_reporting_errors(period, as_of, source, **kwargs):
+    try:
+        return take_snapshot(period, as_of, source, **kwargs)
+    except SnapshotError as error:
+        return error.result
+
+
+def missing_boundaries(period, as_of):
+    """Boundaries before ``as_of`` that a scheduled run at ``as_of`` catches up, oldest first.
+
+    Those with no completed run between the period's earliest completed run and ``as_of``, inside
+    the retention window (as_of − retention). None before the period's first completed run: a
+    first deploy takes only its own boundary; older history comes from backfill_snapshots.
+    """
+    runs = SnapshotRun.objects.filter(period=period, status=SnapshotRun.Status.COMPLETED)
+    earliest = runs.aggregate(first=Min("as_of"))["first"]
+    if earliest is None or earliest >= as_of:
+        return []
+    cutoff = retention_cutoff(period, as_of)
+    start = max(earliest, cutoff) if cutoff else earliest
+    completed = set(runs.filter(as_of__gte=start, as_of__lt=as_of).values_list("as_of", flat=True))
+    return [b for b in boundaries_between(period, start, as_of) if b < as_of and b not in completed]
+
+
+def run_snapshots(period, at, source="scheduled", force=False, catch_up=None):
+    """The snapshot job for ``period`` at instant ``at`` (the instant it was scheduled for).
+
+    Takes as_of = floor_boundary(period, at). A scheduled run with catch-up on (the
+    BALANCE_SNAPSHOT_CATCH_UP setting unless ``catch_up`` says otherwise) first takes the missing
+    boundaries, oldest first, each in its own transaction. A disabled period is skipped unless
+    ``force``. One failing boundary does not stop the others (``partial_success``).
+    """
+    started = time.monotonic()
+    as_of = floor_boundary(period, at)
+    result = SnapshotJobResult(period=period, as_of=as_of, source=source)
+    if not force and not period_enabled(period):
+        result.reason = "disabled_in_settings"
+        return result
+    if catch_up is None:
+        catch_up = settings.BALANCE_SNAPSHOT_CATCH_UP
+    if source == SnapshotSource.SCHEDULED and catch_up:
+        for boundary in missing_boundaries(period, as_of):
+            result.boundaries.append(_take_reporting_errors(period, boundary, source, skip_if_completed=True))
+    result.boundaries.append(_take_reporting_errors(period, as_of, source))
+    result.duration_seconds = time.monotonic() - started
+    return result
+
+
+def _wallets_exist(wallet_ids):
+    wallet_ids = sorted({int(w) for w in wallet_ids})
+    found = set(Wallet.objects.filter(pk__in=wallet_ids).values_list("pk", flat=True))
+    missing = [w for w in wallet_ids if w not in found]
+    if missing:
+        raise Wallet.DoesNotExist(f"wallet {', '.join(map(str, missing))} does not exist")
+    return wallet_ids
+
+
+def backfill_snapshots(period, since, until=None, wallet_ids=None, progress=None):
+    """Take every boundary of ``period`` from ``since`` to ``until`` (default: now), oldest first.
+
+    Each boundary is its own transaction (source "backfill"); with ``wallet_ids`` only those
+    wallets' rows are written and no boundary is marked complete by it. ``progress(done, total)``
+    is called after each boundary.
+    """
+    started = time.monotonic()
+    now = _now()
+    until = min(as_utc(until), now) if until else now
+    if wallet_ids is not None:
+        wallet_ids = _wallets_exist(wallet_ids)
+    boundaries = list(boundaries_between(period, as_utc(since), until))
+    result = ManyBoundariesResult(kind="backfill", wallet_ids=wallet_ids)
+    for done, boundary in enumerate(boundaries, start=1):
+        result.boundaries.append(_take_reporting_errors(period, boundary, SnapshotSource.BACKFILL, wallets=wallet_ids))
+        if progress:
+            progress(done, len(boundaries))
+    result.duration_seconds = time.monotonic() - started
+    return result
+
+
+def retained_boundaries(period, now, wallet_id=None):
+    """Boundaries inside retention that have a completed run (or, given a wallet, rows of it)."""
+    cutoff = retention_cutoff(period, now)
+    runs = SnapshotRun.objects.filter(period=period, status=SnapshotRun.Status.COMPLETED)
+    if cutoff:
+        runs = runs.filter(as_of__gte=cutoff)
+    found = set(runs.values_list("as_of", flat=True))
+    if wallet_id is not None:
+        rows = BalanceSnapshot.objects.filter(wallet_id=wallet_id, period=period)
+        if cutoff:
+            rows = rows.filter(as_of__gte=cutoff)
+        found.update(rows.values_list("as_of", flat=True).distinct())
+    return sorted(found)
+
+
+def rebuild_wallet_snapshots(wallet_id, now=None, progress=None):
+    """Rebuild one wallet's retained snapshots (every period) from its current history.
+
+    Covers each boundary inside retention that has a completed run or holds rows of the wallet.
+    Rows of other wallets are untouched. Call it after recalculating the wallet's balances.
+    """
+    started = time.monotonic()
+    (wallet_id,) = _wallets_exist([wallet_id])
+    now = now or _now()
+    work = [(period, b) for period in PERIODS for b in retained_boundaries(period, now, wallet_id)]
+    result = ManyBoundariesResult(kind="rebuild", wallet_ids=[wallet_id])
+    for done, (period, boundary) in enumerate(work, start=1):
+        result.boundaries.append(_take_reporting_errors(period, boundary, SnapshotSource.MANUAL, wallets=[wallet_id]))
+        if progress:
+            progress(done, len(work))
+    result.duration_seconds = time.monotonic() - started
+    return result
+
+
+def rebuild_all_snapshots(excluding_wallets=(), now=None, progress=None):
+    """Re-take every retained completed boundary of every period, set-based, for all wallets but
+    ``excluding_wallets`` (e.g. those whose recalculation failed: their balances are stale)."""
+    started = time.monotonic()
+    now = now or _now()
+    work = [(period, b) for period in PERIODS for b in retained_boundaries(period, now)]
+    result = ManyBoundariesResult(kind="rebuild")
+    for done, (period, boundary) in enumerate(work, start=1):
+        result.boundaries.append(
+            _take_reporting_errors(period, boundary, SnapshotSource.MANUAL, excluding_wallets=excluding_wallets)
+        )
+        if progress:
+            progress(done, len(work))
+    result.duration_seconds = time.monotonic() - started
+    return result

@@ -1,0 +1,97 @@
+"""Retention cleanup: expired snapshots go, in bounded batches; an interruption leaves a consistent state."""
+
+from datetime import timedelta
+
+import pytest
+
+from snapshots.models import BalanceSnapshot, SnapshotRun
+from snapshots.periods import boundaries_between
+from snapshots.services import retention
+from snapshots.services.retention import prune_snapshots
+from snapshots.services.snapshots import missing_boundaries, take_snapshot
+from tests.conftest import utc
+
+NOW = utc(2026, 6, 1, 3)
+
+
+@pytest.fixture
+def history(settings, make_tx, make_wallet, make_token, wallet, token):
+    """Three wallets × two tokens, snapshots for every daily boundary of May and hourly of 05-25..05-31."""
+    settings.BALANCE_HOURLY_RETENTION_DAYS = 7
+    settings.BALANCE_HISTORY_RETENTION_DAYS = 20
+    usdc = make_token("USDC", decimals=6)
+    for w in [wallet, make_wallet(), make_wallet()]:
+        make_tx("buy", "1", at=utc(2026, 1, 1), on_wallet=w)
+        make_tx("buy", "5", at=utc(2026, 1, 1), on_wallet=w, of_token=usdc)
+    for b in boundaries_between("daily", utc(2026, 5, 1), utc(2026, 6, 1)):
+        take_snapshot("daily", b, "scheduled")
+    for b in boundaries_between("hourly", utc(2026, 5, 25), utc(2026, 5, 25, 5)):
+        take_snapshot("hourly", b, "scheduled")
+
+
+def as_ofs(period, model=BalanceSnapshot):
+    return sorted(set(model.objects.filter(period=period).values_list("as_of", flat=True)))
+
+
+def test_it_deletes_rows_and_runs_before_the_cutoff_and_keeps_the_row_exactly_at_it(history):
+    result = prune_snapshots(now=NOW)
+    # daily: cutoff = 2026-06-01 03:00 − 20 days = 2026-05-12 03:00; 05-12 00:00 is before it.
+    assert as_ofs("daily") == list(boundaries_between("daily", utc(2026, 5, 13), utc(2026, 6, 1)))
+    assert as_ofs("daily", SnapshotRun) == as_ofs("daily")
+    # hourly: cutoff = 2026-05-25 03:00 exactly; the row at the cutoff stays.
+    assert as_ofs("hourly") == [utc(2026, 5, 25, 3), utc(2026, 5, 25, 4), utc(2026, 5, 25, 5)]
+    data = result.as_dict()
+    assert data["status"] == "success"
+    assert data["deleted"] == {"hourly": 3 * 6, "daily": 12 * 6, "weekly": 0, "monthly": 0}
+    assert data["runs_deleted"]["daily"] == 12
+
+
+def test_zero_keeps_forever(settings, history):
+    settings.BALANCE_HISTORY_RETENTION_DAYS = 0
+    settings.BALANCE_HOURLY_RETENTION_DAYS = 0
+    before = BalanceSnapshot.objects.count()
+    result = prune_snapshots(now=NOW + timedelta(days=3650))
+    assert BalanceSnapshot.objects.count() == before
+    assert result.as_dict()["cutoffs"]["daily"] is None
+
+
+def test_a_dry_run_counts_and_deletes_nothing(history):
+    before = (BalanceSnapshot.objects.count(), SnapshotRun.objects.count())
+    result = prune_snapshots(now=NOW, dry_run=True)
+    assert (BalanceSnapshot.objects.count(), SnapshotRun.objects.count()) == before
+    assert result.as_dict()["deleted"] == {"hourly": 18, "daily": 72, "weekly": 0, "monthly": 0}
+
+
+def test_it_deletes_in_bounded_batches(monkeypatch, history):
+    monkeypatch.setattr(retention, "PRUNE_BATCH_SIZE", 5)
+    result = prune_snapshots(now=NOW)
+    assert result.periods["daily"].rows == 72
+    assert result.periods["daily"].batches == 15  # 14 full batches of 5, then the last 2
+    assert BalanceSnapshot.objects.filter(period="daily", as_of__lt=utc(2026, 5, 12, 3)).count() == 0
+
+
+def test_an_interrupted_cleanup_leaves_a_consistent_state(history):
+    class Interrupted(Exception):
+        pass
+
+    def stop_after_first_batch(done, total):
+        raise Interrupted
+
+    with pytest.raises(Interrupted):
+        prune_snapshots(now=NOW, batch_size=10, progress=stop_after_first_batch)
+
+    # Hourly is pruned first and was interrupted there: 10 of its 18 expired rows are gone.
+    cutoff = utc(2026, 5, 25, 3)
+    assert BalanceSnapshot.objects.filter(period="hourly", as_of__lt=cutoff).count() == 8
+    # No completed marker remains in front of an expired, half-deleted boundary...
+    assert not SnapshotRun.objects.filter(period="hourly", as_of__lt=cutoff).exists()
+    # ...the retained boundaries are whole, with their markers...
+    for b in [utc(2026, 5, 25, 3), utc(2026, 5, 25, 4), utc(2026, 5, 25, 5)]:
+        assert BalanceSnapshot.objects.filter(period="hourly", as_of=b).count() == 6
+        assert SnapshotRun.objects.filter(period="hourly", as_of=b, status="completed").exists()
+    # ...catch-up would not re-create what is expired...
+    assert all(b >= cutoff for b in missing_boundaries("hourly", NOW))
+    # ...and the next cleanup finishes the job.
+    prune_snapshots(now=NOW)
+    assert as_ofs("hourly") == [utc(2026, 5, 25, 3), utc(2026, 5, 25, 4), utc(2026, 5, 25, 5)]
+    assert as_ofs("daily") == as_ofs("daily", SnapshotRun)
