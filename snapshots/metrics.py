@@ -59,4 +59,16 @@ def render():
                       status.next_run, job=job, schedule=status.schedule)
             out.gauge("bagtracker_schedule_paused", "1 when the schedule is paused in the admin.",
                       status.paused, job=job, schedule=status.schedule)
+    for f in monitoring.snapshot_freshness():
+        out.gauge("bagtracker_snapshot_enabled", "1 when the period's snapshots are switched on.", f.enabled,
+                  period=f.period)
+        out.gauge("bagtracker_snapshot_newest_as_of_timestamp_seconds", "Boundary of the newest completed snapshot.",
+                  f.newest_as_of, period=f.period)
+        out.gauge("bagtracker_snapshot_newest_rows", "Rows of the newest completed snapshot.", f.rows, period=f.period)
+        out.gauge("bagtracker_snapshot_newest_duration_seconds", "How long the newest completed snapshot took.",
+                  f.duration_seconds, period=f.period)
+        out.gauge("bagtracker_snapshot_stale", "1 when the newest snapshot is older than two periods.", f.stale,
+                  period=f.period)
+        out.gauge("bagtracker_snapshot_failed_runs", "Failed snapshot runs kept (see Snapshot runs in the admin).",
+                  f.failed_runs, period=f.period)
     return out.text()

@@ -82,10 +82,12 @@ class ScheduleAdmin(QScheduleAdmin):
         # cron would otherwise keep firing at the old time once more. Recompute it, unless the
         # schedule is paused or the operator set next_run by hand in the same edit.
         timing_changed = {"cron", "schedule_type"} & set(form.changed_data)
+        stored = Schedule.objects.filter(pk=obj.pk).values_list("next_run", flat=True).first() if change else None
+        next_run_edited = obj.next_run != stored  # compared by value: the split widget always reports a change
         if (
             change
             and timing_changed
-            and "next_run" not in form.changed_data
+            and not next_run_edited
             and obj.schedule_type == Schedule.CRON
             and not schedules.is_paused(obj)
         ):

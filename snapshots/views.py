@@ -15,13 +15,16 @@ from snapshots.services import monitoring
 HEALTH_CHECKS = {
     "database": monitoring.check_database,
     "broker": monitoring.check_broker,
+    "snapshots": monitoring.check_snapshots,
 }
 
 
 @never_cache
 @require_GET
 def health(request):
-    """200 when every check passes, 503 otherwise; `?only=database,broker` narrows the checks."""
+    """200 when every check passes, 503 otherwise; `?only=database,broker` narrows the checks.
+
+    "snapshots" fails when an enabled period's newest snapshot is older than two periods."""
     wanted = [name for name in request.GET.get("only", "").split(",") if name] or list(HEALTH_CHECKS)
     unknown = sorted(set(wanted) - set(HEALTH_CHECKS))
     if unknown:

@@ -52,3 +52,12 @@ def test_the_task_is_a_plain_function_returning_the_result_dict(make_tx, wallet)
 
 def test_the_task_reports_a_missing_wallet_as_an_error(db):
     assert tasks.recalculate_wallet_balances(424242) == {"status": "error", "error": "wallet 424242 does not exist"}
+
+
+def test_create_snapshots_async_queues_a_manual_run_of_the_period(db):
+    out = StringIO()
+    call_command("create_snapshots", "--period", "daily", "--at", "2026-03-02T10:00Z", "--async", stdout=out)
+    [task] = queued()
+    assert task["id"] == out.getvalue().strip()
+    assert task["func"] == "snapshots.tasks.create_daily_snapshots"
+    assert task["kwargs"] == {"force": False, "at": "2026-03-02T10:00:00+00:00"}

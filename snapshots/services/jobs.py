@@ -10,7 +10,9 @@ from django.utils import timezone
 logger = logging.getLogger("snapshots.jobs")
 
 TASKS_MODULE = "snapshots.tasks"
-LOGGED_FIELDS = ("status", "period", "as_of", "rows", "wallets", "deleted", "duration_seconds")
+LOGGED_FIELDS = (
+    "status", "reason", "period", "as_of", "source", "rows", "caught_up", "wallets", "balances_written", "duration_seconds",
+)
 
 
 class QueueError(Exception):
@@ -49,7 +51,7 @@ def report(job, result):
     failed = result.get("status") in ("error", "partial_success")
     extra = ""
     if failed:
-        errors = result.get("failed_wallets") or result.get("error")
+        errors = result.get("failed_wallets") or result.get("failed_boundaries") or result.get("error")
         extra = f" errors={errors}"
     logger.log(logging.ERROR if failed else logging.INFO, "job=%s %s%s", job, fields, extra)
     return result

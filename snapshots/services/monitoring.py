@@ -7,10 +7,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import connection
+from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.models import Schedule, Task
 from django_q.status import Stat
 
+from snapshots.models import SnapshotRun
+from snapshots.periods import PERIODS, format_boundary, period_enabled, period_length
 from snapshots.services.jobs import TASKS_MODULE
 
 JOBS = (
@@ -155,3 +158,91 @@ def job_statuses(jobs=JOBS):
         statuses.append(status)
     return statuses
 
+
+
+# --- Snapshot freshness --------------------------------------------------------------------------
+# A period is stale when it is enabled and its newest completed snapshot is older than two periods:
+# one lost or failed run is made good by the next one's catch-up, two in a row need a person.
+# A period that has never completed a run is "never", not stale: a fresh install would otherwise
+# be unhealthy until the 1st of next month (history before the first run comes from backfill).
+STALE_AFTER_PERIODS = 2
+
+
+@dataclass
+class PeriodFreshness:
+    period: str
+    enabled: bool
+    newest_as_of: datetime = None
+    rows: int = None
+    duration_seconds: float = None
+    failed_runs: int = 0
+    age_seconds: float = None
+    stale: bool = False
+
+    @property
+    def state(self):
+        if not self.enabled:
+            return "disabled"
+        if self.newest_as_of is None:
+            return "never"
+        return "stale" if self.stale else "ok"
+
+    def describe(self):
+        if self.newest_as_of is None:
+            return f"{self.period}: {self.state}"
+        return f"{self.period}: newest {format_boundary(self.newest_as_of)}, {format_age(self.age_seconds)} old ({self.state})"
+
+    def as_dict(self):
+        return {
+            "period": self.period,
+            "enabled": self.enabled,
+            "state": self.state,
+            "stale": self.stale,
+            "newest_as_of": self.newest_as_of.isoformat() if self.newest_as_of else None,
+            "age_seconds": None if self.age_seconds is None else round(self.age_seconds),
+            "rows": self.rows,
+            "duration_seconds": self.duration_seconds,
+            "failed_runs": self.failed_runs,
+        }
+
+
+def snapshot_freshness(now=None):
+    now = now or timezone.now()
+    report = []
+    for period in PERIODS:
+        freshness = PeriodFreshness(period, enabled=period_enabled(period))
+        runs = SnapshotRun.objects.filter(period=period)
+        newest = runs.filter(status=SnapshotRun.Status.COMPLETED).order_by("-as_of").first()
+        freshness.failed_runs = runs.filter(status=SnapshotRun.Status.FAILED).count()
+        if newest:
+            freshness.newest_as_of, freshness.rows = newest.as_of, newest.rows
+            freshness.duration_seconds = newest.duration_seconds
+            age = now - newest.as_of
+            freshness.age_seconds = age.total_seconds()
+            freshness.stale = freshness.enabled and age > STALE_AFTER_PERIODS * period_length(period)
+        report.append(freshness)
+    return report
+
+
+def check_snapshots(now=None):
+    def probe():
+        report = snapshot_freshness(now)
+        stale = [f.describe() for f in report if f.stale]
+        if stale:
+            raise StaleSnapshots("; ".join(stale))
+        return ", ".join(f"{f.period} {f.state}" for f in report)
+
+    return _timed("snapshots", probe)
+
+
+class StaleSnapshots(Exception):
+    pass
+
+
+def format_age(seconds):
+    minutes = int(seconds // 60)
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    if days:
+        return f"{days}d{hours:02d}h"
+    return f"{hours}h{minutes:02d}m"
