@@ -10,6 +10,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from bagtracker.numbers import digits_and_places
+
 AMOUNT_DIGITS = 78  # token amounts: NUMERIC(78, 18)
 PRICE_DIGITS = 38  # prices and USD values: NUMERIC(38, 18)
 DECIMAL_PLACES = 18
@@ -160,8 +162,7 @@ class Transaction(models.Model):
         if self.wallet_id and self.token_id and self.wallet.chain_id != self.token.chain_id:
             errors["token"] = f"{self.token.symbol} is on {self.token.chain.slug}, the wallet on {self.wallet.chain.slug}"
         if self.token_id and self.amount is not None and self.amount.is_finite():
-            places = -self.amount.normalize().as_tuple().exponent
-            if places > self.token.decimals:
+            if digits_and_places(self.amount)[1] > self.token.decimals:
                 errors["amount"] = f"{self.token.symbol} allows at most {self.token.decimals} decimal places"
         if errors:
             raise ValidationError(errors)
