@@ -1,6 +1,7 @@
 """End to end: a real `manage.py qcluster` subprocess on the test database, with Redis and with the
 ORM broker. Bounded waits; every process is stopped at teardown (tests/jobs_support.py)."""
 
+import re
 import time
 from datetime import timedelta
 from decimal import Decimal
@@ -43,6 +44,8 @@ def test_recalculate_async_is_executed_by_the_cluster(broker_env, qcluster, make
     Balance.objects.all().delete()  # damaged: the job must repair it
 
     qcluster(broker_env)
+    info = manage("qinfo", env=broker_env)
+    assert re.search(r"Clusters\s*1\s*Workers", info.stdout), info.stdout + info.stderr  # qinfo sees the cluster
     queued = manage("recalculate", "--wallet", str(wallet.pk), "--async", env=broker_env)
     assert queued.returncode == 0, queued.stderr
     task_id = queued.stdout.strip().splitlines()[-1]  # log lines go to stdout too
