@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from croniter import croniter
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django_q.models import Schedule
 
@@ -73,8 +73,10 @@ def install_schedules(schedules=DEFAULT_SCHEDULES):
     """Create each schedule that is missing; never change or duplicate an existing one."""
     created, kept = [], []
     with transaction.atomic():
-        # Serialises two concurrent `migrate` runs (two web containers starting together).
-        list(Schedule.objects.select_for_update().filter(func__in=[s.func for s in schedules]).values_list("id"))
+        # Serialises two concurrent `migrate` runs (two web containers starting together): row
+        # locks cannot, the rows do not exist yet.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('bagtracker.install_schedules'))")
         for spec in schedules:
             if Schedule.objects.filter(name=spec.name).exists() or Schedule.objects.filter(func=spec.func).exists():
                 kept.append(spec.name)

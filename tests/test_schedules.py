@@ -137,3 +137,30 @@ def test_the_cluster_scheduler_pauses_a_broken_schedule_and_fires_the_others_onc
     assert redis_broker.queue_size() == 1
     assert Schedule.objects.get(pk=good.pk).next_run > timezone.now()
     assert Schedule.objects.get(pk=bad.pk).next_run is None  # paused, visible in the admin
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_deploys_migrating_at_once_install_each_schedule_once():
+    import threading
+
+    from django.db import connection
+
+    Schedule.objects.all().delete()
+    barrier = threading.Barrier(2)
+    results = []
+
+    def deploy():
+        try:
+            barrier.wait(timeout=10)
+            results.append(install_schedules().created)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=deploy) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert sorted(len(created) for created in results) == [0, 5]
+    assert installed() == DESIGN
