@@ -177,3 +177,11 @@ def test_the_qcluster_command_starts_a_cluster_on_redis(tmp_path):
         assert "bagtracker:q] running." in cluster.log()
     finally:
         cluster.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_qcluster_health_check_runs_and_passes_on_fresh_snapshots():
+    check = SERVICES["qcluster"]["healthcheck"]["test"][1:]
+    assert check == ["python", "manage.py", "jobs_status", "--quiet"]
+    result = subprocess.run(check, cwd=ROOT, env=production_env(), capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (0, ""), result.stderr

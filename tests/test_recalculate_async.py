@@ -61,3 +61,12 @@ def test_create_snapshots_async_queues_a_manual_run_of_the_period(db):
     assert task["id"] == out.getvalue().strip()
     assert task["func"] == "snapshots.tasks.create_daily_snapshots"
     assert task["kwargs"] == {"force": False, "at": "2026-03-02T10:00:00+00:00"}
+
+
+def test_an_unreachable_broker_is_one_clear_error(wallet, monkeypatch):
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "ORM", None)
+    monkeypatch.setattr(Conf, "REDIS", "redis://127.0.0.1:1/0")  # nothing listens on port 1
+    with pytest.raises(CommandError, match="could not queue recalculate_wallet_balances: ConnectionError"):
+        run("--wallet", str(wallet.pk), "--async")
