@@ -1,6 +1,6 @@
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.actions import delete_selected
+from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.db import transaction
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -47,11 +47,13 @@ class TransactionForm(forms.ModelForm):
                 self.add_error(None, str(error))
 
 
+# Named delete_selected so that it replaces the site-wide action: the confirmation page posts
+# back action=delete_selected, whatever the action that showed it was called.
 @admin.action(description="Delete selected transactions (balances are updated)", permissions=["delete"])
-def delete_selected_transactions(modeladmin, request, queryset):
+def delete_selected(modeladmin, request, queryset):
     try:
         with transaction.atomic():
-            return delete_selected(modeladmin, request, queryset)
+            return django_delete_selected(modeladmin, request, queryset)
     except LedgerError as error:
         modeladmin.message_user(request, f"Nothing was deleted: {error}", messages.ERROR)
         return None
@@ -66,12 +68,7 @@ class TransactionAdmin(admin.ModelAdmin):
     date_hierarchy = "timestamp"
     list_select_related = ["wallet", "token", "token__chain"]
     autocomplete_fields = ["wallet", "token"]
-    actions = [delete_selected_transactions]
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)  # replaced by delete_selected_transactions
-        return actions
+    actions = [delete_selected]
 
     def save_model(self, request, obj, form, change):
         save_transaction(obj)

@@ -65,6 +65,26 @@ class Token(models.Model):
     def is_native(self):
         return not self.contract_address
 
+    def clean(self):
+        # The same rules as the trigger of migration 0002, as form errors instead of a failed save.
+        stored = Token.objects.filter(pk=self.pk).values("chain_id", "decimals").first() if self.pk else None
+        if stored is None:
+            return
+        errors = {}
+        if self.chain_id != stored["chain_id"] and self.transactions.exists():
+            errors["chain"] = f"{self.symbol} has transactions; its chain cannot change"
+        if self.decimals is not None and self.decimals < stored["decimals"]:
+            needed = self.transactions.aggregate(
+                places=models.Max(models.Func(models.Func("amount", function="trim_scale"), function="scale"))
+            )["places"]
+            if needed is not None and needed > self.decimals:
+                errors["decimals"] = (
+                    f"{self.symbol} has transaction amounts with more than {self.decimals} decimal places; "
+                    f"the fewest it can have is {needed}"
+                )
+        if errors:
+            raise ValidationError(errors)
+
 
 class Wallet(models.Model):
     chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="wallets")
@@ -83,6 +103,12 @@ class Wallet(models.Model):
     def __str__(self):
         label = self.name or self.address
         return f"#{self.pk} {label}"
+
+    def clean(self):
+        # As the trigger of migration 0002: a wallet's transactions hold tokens of its chain.
+        if self.pk and self.transactions.exists():
+            if Wallet.objects.filter(pk=self.pk).exclude(chain_id=self.chain_id).exists():
+                raise ValidationError({"chain": f"wallet {self.pk} has transactions; its chain cannot change"})
 
 
 class TransactionKind(models.TextChoices):

@@ -8,7 +8,7 @@ from django.db import IntegrityError, connection
 from bagtracker.models import Transaction
 from bagtracker.services.transactions import delete_transactions, save_transaction
 from snapshots.models import Balance
-from snapshots.services.ledger import LedgerError, recalculate_all_wallets, recalculate_wallet
+from snapshots.services.ledger import BalanceOverflowError, LedgerError, recalculate_all_wallets, recalculate_wallet
 from tests.conftest import utc
 
 D = Decimal
@@ -74,10 +74,14 @@ def test_amounts_are_exact_at_full_precision(make_tx, wallet, token):
 def test_a_change_driving_the_running_amount_negative_is_refused(make_tx, wallet, token):
     make_tx("buy", "1", at=utc(2026, 1, 2))
     before = list(Balance.objects.values())
+    sell = Transaction(wallet=wallet, token=token, kind="sell", amount=D(1), timestamp=utc(2026, 1, 1))
     with pytest.raises(LedgerError) as error:
-        make_tx("sell", "1", at=utc(2026, 1, 1))  # sold before it was bought
-    message = str(error.value)
-    assert f"wallet {wallet.id}" in message and "ETH" in message and "transaction" in message
+        save_transaction(sell)  # sold before it was bought
+    assert str(error.value) == (
+        f"wallet {wallet.id} ({wallet.address} on ethereum), ETH: the new transaction (sell of 1 at "
+        "2026-01-01T00:00:00+00:00) would make the running amount negative (-1)"
+    )
+    assert sell.pk is None  # the id its insert drew was rolled back with it
     assert Transaction.objects.count() == 1
     assert list(Balance.objects.values()) == before
 
@@ -97,9 +101,10 @@ def test_deleting_a_transaction_updates_balances_and_removes_empty_ones(make_tx,
 
 def test_deleting_the_buy_under_a_sell_is_refused(make_tx, wallet, token):
     buy = make_tx("buy", "1", at=utc(2026, 1, 1))
-    make_tx("sell", "1", at=utc(2026, 1, 2))
-    with pytest.raises(LedgerError):
+    sell = make_tx("sell", "1", at=utc(2026, 1, 2))
+    with pytest.raises(LedgerError) as error:
         delete_transactions(Transaction.objects.filter(pk=buy.pk))
+    assert f"transaction {sell.pk} (sell of 1 at 2026-01-02T00:00:00+00:00)" in str(error.value)
     assert Transaction.objects.count() == 2
 
 
@@ -188,3 +193,43 @@ def test_balance_columns_are_exact_numeric(db):
     assert columns["amount"] == (78, 18)
     assert columns["avg_buy_price_usd"] == (38, 18)
     assert columns["realized_pnl_usd"] == (38, 18)
+
+
+def test_averages_are_rounded_once_not_twice(make_tx, wallet, token):
+    # (1 × 1.500000000000000002 + 2.000000000000000001 × 0) / 3.000000000000000001
+    #   = 0.500000000000000000 499999999999999999 8333… → 0.500000000000000000.
+    # Rounding first to 36 places (…500000000000000000) and then to 18 would give …001.
+    make_tx("buy", "1", price="1.500000000000000002", at=utc(2026, 1, 1))
+    make_tx("buy", "2.000000000000000001", price="0", at=utc(2026, 1, 2))
+    make_tx("sell", "3.000000000000000001", price="1.500000000000000002", at=utc(2026, 1, 3))
+    b = balance(wallet, token)
+    assert b.avg_buy_price_usd == D("0.500000000000000000")
+    # (1.500000000000000002 - 0.5) × 3.000000000000000001 = 3.000000000000000007000000000000000002
+    assert b.realized_pnl_usd == D("3.000000000000000007")
+
+
+def test_a_balance_too_large_for_its_column_is_refused_with_a_message(make_tx, wallet, token):
+    make_tx("buy", "1000000000", price="0", at=utc(2026, 1, 1))
+    before = list(Balance.objects.values())
+    # A mistyped price: realized PnL = 10^12 × 10^9 = 10^21 USD, beyond NUMERIC(38,18).
+    with pytest.raises(BalanceOverflowError) as error:
+        make_tx("sell", "1000000000", price="1000000000000", at=utc(2026, 1, 2))
+    assert isinstance(error.value, LedgerError)  # refused like any other ledger refusal
+    assert str(error.value).startswith(f"wallet {wallet.id}: a balance would not fit its column")
+    assert Transaction.objects.count() == 1
+    assert list(Balance.objects.values()) == before
+
+
+def test_recalculate_all_isolates_a_wallet_whose_balance_overflows(make_tx, make_wallet, token):
+    good, huge = make_wallet(), make_wallet()
+    make_tx("buy", "1", on_wallet=good)
+    Balance.objects.all().update(amount=42)
+    Transaction.objects.bulk_create(
+        Transaction(wallet=huge, token=token, kind=kind, amount=D(10**9), price_usd=D(price), timestamp=utc(2026, 1, day))
+        for day, kind, price in [(1, "buy", 0), (2, "sell", 10**12)]
+    )
+    result = recalculate_all_wallets()
+    assert result.status == "partial_success"
+    assert [f.wallet_id for f in result.failures] == [huge.id]
+    assert balance(good, token).amount == 1
+    assert not Balance.objects.filter(wallet=huge).exists()

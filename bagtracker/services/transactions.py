@@ -8,7 +8,7 @@ import copy
 from django.db import transaction
 
 from bagtracker.models import Transaction
-from snapshots.services.ledger import apply_to_wallets
+from snapshots.services.ledger import LedgerError, apply_to_wallets
 
 
 class _DryRun(Exception):
@@ -17,12 +17,21 @@ class _DryRun(Exception):
 
 def save_transaction(tx):
     """Insert or update ``tx`` and rebuild the balances of its wallet (and its old wallet, if moved)."""
-    with transaction.atomic():
-        wallets = {tx.wallet_id}
-        if tx.pk is not None:
-            wallets.update(Transaction.objects.filter(pk=tx.pk).values_list("wallet_id", flat=True))
-        tx.save()
-        apply_to_wallets(wallets)
+    adding = tx.pk is None
+    try:
+        with transaction.atomic():
+            wallets = {tx.wallet_id}
+            if not adding:
+                wallets.update(Transaction.objects.filter(pk=tx.pk).values_list("wallet_id", flat=True))
+            tx.save()
+            apply_to_wallets(wallets)
+    except Exception as error:
+        if adding:
+            # Rolled back: the id the insert drew names no row. Leave ``tx`` as it came, unsaved.
+            new_id, tx.pk, tx._state.adding = tx.pk, None, True
+            if isinstance(error, LedgerError) and error.transaction_id == new_id:
+                raise error.as_new_transaction()
+        raise
     return tx
 
 

@@ -4,17 +4,17 @@ All work is set-based SQL over a set of wallets: one window query finds any runn
 would go negative (in (timestamp, id) order), one INSERT … SELECT … ON CONFLICT writes the
 aggregates, one DELETE removes balances that no longer have a confirmed transaction.
 
-Rounding: averages = round(Σ qty·price / Σ qty, 18); realized PnL = round((avg_sell − avg_buy) ×
-Σ qty of priced disposals, 18) using the rounded averages; PostgreSQL's round() is half away from
-zero, like Python's ROUND_HALF_UP.
+Rounding: averages = Σ qty·price / Σ qty rounded once to 18 places (see _average_sql); realized
+PnL = round((avg_sell − avg_buy) × Σ qty of priced disposals, 18) using the rounded averages (the
+product is exact, so one rounding). Both are half away from zero, like Python's ROUND_HALF_UP.
 """
 
 import time
 from dataclasses import dataclass, field
 
-from django.db import connection, transaction
+from django.db import DataError, connection, transaction
 
-from bagtracker.models import Transaction, Wallet
+from bagtracker.models import Token, Transaction, Wallet
 from bagtracker.numbers import plain
 
 ACQUISITION_KINDS = tuple(str(k) for k in Transaction.ACQUISITIONS)
@@ -38,7 +38,25 @@ WHERE r.running < 0
 ORDER BY r.wallet_id, r.timestamp, r.id
 """
 
-UPSERT_SQL = """
+
+def _average_sql(value, qty):
+    """SQL for value / qty rounded once, exactly, to 18 places, half away from zero.
+
+    Not ``round(value / qty, 18)``: PostgreSQL first rounds the quotient to a scale of its own
+    choosing (36 places here), and rounding twice is wrong when the exact quotient lies just below
+    a half: 1.500000000000000002 / 3.000000000000000001 = 0.500000000000000000 4999…98 must give
+    0.500000000000000000, but its 36-place rounding ends in 5000… and then rounds up. div() and
+    mod() are exact, so this is the one rounding DESIGN.md asks for. Both operands are >= 0
+    (prices and amounts are constrained so); qty is NULL (no priced row) or > 0.
+    """
+    scaled = f"({value} * 1000000000000000000)"
+    return (
+        f"((div({scaled}, {qty}) + CASE WHEN 2 * mod({scaled}, {qty}) >= {qty} THEN 1 ELSE 0 END)"
+        " * 0.000000000000000001)"
+    )
+
+
+UPSERT_SQL = f"""
 WITH agg AS (
     SELECT t.wallet_id, t.token_id,
            SUM(CASE WHEN t.kind IN ('buy', 'transfer_in') THEN t.amount ELSE 0 END) AS total_in,
@@ -48,13 +66,13 @@ WITH agg AS (
            SUM(CASE WHEN t.kind IN ('sell', 'transfer_out') THEN t.amount * t.price_usd END) AS sell_value,
            SUM(CASE WHEN t.kind IN ('sell', 'transfer_out') AND t.price_usd IS NOT NULL THEN t.amount END) AS sell_qty
     FROM bagtracker_transaction t
-    WHERE t.status = 'confirmed' AND {where}
+    WHERE t.status = 'confirmed' AND {{where}}
     GROUP BY t.wallet_id, t.token_id
 ), calc AS (
     SELECT wallet_id, token_id, total_in, total_out, total_in - total_out AS amount, sell_qty,
            COALESCE(buy_qty, 0) AS priced_in_qty, COALESCE(buy_value, 0) AS priced_in_value,
-           round(buy_value / buy_qty, 18) AS avg_buy,
-           round(sell_value / sell_qty, 18) AS avg_sell
+           {_average_sql("buy_value", "buy_qty")} AS avg_buy,
+           {_average_sql("sell_value", "sell_qty")} AS avg_sell
     FROM agg
 )
 INSERT INTO snapshots_balance AS b
@@ -91,7 +109,12 @@ WHERE {where_b}
 
 
 class LedgerError(Exception):
-    """A change would drive a running amount below zero. Nothing of that wallet was changed."""
+    """A change would drive a running amount below zero. Nothing of that wallet was changed.
+
+    The message names the wallet, the token and the transaction at which the running amount first
+    goes below zero. It is composed when the error is raised, inside the failing database
+    transaction, where that transaction still exists (it may be the one being added).
+    """
 
     def __init__(self, wallet_id, token_id, transaction_id, timestamp, running):
         self.wallet_id = wallet_id
@@ -99,20 +122,46 @@ class LedgerError(Exception):
         self.transaction_id = transaction_id
         self.timestamp = timestamp
         self.running = running
+        self.is_new_transaction = False
+        wallet = Wallet.objects.select_related("chain").filter(pk=wallet_id).first()
+        token = Token.objects.filter(pk=token_id).first()
+        tx = Transaction.objects.filter(pk=transaction_id).values("kind", "amount").first()
+        self._wallet_label = f"wallet {wallet_id}" + (f" ({wallet.address} on {wallet.chain.slug})" if wallet else "")
+        self._token_label = token.symbol if token else f"token {token_id}"
+        self._what = f"{tx['kind']} of {plain(tx['amount'])} " if tx else ""
         super().__init__(self._describe())
 
-    def _describe(self):
-        wallet = Wallet.objects.select_related("chain").filter(pk=self.wallet_id).first()
-        from bagtracker.models import Token
+    def as_new_transaction(self):
+        """The same error, told about a transaction being added (its id was never committed)."""
+        self.is_new_transaction = True
+        self.args = (self._describe(),)
+        return self
 
-        token = Token.objects.select_related("chain").filter(pk=self.token_id).first()
-        wallet_label = f"wallet {self.wallet_id}" + (f" ({wallet.address} on {wallet.chain.slug})" if wallet else "")
-        token_label = token.symbol if token else f"token {self.token_id}"
+    def _describe(self):
+        which = "the new transaction" if self.is_new_transaction else f"transaction {self.transaction_id}"
         return (
-            f"{wallet_label}, {token_label}: transaction {self.transaction_id} at "
-            f"{self.timestamp:%Y-%m-%dT%H:%M:%S%z} would make the running amount negative "
-            f"({plain(self.running)})"
+            f"{self._wallet_label}, {self._token_label}: {which} ({self._what}at "
+            f"{self.timestamp.isoformat()}) would make the running amount negative ({plain(self.running)})"
         )
+
+
+class BalanceOverflowError(LedgerError):
+    """A balance would not fit its column (NUMERIC(38,18) holds USD values below 10^20, NUMERIC(78,18)
+    amounts below 10^60): a mistyped price can do that to the realized PnL. Nothing was changed."""
+
+    def __init__(self, wallet_ids):
+        self.wallet_ids = list(wallet_ids)
+        self.wallet_id, self.token_id, self.transaction_id = self.wallet_ids[0], None, None
+        self.is_new_transaction = False
+        which = ", ".join(str(w) for w in self.wallet_ids)
+        Exception.__init__(
+            self,
+            f"wallet {which}: a balance would not fit its column (a realized PnL of 10^20 USD or more, "
+            "or an amount of 10^60 or more); check the prices and amounts",
+        )
+
+    def as_new_transaction(self):
+        return self
 
 
 @dataclass
@@ -128,6 +177,12 @@ class RecalculationResult:
     balances_removed: int = 0
     failures: list = field(default_factory=list)
     duration_seconds: float = 0.0
+
+    def merge(self, other):
+        self.wallets += other.wallets
+        self.balances_written += other.balances_written
+        self.balances_removed += other.balances_removed
+        self.failures.extend(other.failures)
 
     @property
     def status(self):
@@ -159,8 +214,14 @@ class WalletScope:
 
 def _lock_wallets(cursor, scope):
     # Serialises every ledger write of a wallet: a concurrent writer waits here, then (READ
-    # COMMITTED) its own statements see the rows the first one committed.
-    cursor.execute(f"SELECT id FROM bagtracker_wallet WHERE {scope.on('id')} ORDER BY id FOR UPDATE", scope.params)
+    # COMMITTED) its own statements see the rows the first one committed. Ascending ids, so two
+    # writers of several wallets cannot wait on each other. NO KEY UPDATE, not UPDATE: writers
+    # conflict with each other but not with the KEY SHARE lock a foreign-key check takes on the
+    # wallet row; with FOR UPDATE, two writers whose inserts checked their foreign keys at once
+    # (SET CONSTRAINTS ALL IMMEDIATE, raw SQL) deadlocked, each waiting for the other's check.
+    cursor.execute(
+        f"SELECT id FROM bagtracker_wallet WHERE {scope.on('id')} ORDER BY id FOR NO KEY UPDATE", scope.params
+    )
 
 
 def _first_negatives(cursor, scope):
@@ -191,7 +252,10 @@ def apply_to_wallets(wallet_ids):
         negatives = _first_negatives(cursor, scope)
         if negatives:
             raise negatives[0]
-        return _write(cursor, scope)
+        try:
+            return _write(cursor, scope)
+        except DataError as error:
+            raise BalanceOverflowError(wallet_ids) from error
 
 
 def recalculate_wallet(wallet_id):
@@ -228,19 +292,26 @@ def recalculate_all_wallets(batch_size=None, progress=None):
         if not ids:
             break
         lowest = ids[-1]
-        with transaction.atomic(), connection.cursor() as cursor:
-            scope = WalletScope("{col} BETWEEN %(lo)s AND %(hi)s", {"lo": ids[0], "hi": ids[-1]})
-            _lock_wallets(cursor, scope)
-            negatives = _first_negatives(cursor, scope)
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                scope = WalletScope("{col} BETWEEN %(lo)s AND %(hi)s", {"lo": ids[0], "hi": ids[-1]})
+                _lock_wallets(cursor, scope)
+                negatives = _first_negatives(cursor, scope)
+                healthy = WalletScope(
+                    scope.condition + " AND {col} <> ALL(%(bad)s::bigint[])",
+                    {**scope.params, "bad": [e.wallet_id for e in negatives]},
+                )
+                written, removed = _write(cursor, healthy)
+        except DataError:
+            # A balance of this batch overflows its column: nothing of the batch was written.
+            # Wallet by wallet, to rebuild the others and name the culprit.
+            for wallet_id in ids:
+                result.merge(recalculate_wallet(wallet_id))
+        else:
             result.failures.extend(WalletFailure(e.wallet_id, str(e)) for e in negatives)
-            healthy = WalletScope(
-                scope.condition + " AND {col} <> ALL(%(bad)s::bigint[])",
-                {**scope.params, "bad": [e.wallet_id for e in negatives]},
-            )
-            written, removed = _write(cursor, healthy)
-        result.balances_written += written
-        result.balances_removed += removed
-        result.wallets += len(ids) - len(negatives)
+            result.balances_written += written
+            result.balances_removed += removed
+            result.wallets += len(ids) - len(negatives)
         done += len(ids)
         if progress:
             progress(done, total)
