@@ -64,9 +64,11 @@ def test_a_dry_run_counts_and_deletes_nothing(history):
 
 def test_it_deletes_in_bounded_batches(monkeypatch, history):
     monkeypatch.setattr(retention, "PRUNE_BATCH_SIZE", 5)
-    result = prune_snapshots(now=NOW)
+    done = []
+    result = prune_snapshots(now=NOW, progress=lambda deleted, total: done.append(deleted))
+    batches = [b - a for a, b in zip([0] + done, done)]
     assert result.periods["daily"].rows == 72
-    assert result.periods["daily"].batches == 15  # 14 full batches of 5, then the last 2
+    assert max(batches) == 5  # 12 expired boundaries of 6 rows: batches of 5 then 1
     assert BalanceSnapshot.objects.filter(period="daily", as_of__lt=utc(2026, 5, 12, 3)).count() == 0
 
 
@@ -78,11 +80,11 @@ def test_an_interrupted_cleanup_leaves_a_consistent_state(history):
         raise Interrupted
 
     with pytest.raises(Interrupted):
-        prune_snapshots(now=NOW, batch_size=10, progress=stop_after_first_batch)
+        prune_snapshots(now=NOW, batch_size=4, progress=stop_after_first_batch)
 
-    # Hourly is pruned first and was interrupted there: 10 of its 18 expired rows are gone.
+    # Hourly is pruned first and was interrupted there, in the middle of its oldest boundary.
     cutoff = utc(2026, 5, 25, 3)
-    assert BalanceSnapshot.objects.filter(period="hourly", as_of__lt=cutoff).count() == 8
+    assert BalanceSnapshot.objects.filter(period="hourly", as_of__lt=cutoff).count() == 18 - 4
     # No completed marker remains in front of an expired, half-deleted boundary...
     assert not SnapshotRun.objects.filter(period="hourly", as_of__lt=cutoff).exists()
     # ...the retained boundaries are whole, with their markers...

@@ -9,6 +9,8 @@ boundary is exactly what the next cleanup deletes — so the next run simply fin
 """
 
 import time
+from datetime import datetime
+from datetime import timezone as dt_timezone
 from dataclasses import dataclass, field
 
 from django.db import connection, transaction
@@ -20,15 +22,43 @@ from snapshots.periods import PERIODS, retention_cutoff
 # Rows deleted per committed batch; tests shrink it.
 PRUNE_BATCH_SIZE = 20000
 
-# ctid: the batch is located and deleted in one statement, without a second index lookup per row.
+# Expired rows are deleted boundary by boundary, oldest first; within a boundary, in batches of
+# `limit` rows in index order after the previous batch's last key (keyset pagination: no batch
+# re-walks the dead entries its predecessors left behind).
+NEXT_EXPIRED_BOUNDARY_SQL = """
+SELECT as_of FROM snapshots_balancesnapshot
+WHERE period = %(period)s AND as_of < %(cutoff)s AND as_of > %(after)s
+ORDER BY as_of LIMIT 1
+"""
+
+# The batch's last key, by walking the index (index-only once the rows are vacuumed). Freshly
+# written snapshots often have stale statistics, and the planner would then bitmap-scan the whole
+# boundary and sort it, for every batch: hence the plan settings.
+BATCH_END_SQL = """
+SELECT wallet_id, token_id FROM snapshots_balancesnapshot
+WHERE period = %(period)s AND as_of = %(as_of)s AND (wallet_id, token_id) > (%(after_wallet)s, %(after_token)s)
+ORDER BY wallet_id, token_id
+OFFSET %(offset)s LIMIT 1
+"""
+WALK_THE_INDEX = "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off; SET LOCAL enable_indexscan = on"
+
+# Then that key range goes. A bitmap scan visits the heap in physical order, each page once, as a
+# bare DELETE does; an index scan would hop between pages in key order.
 DELETE_BATCH_SQL = """
 DELETE FROM snapshots_balancesnapshot
-WHERE ctid = ANY(ARRAY(
-    SELECT ctid FROM snapshots_balancesnapshot
-    WHERE period = %(period)s AND as_of < %(cutoff)s
-    LIMIT %(limit)s
-))
+WHERE period = %(period)s AND as_of = %(as_of)s
+  AND (wallet_id, token_id) > (%(after_wallet)s, %(after_token)s)
+  AND (wallet_id, token_id) <= (%(end_wallet)s, %(end_token)s)
 """
+SCAN_IN_HEAP_ORDER = "SET LOCAL enable_bitmapscan = on; SET LOCAL enable_indexscan = off"
+# Back to the server's settings, in case the caller's transaction goes on after the batch.
+DEFAULT_PLANS = (
+    "SET LOCAL enable_bitmapscan TO DEFAULT; SET LOCAL enable_seqscan TO DEFAULT; "
+    "SET LOCAL enable_indexscan TO DEFAULT"
+)
+
+_FIRST_KEY = (0, 0)
+_LAST_KEY = (9223372036854775807, 9223372036854775807)
 
 COUNT_EXPIRED_SQL = "SELECT count(*) FROM snapshots_balancesnapshot WHERE period = %(period)s AND as_of < %(cutoff)s"
 
@@ -93,16 +123,17 @@ def prune_snapshots(now=None, dry_run=False, batch_size=None, progress=None):
             continue
         outcome.runs, _ = runs.delete()
         total = _count_expired(period, cutoff) if progress else 0
-        while True:
-            with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute(DELETE_BATCH_SQL, {"period": period, "cutoff": cutoff, "limit": batch_size})
-                deleted = cursor.rowcount
-            outcome.rows += deleted
-            outcome.batches += 1
-            if progress and deleted:
-                progress(outcome.rows, max(total, outcome.rows))
-            if deleted < batch_size:
-                break
+        boundary = _next_expired_boundary(period, cutoff, after=datetime.min.replace(tzinfo=dt_timezone.utc))
+        while boundary is not None:
+            key = _FIRST_KEY
+            while key is not None:
+                deleted, key = _delete_batch(period, boundary, key, batch_size)
+                if deleted:
+                    outcome.rows += deleted
+                    outcome.batches += 1
+                    if progress:
+                        progress(outcome.rows, max(total, outcome.rows))
+            boundary = _next_expired_boundary(period, cutoff, after=boundary)
     result.duration_seconds = time.monotonic() - started
     return result
 
@@ -111,3 +142,27 @@ def _count_expired(period, cutoff):
     with connection.cursor() as cursor:
         cursor.execute(COUNT_EXPIRED_SQL, {"period": period, "cutoff": cutoff})
         return cursor.fetchone()[0]
+
+
+def _next_expired_boundary(period, cutoff, after):
+    with connection.cursor() as cursor:
+        cursor.execute(NEXT_EXPIRED_BOUNDARY_SQL, {"period": period, "cutoff": cutoff, "after": after})
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _delete_batch(period, as_of, after, limit):
+    """Delete the next batch of one boundary in its own transaction.
+
+    Returns (deleted, the batch's last key, or None when the boundary is done)."""
+    params = {"period": period, "as_of": as_of, "after_wallet": after[0], "after_token": after[1]}
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(WALK_THE_INDEX)
+        cursor.execute(BATCH_END_SQL, {**params, "offset": limit - 1})
+        end = cursor.fetchone()
+        last = end or _LAST_KEY
+        cursor.execute(SCAN_IN_HEAP_ORDER)
+        cursor.execute(DELETE_BATCH_SQL, {**params, "end_wallet": last[0], "end_token": last[1]})
+        deleted = cursor.rowcount
+        cursor.execute(DEFAULT_PLANS)
+    return deleted, end

@@ -27,23 +27,13 @@ WRITE_SNAPSHOT_SQL = f"""
 WITH recent AS (
     SELECT t.wallet_id, t.token_id,
            SUM(CASE WHEN {_ACQUISITION} THEN t.amount ELSE -t.amount END) AS net,
-           COALESCE(SUM(t.amount) FILTER (WHERE {_ACQUISITION} AND t.price_usd IS NOT NULL), 0) AS priced_in_qty,
-           COALESCE(SUM(t.amount * t.price_usd) FILTER (WHERE {_ACQUISITION}), 0) AS priced_in_value
+           SUM(t.amount) FILTER (WHERE {_ACQUISITION} AND t.price_usd IS NOT NULL) AS priced_in_qty,
+           SUM(t.amount * t.price_usd) FILTER (WHERE {_ACQUISITION}) AS priced_in_value
     FROM bagtracker_transaction t
     WHERE t.status = 'confirmed' AND t.timestamp >= %(as_of)s AND {{scope_t}}
     GROUP BY t.wallet_id, t.token_id
-), ledger AS (
-    SELECT b.wallet_id, b.token_id,
-           b.amount - COALESCE(r.net, 0) AS amount,
-           b.priced_in_qty - COALESCE(r.priced_in_qty, 0) AS priced_in_qty,
-           b.priced_in_value_usd - COALESCE(r.priced_in_value, 0) AS priced_in_value
-    FROM snapshots_balance b
-    JOIN bagtracker_wallet w ON w.id = b.wallet_id AND w.is_active
-    LEFT JOIN recent r ON r.wallet_id = b.wallet_id AND r.token_id = b.token_id
-    WHERE {{scope_b}}
-), qualifying AS (
-    SELECT * FROM ledger WHERE amount > %(dust)s
-), prices AS (
+), prices AS MATERIALIZED (
+    -- MATERIALIZED: one lookup per token, never one per row.
     SELECT tk.id AS token_id, COALESCE(
         (SELECT p.price_usd FROM bagtracker_price p
          WHERE p.token_id = tk.id AND p.as_of <= %(as_of)s
@@ -54,13 +44,24 @@ WITH recent AS (
          ORDER BY t.timestamp DESC, t.id DESC LIMIT 1)
     ) AS price_usd
     FROM bagtracker_token tk
-    WHERE tk.id IN (SELECT token_id FROM qualifying)
+    WHERE EXISTS (SELECT 1 FROM snapshots_balance b WHERE b.token_id = tk.id)
 ), snapshot AS (
-    SELECT q.wallet_id, q.token_id, q.amount, p.price_usd,
-           round(q.amount * p.price_usd, 18) AS value_usd,
-           CASE WHEN q.priced_in_qty > 0 THEN round(q.priced_in_value / q.priced_in_qty, 18) END AS avg_buy
-    FROM qualifying q
-    JOIN prices p ON p.token_id = q.token_id
+    SELECT b.wallet_id, b.token_id, a.amount, p.price_usd,
+           round(a.amount * p.price_usd, 18) AS value_usd, a.avg_buy
+    FROM snapshots_balance b
+    JOIN bagtracker_wallet w ON w.id = b.wallet_id AND w.is_active
+    LEFT JOIN recent r ON r.wallet_id = b.wallet_id AND r.token_id = b.token_id
+    CROSS JOIN LATERAL (
+        -- Most balances saw nothing since the boundary: their current values are the as-of ones
+        -- (the same sums, so the same rounded average), and no arithmetic is spent on them.
+        SELECT CASE WHEN r.net IS NULL THEN b.amount ELSE b.amount - r.net END AS amount,
+               CASE WHEN r.priced_in_qty IS NULL THEN b.avg_buy_price_usd
+                    WHEN b.priced_in_qty > r.priced_in_qty
+                    THEN round((b.priced_in_value_usd - r.priced_in_value) / (b.priced_in_qty - r.priced_in_qty), 18)
+               END AS avg_buy
+    ) a
+    JOIN prices p ON p.token_id = b.token_id
+    WHERE a.amount > %(dust)s AND {{scope_b}}
 ), upserted AS (
     INSERT INTO snapshots_balancesnapshot AS s
         (wallet_id, token_id, period, as_of, amount, price_usd, value_usd, avg_buy_price_usd, source, created_at)

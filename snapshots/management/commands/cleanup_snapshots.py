@@ -15,7 +15,7 @@ class Command(BaseCommand):
         dry_run = options["dry_run"]
         progress = Progress("Deleting expired snapshots", stream=self.stderr._out, verbosity=options["verbosity"])
         try:
-            result = prune_snapshots(dry_run=dry_run, progress=progress)
+            result = prune_snapshots(dry_run=dry_run, progress=progress if progress.enabled else None)
         finally:
             progress.close()
         if options["verbosity"] == 0:
