@@ -72,7 +72,12 @@ def _completed_run(as_of):
 
 def test_a_due_schedule_fires_and_the_rows_of_its_intended_boundary_appear(broker_env, qcluster, make_tx, wallet):
     intended = _make_hourly_due(wallet, make_tx)
-    qcluster(broker_env)
+    # A schedule broken behind the ORM's back, due too: the cluster's guard pauses it, so it cannot
+    # roll back the scheduler's batch (which would make the hourly schedule fire every tick).
+    broken = Schedule.objects.create(name="broken", func="math.floor", args="1.5", schedule_type=Schedule.MINUTES,
+                                     minutes=60, next_run=timezone.now() - timedelta(minutes=1))
+    Schedule.objects.filter(pk=broken.pk).update(args="1.5,,")
+    cluster = qcluster(broker_env)
 
     run = wait_until(lambda: _completed_run(intended), timeout=SCHEDULER_TICK + 45, what="the hourly snapshot")
     assert run.source == "scheduled" and run.rows == 1
@@ -81,6 +86,9 @@ def test_a_due_schedule_fires_and_the_rows_of_its_intended_boundary_appear(broke
     # The boundary it was scheduled for, not the one of the pick-up time; next run moved forward.
     assert not SnapshotRun.objects.filter(period="hourly", as_of__gt=intended).exists()
     assert Schedule.objects.get(name="hourly_balance_snapshots").next_run > timezone.now()
+    assert Schedule.objects.get(pk=broken.pk).next_run is None
+    assert "paused schedule broken: the scheduler cannot process it" in cluster.log()
+    assert cluster.log().count("from schedule [hourly_balance_snapshots]") == 1
 
 
 @pytest.fixture
