@@ -64,3 +64,19 @@ def strict_decimal(name, default):
 def strict_str(name, default=None):
     value = _raw(name)
     return default if value is None else value
+
+
+def strict_networks(name):
+    """A comma-separated list of IP addresses or networks (10.0.0.0/8), validated."""
+    import ipaddress
+
+    value = _raw(name)
+    if value is None:
+        return []
+    entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: {entry!r} is not an IP address or network") from None
+    return entries

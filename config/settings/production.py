@@ -16,3 +16,10 @@ SECURE_HSTS_SECONDS = strict_int("DJANGO_SECURE_HSTS_SECONDS", 60 * 60 * 24 * 36
 SECURE_HSTS_INCLUDE_SUBDOMAINS = strict_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
 SECURE_HSTS_PRELOAD = strict_bool("DJANGO_SECURE_HSTS_PRELOAD", True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# /health and /metrics are probed over plain HTTP inside the network (container health checks,
+# Prometheus), never redirected to HTTPS.
+SECURE_REDIRECT_EXEMPT = [r"^health$", r"^metrics$"]
+
+# gunicorn serves the admin's static files itself (collected into STATIC_ROOT in the image).
+MIDDLEWARE = [MIDDLEWARE[0], "whitenoise.middleware.WhiteNoiseMiddleware", *MIDDLEWARE[1:]]  # noqa: F405
