@@ -1,6 +1,7 @@
 """The admin as the operator's console: a wallet's value chart and positions, the overview with job
 health, and the operator actions behind a confirmation page (queued on the real ORM broker)."""
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -262,3 +263,14 @@ def test_a_backfill_is_confirmed_with_its_boundaries_then_queued_and_the_job_wri
 def test_a_bad_backfill_range_is_refused_on_the_form(admin_client, wallet, form, error):
     page = _backfill(admin_client, wallet, **form, confirmed="yes").content.decode()
     assert error in page and queued() == []
+
+
+def test_chart_js_is_served_from_the_projects_own_static_files(admin_client, history):
+    from django.contrib.staticfiles import finders
+
+    vendored = finders.find("snapshots/vendor/chartjs/chart.umd.min.js")
+    assert vendored and "Chart.js v4" in open(vendored).read(300)
+    page = admin_client.get(portfolio_url(history)).content.decode()
+    scripts = re.findall(r'<script[^>]* src="([^"]+)"', page)
+    assert "/static/snapshots/vendor/chartjs/chart.umd.min.js" in scripts
+    assert not [src for src in scripts if src.startswith(("http:", "https:", "//"))]  # no CDN

@@ -51,7 +51,7 @@
           options: {
             animation: false, responsive: true, maintainAspectRatio: false,
             interaction: {mode: "index", intersect: false},
-            scales: {y: {ticks: {callback: function (v) { return money(v); }}}},
+            scales: {y: {beginAtZero: true, ticks: {callback: function (v) { return money(v); }}}},
             plugins: {tooltip: {callbacks: {label: function (c) { return c.dataset.label + ": " + money(c.raw); }}}}
           }
         });
