@@ -180,10 +180,22 @@ def test_the_overview_charts_active_wallets_at_complete_boundaries(admin_client,
     retired.is_active = False
     retired.save()
 
-    daily = chart_series(admin_client.get(reverse("admin:overview")), "daily")
+    response = admin_client.get(reverse("admin:overview"))
+    daily = chart_series(response, "daily")
     assert daily["labels"] == ["2026-03-02", "2026-03-03"]
     assert daily["datasets"][0]["data"] == [30.0, 30.0]
     assert len(daily["datasets"]) == 1
+    assert chart_series(response, "hourly")["loaded"] is False  # one period per page: a tab link loads it
+    assert '<a href="?period=hourly"' in response.content.decode()
+
+
+def test_the_overview_loads_the_period_asked_for(admin_client, wallet, make_tx):
+    make_tx("buy", "1", price="10", at=utc(2026, 3, 1))
+    take_snapshot("hourly", utc(2026, 3, 2, 5), "scheduled")
+    response = admin_client.get(reverse("admin:overview"), {"period": "hourly"})
+    assert response.context["chart"]["default"] == "hourly"
+    assert chart_series(response, "hourly")["labels"] == ["2026-03-02 05:00"]
+    assert admin_client.get(reverse("admin:overview"), {"period": "yearly"}).context["chart"]["default"] == "daily"
 
 
 def test_the_overview_shows_each_jobs_last_run_next_run_failure_and_staleness(admin_client, wallet, make_tx):

@@ -156,13 +156,17 @@ def job_health(now):
 
 
 def overview(request, site):
-    """All active wallets' value over time, and every job's health, at a glance."""
+    """All active wallets' value over time (one period per page: its sum reads every row of the
+    fleet's boundaries), and every job's health, at a glance."""
     now = timezone.now()
     health = job_health(now)
+    period = request.GET.get("period")
+    period = period if period in Period.values else "daily"
+    history = portfolio.portfolio_value_history(period)
     context = {
         **site.each_context(request),
         "title": "Overview",
-        "chart": chart_data(portfolio.portfolio_value_history(), per_token=False),
+        "chart": chart_data({period: history}, per_token=False, selected=period),
         "jobs": health,
         "stale": [row for row in health if row["freshness"] and row["freshness"].stale],
         "now": now,

@@ -72,25 +72,25 @@ GROUP BY GROUPING SETS ((s.period, s.as_of, s.token_id, tk.symbol, c.slug), (s.p
 ORDER BY s.period, s.as_of, tk.symbol NULLS FIRST
 """
 
-# The whole portfolio: the boundaries taken for every wallet (a completed SnapshotRun; a backfill
-# of one wallet alone would draw a false dip), the latest MAX_POINTS per period, summed over the
-# rows of wallets that are active now. Reads each boundary's rows through the unique index
-# (period, as_of, wallet, token).
+# The whole portfolio over one period: the boundaries taken for every wallet (a completed
+# SnapshotRun; a backfill of one wallet alone would draw a false dip), the latest MAX_POINTS, each
+# summed over the rows of the wallets active now. The sum reads every row of those boundaries, so
+# it is one period per call (the overview shows one at a time), aggregated before any join.
 PORTFOLIO_HISTORY_SQL = """
 WITH points AS (
-    SELECT period, as_of FROM (
-        SELECT period, as_of, row_number() OVER (PARTITION BY period ORDER BY as_of DESC) AS recency
-        FROM snapshots_snapshotrun
-        WHERE status = 'completed' AND period = ANY(%(periods)s)
-    ) ranked
-    WHERE recency <= %(max_points)s
+    SELECT as_of FROM snapshots_snapshotrun
+    WHERE status = 'completed' AND period = %(period)s
+    ORDER BY as_of DESC LIMIT %(max_points)s
+), totals AS (
+    SELECT s.as_of, SUM(s.value_usd) AS value_usd, count(*) FILTER (WHERE s.value_usd IS NULL) AS unpriced
+    FROM snapshots_balancesnapshot s
+    WHERE s.period = %(period)s AND s.as_of >= (SELECT min(as_of) FROM points)
+      AND s.wallet_id <> ALL(ARRAY(SELECT id FROM bagtracker_wallet WHERE NOT is_active))
+    GROUP BY s.as_of
 )
-SELECT p.period, p.as_of, COALESCE(SUM(s.value_usd), 0), count(s.id) FILTER (WHERE s.value_usd IS NULL)
-FROM points p
-LEFT JOIN (snapshots_balancesnapshot s JOIN bagtracker_wallet w ON w.id = s.wallet_id AND w.is_active)
-       ON s.period = p.period AND s.as_of = p.as_of
-GROUP BY p.period, p.as_of
-ORDER BY p.period, p.as_of
+SELECT p.as_of, COALESCE(t.value_usd, 0), COALESCE(t.unpriced, 0)
+FROM points p LEFT JOIN totals t ON t.as_of = p.as_of
+ORDER BY p.as_of
 """
 
 
@@ -121,18 +121,16 @@ def wallet_value_history(wallet_id, periods=PERIODS, max_points=None):
     return histories
 
 
-def portfolio_value_history(periods=PERIODS, max_points=None):
-    """{period: ValueHistory} of all active wallets together, at boundaries taken for every wallet."""
-    histories = {period: ValueHistory(period) for period in periods}
-    params = {"periods": list(periods), "max_points": max_points or MAX_POINTS}
+def portfolio_value_history(period, max_points=None):
+    """ValueHistory of all active wallets together over ``period``, at boundaries taken for every wallet."""
+    history = ValueHistory(period)
     with connection.cursor() as cursor:
-        cursor.execute(PORTFOLIO_HISTORY_SQL, params)
-        for period, as_of, value, unpriced in cursor.fetchall():
-            history = histories[period]
+        cursor.execute(PORTFOLIO_HISTORY_SQL, {"period": period, "max_points": max_points or MAX_POINTS})
+        for as_of, value, unpriced in cursor.fetchall():
             history.as_of.append(as_of)
             history.total.append(value)
             history.unpriced.append(unpriced)
-    return histories
+    return history
 
 
 # --- Current positions ---------------------------------------------------------------------------

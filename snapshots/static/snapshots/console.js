@@ -1,6 +1,6 @@
 /* The console's value charts: one Chart.js line chart per [data-console-chart] element, a tab per
    period. Data comes from the json_script element named by data-source (snapshots/console/charts.py):
-   {default, periods: [{period, labels, datasets: [{label, data, total}], unpriced_points}]}.
+   {default, periods: [{period, loaded, labels, datasets: [{label, data, total}], unpriced_points}]}.
    Dataset 0 is the total; the others are tokens. No network access: Chart.js is vendored. */
 (function () {
   "use strict";
@@ -64,7 +64,12 @@
     }
 
     tabs.forEach(function (tab) {
-      tab.addEventListener("click", function (event) { event.preventDefault(); show(tab.dataset.period); });
+      tab.addEventListener("click", function (event) {
+        var series = data.periods.filter(function (p) { return p.period === tab.dataset.period; })[0];
+        if (!series.loaded) { return; }  // not in this page's data: follow the link (?period=…)
+        event.preventDefault();
+        show(tab.dataset.period);
+      });
     });
     show(data.default);
   }
