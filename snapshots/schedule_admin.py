@@ -9,6 +9,7 @@ from django_q.admin import ScheduleAdmin as QScheduleAdmin
 from django_q.models import Schedule
 
 from snapshots import schedules
+from snapshots.console.actions import confirmed_action
 
 
 class ScheduleForm(forms.ModelForm):
@@ -47,19 +48,29 @@ class ScheduleForm(forms.ModelForm):
         return cleaned
 
 
+def describe_schedule(schedule):
+    return f"{schedule.name or schedule.pk}: {schedule.func} ({schedule.cron or schedule.get_schedule_type_display()})"
+
+
 @admin.action(description="Run now (queue the selected jobs at once)")
+@confirmed_action(question="Queue the jobs of these schedules now? Their next scheduled runs stay as they are.",
+                  button="Yes, run them now", describe=describe_schedule)
 def run_now(modeladmin, request, queryset):
     queued = [f"{s.name or s.id} ({schedules.run_schedule_now(s)})" for s in queryset]
     modeladmin.message_user(request, f"Queued: {', '.join(queued)}", messages.SUCCESS)
 
 
 @admin.action(description="Pause the selected schedules")
+@confirmed_action(question="Pause these schedules? They will not run until resumed.", button="Yes, pause them",
+                  describe=describe_schedule)
 def pause(modeladmin, request, queryset):
     count = schedules.pause_schedules(queryset)
     modeladmin.message_user(request, ngettext("%d schedule paused.", "%d schedules paused.", count) % count)
 
 
 @admin.action(description="Resume the selected schedules")
+@confirmed_action(question="Resume these schedules? Each runs next at its next cron time.", button="Yes, resume them",
+                  describe=describe_schedule)
 def resume(modeladmin, request, queryset):
     count = schedules.resume_schedules(queryset)
     modeladmin.message_user(request, ngettext("%d schedule resumed.", "%d schedules resumed.", count) % count)

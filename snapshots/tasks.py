@@ -75,3 +75,16 @@ def _with_snapshots(data, rebuilt):
     if rebuilt.status != "success" and data["status"] == "success":
         data["status"] = "partial_success"
     return data
+
+
+def backfill_wallet_snapshots(wallet_id, period, since, until=None):
+    """The admin's "Backfill snapshots" of one wallet: every boundary of ``period`` from ``since``
+    to ``until`` (ISO instants; default now), only that wallet's rows, each boundary its own
+    transaction (snapshots.services.snapshots.backfill_snapshots)."""
+    job = "backfill_wallet_snapshots"
+    if not Wallet.objects.filter(pk=wallet_id).exists():
+        return report(job, {"status": "error", "error": f"wallet {wallet_id} does not exist"})
+    result = snapshot_service.backfill_snapshots(
+        period, intended_time(since), intended_time(until) if until else None, wallet_ids=[wallet_id]
+    )
+    return report(job, {**result.as_dict(), "period": period})

@@ -40,7 +40,9 @@ def queued_tasks():
 def test_run_now_queues_the_job_with_its_intended_time_and_leaves_the_schedule_alone(admin_client, hourly):
     next_run = hourly.next_run
     before = timezone.now()
-    response = admin_client.post(CHANGELIST, {"action": "run_now", "_selected_action": [hourly.pk]}, follow=True)
+    response = admin_client.post(
+        CHANGELIST, {"action": "run_now", "_selected_action": [hourly.pk], "confirmed": "yes"}, follow=True
+    )
 
     assert response.status_code == 200
     [task] = queued_tasks()
@@ -52,13 +54,29 @@ def test_run_now_queues_the_job_with_its_intended_time_and_leaves_the_schedule_a
 
 
 def test_a_paused_schedule_has_no_next_run_and_resumes_at_its_next_cron_time(admin_client, hourly):
-    admin_client.post(CHANGELIST, {"action": "pause", "_selected_action": [hourly.pk]})
+    admin_client.post(CHANGELIST, {"action": "pause", "_selected_action": [hourly.pk], "confirmed": "yes"})
     assert Schedule.objects.get(pk=hourly.pk).next_run is None
     assert Schedule.objects.get(pk=hourly.pk).repeats == -1
 
-    admin_client.post(CHANGELIST, {"action": "resume", "_selected_action": [hourly.pk]})
+    admin_client.post(CHANGELIST, {"action": "resume", "_selected_action": [hourly.pk], "confirmed": "yes"})
     resumed = Schedule.objects.get(pk=hourly.pk).next_run
     assert resumed > timezone.now() and resumed.minute == 5 and resumed.second == 0
+
+
+@pytest.mark.parametrize("action, question", [
+    ("run_now", "Queue the jobs of these schedules now?"),
+    ("pause", "Pause these schedules?"),
+    ("resume", "Resume these schedules?"),
+])
+def test_each_schedule_action_asks_for_confirmation_first_and_changes_nothing(admin_client, hourly, action, question):
+    Schedule.objects.filter(pk=hourly.pk).update(next_run=None) if action == "resume" else None
+    before = Schedule.objects.get(pk=hourly.pk).next_run
+
+    page = admin_client.post(CHANGELIST, {"action": action, "_selected_action": [hourly.pk]}).content.decode()
+
+    assert question in page and "hourly_balance_snapshots" in page
+    assert 'name="confirmed" value="yes"' in page and f'name="_selected_action" value="{hourly.pk}"' in page
+    assert queued_tasks() == [] and Schedule.objects.get(pk=hourly.pk).next_run == before
 
 
 def test_the_changelist_shows_cron_and_paused(admin_client, hourly):

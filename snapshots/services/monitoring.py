@@ -24,6 +24,7 @@ JOBS = (
     "cleanup_old_snapshots",
     "recalculate_wallet_balances",
     "recalculate_all_wallets",
+    "backfill_wallet_snapshots",
 )
 # How many recent results of one job are read to find its last success and last failure.
 RECENT_TASKS = 100
