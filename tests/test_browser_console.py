@@ -44,7 +44,7 @@ def browser():
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _unavailable("the playwright package is not installed (pip install -r requirements.txt)")
+        _unavailable("the playwright package is not installed (pip install -r requirements-dev.txt)")
     # Playwright's sync API keeps an event loop running in this thread while the browser is open;
     # the tests' own ORM calls (and the database flush between tests) are still plain synchronous
     # code, which Django's async-safety check would refuse.
