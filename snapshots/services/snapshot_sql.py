@@ -16,14 +16,16 @@ Price at T (DESIGN.md, "Prices"): the latest Price with as_of <= T, else the pri
 latest priced confirmed transaction with timestamp <= T (any wallet), else null. It is looked up
 once per token, through the (token, as_of) and (token, timestamp) indexes.
 
-Writes: INSERT … ON CONFLICT DO UPDATE only where a value differs (re-taking an unchanged snapshot
-writes nothing), and DELETE of the boundary's rows that no longer qualify. Both are data-modifying
-CTEs of the same statement; they touch disjoint rows.
+Writes: a boundary with no rows yet gets a plain INSERT … SELECT. A boundary taken before gets
+INSERT … ON CONFLICT DO UPDATE only where a value differs (re-taking an unchanged snapshot writes
+nothing) and DELETE of the rows that no longer qualify: data-modifying CTEs of one statement,
+touching disjoint rows.
 """
 
 _ACQUISITION = "t.kind IN ('buy', 'transfer_in')"
 
-WRITE_SNAPSHOT_SQL = f"""
+# The rows of the snapshot: CTEs that the two statements below share.
+SNAPSHOT_ROWS_CTES = f"""
 WITH recent AS (
     SELECT t.wallet_id, t.token_id,
            SUM(CASE WHEN {_ACQUISITION} THEN t.amount ELSE -t.amount END) AS net,
@@ -62,28 +64,39 @@ WITH recent AS (
     ) a
     JOIN prices p ON p.token_id = b.token_id
     WHERE a.amount > %(dust)s AND {{scope_b}}
-), upserted AS (
-    INSERT INTO snapshots_balancesnapshot AS s
-        (wallet_id, token_id, period, as_of, amount, price_usd, value_usd, avg_buy_price_usd, source, created_at)
-    SELECT wallet_id, token_id, %(period)s, %(as_of)s, amount, price_usd, value_usd, avg_buy, %(source)s, now()
-    FROM snapshot
-    ON CONFLICT (period, as_of, wallet_id, token_id) DO UPDATE SET
-        amount = EXCLUDED.amount,
-        price_usd = EXCLUDED.price_usd,
-        value_usd = EXCLUDED.value_usd,
-        avg_buy_price_usd = EXCLUDED.avg_buy_price_usd,
-        source = EXCLUDED.source
-    WHERE (s.amount, s.price_usd, s.value_usd, s.avg_buy_price_usd)
-          IS DISTINCT FROM (EXCLUDED.amount, EXCLUDED.price_usd, EXCLUDED.value_usd, EXCLUDED.avg_buy_price_usd)
-    RETURNING (s.xmax = 0) AS inserted  -- xmax = 0: a new row, not an update of an existing one
+)
+"""
+
+UPSERT = """
+INSERT INTO snapshots_balancesnapshot AS s
+    (wallet_id, token_id, period, as_of, amount, price_usd, value_usd, avg_buy_price_usd, source, created_at)
+SELECT wallet_id, token_id, %(period)s, %(as_of)s, amount, price_usd, value_usd, avg_buy, %(source)s, now()
+FROM snapshot
+ON CONFLICT (period, as_of, wallet_id, token_id) DO UPDATE SET
+    amount = EXCLUDED.amount,
+    price_usd = EXCLUDED.price_usd,
+    value_usd = EXCLUDED.value_usd,
+    avg_buy_price_usd = EXCLUDED.avg_buy_price_usd,
+    source = EXCLUDED.source
+WHERE (s.amount, s.price_usd, s.value_usd, s.avg_buy_price_usd)
+      IS DISTINCT FROM (EXCLUDED.amount, EXCLUDED.price_usd, EXCLUDED.value_usd, EXCLUDED.avg_buy_price_usd)
+"""
+
+# A boundary with no rows yet (the usual scheduled run): a plain INSERT … SELECT, streamed, with
+# nothing to compare and nothing stale. The advisory lock guarantees no one else writes it meanwhile.
+WRITE_NEW_SNAPSHOT_SQL = SNAPSHOT_ROWS_CTES + UPSERT
+
+# A boundary taken before: upsert where values differ, and remove the rows that no longer qualify.
+REFRESH_SNAPSHOT_SQL = SNAPSHOT_ROWS_CTES + ", upserted AS (" + UPSERT + """\
+RETURNING (s.xmax = 0) AS inserted  -- xmax = 0: a new row, not an update of an existing one
 ), removed AS (
     DELETE FROM snapshots_balancesnapshot s
-    WHERE s.period = %(period)s AND s.as_of = %(as_of)s AND {{scope_s}}
+    WHERE s.period = %(period)s AND s.as_of = %(as_of)s AND {scope_s}
       -- Only when some row can be stale: the rows there before this statement (every part of a
       -- statement sees the same snapshot) outnumber the snapshot rows that matched one of them.
       -- Usually they don't, and the anti-join below is not run at all.
       AND (SELECT count(*) FROM snapshots_balancesnapshot e
-           WHERE e.period = %(period)s AND e.as_of = %(as_of)s AND {{scope_e}})
+           WHERE e.period = %(period)s AND e.as_of = %(as_of)s AND {scope_e})
           > (SELECT count(*) FROM snapshot) - (SELECT count(*) FILTER (WHERE inserted) FROM upserted)
       AND NOT EXISTS (SELECT 1 FROM snapshot n WHERE n.wallet_id = s.wallet_id AND n.token_id = s.token_id)
     RETURNING 1
@@ -96,6 +109,9 @@ SELECT (SELECT count(*) FROM snapshot), (SELECT count(*) FROM upserted), (SELECT
 SNAPSHOT_WORK_MEM = "256MB"
 SNAPSHOT_WORK_MEM_SQL = f"SET LOCAL work_mem = '{SNAPSHOT_WORK_MEM}'"
 
+BOUNDARY_HAS_ROWS_SQL = (
+    "SELECT EXISTS (SELECT 1 FROM snapshots_balancesnapshot WHERE period = %(period)s AND as_of = %(as_of)s)"
+)
 COUNT_ROWS_SQL = "SELECT count(*) FROM snapshots_balancesnapshot WHERE period = %(period)s AND as_of = %(as_of)s"
 
 # Two workers never compute the same (period, as_of) at once: the second waits here for the first
@@ -133,17 +149,24 @@ def lock_boundary(cursor, period, as_of):
 
 
 def write_snapshot(cursor, period, as_of, source, dust, scope):
-    """Write (period, as_of) for the wallets in ``scope``. Returns (rows, written, removed)."""
-    sql = WRITE_SNAPSHOT_SQL.format(
-        scope_t=scope.condition("t.wallet_id"),
-        scope_b=scope.condition("b.wallet_id"),
-        scope_s=scope.condition("s.wallet_id"),
-        scope_e=scope.condition("e.wallet_id"),
-    )
+    """Write (period, as_of) for the wallets in ``scope``. Returns (rows, written, removed).
+
+    Call it holding lock_boundary(period, as_of), inside the transaction."""
     params = {"period": period, "as_of": as_of, "source": source, "dust": dust, **scope.params()}
+    conditions = {
+        "scope_t": scope.condition("t.wallet_id"),
+        "scope_b": scope.condition("b.wallet_id"),
+        "scope_s": scope.condition("s.wallet_id"),
+        "scope_e": scope.condition("e.wallet_id"),
+    }
     cursor.execute(SNAPSHOT_WORK_MEM_SQL)
-    cursor.execute(sql, params)
-    rows, written, removed = cursor.fetchone()
+    cursor.execute(BOUNDARY_HAS_ROWS_SQL, params)
+    if cursor.fetchone()[0]:
+        cursor.execute(REFRESH_SNAPSHOT_SQL.format(**conditions), params)
+        rows, written, removed = cursor.fetchone()
+    else:
+        cursor.execute(WRITE_NEW_SNAPSHOT_SQL.format(**conditions), params)
+        rows, written, removed = cursor.rowcount, cursor.rowcount, 0
     cursor.execute("SET LOCAL work_mem TO DEFAULT")  # in case the caller's transaction goes on
     return rows, written, removed
 
