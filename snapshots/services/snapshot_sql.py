@@ -16,10 +16,10 @@ Price at T (DESIGN.md, "Prices"): the latest Price with as_of <= T, else the pri
 latest priced confirmed transaction with timestamp <= T (any wallet), else null. It is looked up
 once per token, through the (token, as_of) and (token, timestamp) indexes.
 
-Writes: a boundary with no rows yet gets a plain INSERT … SELECT. A boundary taken before gets
-INSERT … ON CONFLICT DO UPDATE only where a value differs (re-taking an unchanged snapshot writes
-nothing) and DELETE of the rows that no longer qualify: data-modifying CTEs of one statement,
-touching disjoint rows.
+Writes: a boundary with no rows yet gets a plain INSERT … SELECT. A boundary taken before is
+compared with its existing rows in the same statement: INSERT … ON CONFLICT DO UPDATE of the rows
+that are new or differ (re-taking an unchanged snapshot writes nothing) and DELETE of the rows that
+no longer qualify — data-modifying CTEs of one statement, touching disjoint rows.
 """
 
 _ACQUISITION = "t.kind IN ('buy', 'transfer_in')"
@@ -67,11 +67,12 @@ WITH recent AS (
 )
 """
 
-UPSERT = """
+def _upsert_from(rows):
+    return f"""
 INSERT INTO snapshots_balancesnapshot AS s
     (wallet_id, token_id, period, as_of, amount, price_usd, value_usd, avg_buy_price_usd, source, created_at)
 SELECT wallet_id, token_id, %(period)s, %(as_of)s, amount, price_usd, value_usd, avg_buy, %(source)s, now()
-FROM snapshot
+FROM {rows}
 ON CONFLICT (period, as_of, wallet_id, token_id) DO UPDATE SET
     amount = EXCLUDED.amount,
     price_usd = EXCLUDED.price_usd,
@@ -84,28 +85,40 @@ WHERE (s.amount, s.price_usd, s.value_usd, s.avg_buy_price_usd)
 
 # A boundary with no rows yet (the usual scheduled run): a plain INSERT … SELECT, streamed, with
 # nothing to compare and nothing stale. The advisory lock guarantees no one else writes it meanwhile.
-WRITE_NEW_SNAPSHOT_SQL = SNAPSHOT_ROWS_CTES + UPSERT
+WRITE_NEW_SNAPSHOT_SQL = SNAPSHOT_ROWS_CTES + _upsert_from("snapshot")
 
-# A boundary taken before: upsert where values differ, and remove the rows that no longer qualify.
-REFRESH_SNAPSHOT_SQL = SNAPSHOT_ROWS_CTES + ", upserted AS (" + UPSERT + """\
-RETURNING (s.xmax = 0) AS inserted  -- xmax = 0: a new row, not an update of an existing one
+# A boundary taken before: one full join of the new rows with the boundary's existing rows finds
+# what differs (written), what is new (inserted) and what no longer qualifies (deleted by ctid:
+# the whole statement sees one snapshot). Unchanged rows — usually all of them — cost a hash probe,
+# not an ON CONFLICT index probe and row lock each.
+REFRESH_SNAPSHOT_SQL = SNAPSHOT_ROWS_CTES + """\
+, existing AS (
+    SELECT e.ctid AS tid, e.wallet_id, e.token_id, e.amount, e.price_usd, e.value_usd, e.avg_buy_price_usd
+    FROM snapshots_balancesnapshot e
+    WHERE e.period = %(period)s AND e.as_of = %(as_of)s AND {scope_e}
+), compared AS (
+    SELECT n.*, e.tid AS existing_tid,
+           n.wallet_id IS NOT NULL AS qualifies,
+           n.wallet_id IS NOT NULL AND (
+               e.wallet_id IS NULL
+               OR (n.amount, n.price_usd, n.value_usd, n.avg_buy)
+                  IS DISTINCT FROM (e.amount, e.price_usd, e.value_usd, e.avg_buy_price_usd)
+           ) AS differs
+    FROM snapshot n
+    FULL JOIN existing e ON e.wallet_id = n.wallet_id AND e.token_id = n.token_id
+), upserted AS (""" + _upsert_from("compared WHERE differs") + """\
+RETURNING 1
 ), removed AS (
-    DELETE FROM snapshots_balancesnapshot s
-    WHERE s.period = %(period)s AND s.as_of = %(as_of)s AND {scope_s}
-      -- Only when some row can be stale: the rows there before this statement (every part of a
-      -- statement sees the same snapshot) outnumber the snapshot rows that matched one of them.
-      -- Usually they don't, and the anti-join below is not run at all.
-      AND (SELECT count(*) FROM snapshots_balancesnapshot e
-           WHERE e.period = %(period)s AND e.as_of = %(as_of)s AND {scope_e})
-          > (SELECT count(*) FROM snapshot) - (SELECT count(*) FILTER (WHERE inserted) FROM upserted)
-      AND NOT EXISTS (SELECT 1 FROM snapshot n WHERE n.wallet_id = s.wallet_id AND n.token_id = s.token_id)
+    DELETE FROM snapshots_balancesnapshot
+    WHERE ctid = ANY(ARRAY(SELECT existing_tid FROM compared WHERE NOT qualifies))
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM snapshot), (SELECT count(*) FROM upserted), (SELECT count(*) FROM removed)
+SELECT (SELECT count(*) FROM compared WHERE qualifies), (SELECT count(*) FROM upserted),
+       (SELECT count(*) FROM removed)
 """
 
-# The snapshot's rows are held once (CTE) and hashed for the stale-row check: with the default
-# 4MB work_mem both spill to disk at a million balances. Server memory, for this transaction only.
+# Re-taking a boundary hashes a million rows and holds them once (CTE): with the default 4MB
+# work_mem both spill to disk. Server memory, for this transaction only.
 SNAPSHOT_WORK_MEM = "256MB"
 SNAPSHOT_WORK_MEM_SQL = f"SET LOCAL work_mem = '{SNAPSHOT_WORK_MEM}'"
 
