@@ -23,6 +23,8 @@ no longer qualify — data-modifying CTEs of one statement, touching disjoint ro
 """
 
 _ACQUISITION = "t.kind IN ('buy', 'transfer_in')"
+# The largest value NUMERIC(38,18) holds once rounded to 18 places, plus one unit in the last place.
+MAX_VALUE_USD = "99999999999999999999.9999999999999999995"
 
 # The rows of the snapshot: CTEs that the two statements below share.
 SNAPSHOT_ROWS_CTES = f"""
@@ -49,7 +51,11 @@ WITH recent AS (
     WHERE EXISTS (SELECT 1 FROM snapshots_balance b WHERE b.token_id = tk.id)
 ), snapshot AS (
     SELECT b.wallet_id, b.token_id, a.amount, p.price_usd,
-           round(a.amount * p.price_usd, 18) AS value_usd, a.avg_buy
+           -- A value that does not fit NUMERIC(38,18) (>= 10^20 USD: a spam token's absurd price)
+           -- is unknown, rather than a failure of every wallet's snapshot at this boundary.
+           CASE WHEN abs(a.amount * p.price_usd) < {MAX_VALUE_USD} THEN round(a.amount * p.price_usd, 18) END
+               AS value_usd,
+           a.avg_buy
     FROM snapshots_balance b
     JOIN bagtracker_wallet w ON w.id = b.wallet_id AND w.is_active
     LEFT JOIN recent r ON r.wallet_id = b.wallet_id AND r.token_id = b.token_id
