@@ -48,7 +48,7 @@ WITH recent AS (
          ORDER BY t.timestamp DESC, t.id DESC LIMIT 1)
     ) AS price_usd
     FROM bagtracker_token tk
-    WHERE EXISTS (SELECT 1 FROM snapshots_balance b WHERE b.token_id = tk.id)
+    WHERE {{priced_tokens}}
 ), snapshot AS (
     SELECT b.wallet_id, b.token_id, a.amount, p.price_usd,
            -- A value that does not fit NUMERIC(38,18) (>= 10^20 USD: a spam token's absurd price)
@@ -159,6 +159,12 @@ class WalletScope:
             parts.append(f"{column} <> ALL(%(excluded_wallets)s::bigint[])")
         return " AND ".join(parts) or "TRUE"
 
+    def priced_tokens(self):
+        """Which tokens need a price: those with a balance (in scope, when only a few wallets are)."""
+        if self.only is not None:
+            return f"tk.id IN (SELECT b.token_id FROM snapshots_balance b WHERE {self.condition('b.wallet_id')})"
+        return "EXISTS (SELECT 1 FROM snapshots_balance b WHERE b.token_id = tk.id)"
+
     def params(self):
         return {"only_wallets": self.only or [], "excluded_wallets": self.excluding}
 
@@ -177,6 +183,7 @@ def write_snapshot(cursor, period, as_of, source, dust, scope):
         "scope_b": scope.condition("b.wallet_id"),
         "scope_s": scope.condition("s.wallet_id"),
         "scope_e": scope.condition("e.wallet_id"),
+        "priced_tokens": scope.priced_tokens(),
     }
     cursor.execute(SNAPSHOT_WORK_MEM_SQL)
     cursor.execute(BOUNDARY_HAS_ROWS_SQL, params)
