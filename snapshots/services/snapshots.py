@@ -139,7 +139,8 @@ class SnapshotJobResult:
 class ManyBoundariesResult:
     """Backfill and rebuild: many boundaries, each its own transaction; failures listed."""
 
-    kind: str
+    kind: str  # "backfill" or "rebuild"
+    period: str = None  # backfill: its period; rebuild: all periods
     boundaries: list = field(default_factory=list)
     wallet_ids: list = None
     duration_seconds: float = 0.0
@@ -169,12 +170,18 @@ class ManyBoundariesResult:
     def as_dict(self):
         data = {
             "status": self.status,
+            "kind": self.kind,
             "boundaries": len(self.boundaries),
             "rows": self.rows,
             "written": self.written,
             "removed": self.removed,
             "duration_seconds": round(self.duration_seconds, 3),
         }
+        if self.period:
+            data["period"] = self.period
+        if self.boundaries:
+            data["first_as_of"] = _iso(self.boundaries[0].as_of)
+            data["last_as_of"] = _iso(self.boundaries[-1].as_of)
         if self.wallet_ids is not None:
             data["wallet_ids"] = list(self.wallet_ids)
         if self.failures:
@@ -328,7 +335,7 @@ def backfill_snapshots(period, since, until=None, wallet_ids=None, progress=None
     if wallet_ids is not None:
         wallet_ids = _wallets_exist(wallet_ids)
     boundaries = list(boundaries_between(period, as_utc(since), until))
-    result = ManyBoundariesResult(kind="backfill", wallet_ids=wallet_ids)
+    result = ManyBoundariesResult(kind="backfill", period=period, wallet_ids=wallet_ids)
     for done, boundary in enumerate(boundaries, start=1):
         result.boundaries.append(_take_reporting_errors(period, boundary, SnapshotSource.BACKFILL, wallets=wallet_ids))
         if progress:
