@@ -5,7 +5,6 @@ Every wait is bounded (tests/jobs_support.wait_until); every process started is 
 import shutil
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import psutil
@@ -134,9 +133,7 @@ class PrivateRedis:
             self.process.kill()
             self.process.wait(timeout=10)
 
-    def stop(self):
-        self.kill()
-        time.sleep(0)  # nothing to wait for: killed and reaped
+    stop = kill
 
 
 def raw_connection():

@@ -59,7 +59,7 @@ def test_a_recalculation_whose_connection_is_killed_changes_nothing_and_a_retry_
     assert not task.success
     assert "terminating connection due to administrator command" in str(task.result)
     assert balances(wallet) == damaged  # nothing of the wallet changed
-    assert f"Failed 'snapshots.tasks.recalculate_wallet_balances'" in cluster.log()
+    assert "Failed 'snapshots.tasks.recalculate_wallet_balances'" in cluster.log()
 
     retry = finished_task(queue_on(private_redis.url, "snapshots.tasks.recalculate_wallet_balances", wallet.pk))
     assert retry.success, retry.result
