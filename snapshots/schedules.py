@@ -98,14 +98,24 @@ def install_schedules(schedules=DEFAULT_SCHEDULES):
 # --- Parsing exactly as django_q.scheduler does ----------------------------------------------------
 
 
+# What ast.literal_eval raises on text it cannot evaluate: besides SyntaxError and ValueError, a
+# TypeError for an unhashable dict key or set member ("{[1]: 2}") and MemoryError/RecursionError
+# for deep nesting.
+LITERAL_ERRORS = (SyntaxError, ValueError, TypeError, MemoryError, RecursionError)
+
+
+def _shorten(text, limit=60):
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
 def parse_args(text):
     """The positional arguments the scheduler will pass, or ValueError."""
     if not text:
         return ()
     try:
         args = ast.literal_eval(text)
-    except (SyntaxError, ValueError) as error:
-        raise ValueError(f"not a Python literal ({error.__class__.__name__}): {text!r}") from None
+    except LITERAL_ERRORS as error:
+        raise ValueError(f"not a Python literal ({error.__class__.__name__}): {_shorten(text)}") from None
     return args if type(args) is tuple else (args,)
 
 
@@ -121,14 +131,14 @@ def parse_kwargs(text):
         kwargs = ast.literal_eval(text)
         if isinstance(kwargs, dict):
             return kwargs
-    except (SyntaxError, ValueError):
+    except LITERAL_ERRORS:
         pass
     try:
         keywords = ast.parse(f"f({text})").body[0].value.keywords
         if ast.parse(f"f({text})").body[0].value.args:
             raise ValueError("positional values belong in args")
         return {k.arg: ast.literal_eval(k.value) for k in keywords}
-    except (SyntaxError, ValueError, AttributeError) as error:
+    except (*LITERAL_ERRORS, AttributeError) as error:
         raise ValueError(f"use name=value pairs, e.g. create_snapshots=True ({error})") from None
 
 
@@ -143,7 +153,10 @@ def schedule_errors(schedule):
         parse_kwargs(schedule.kwargs)
     except ValueError as error:
         errors["kwargs"] = str(error)
-    if schedule.schedule_type == Schedule.CRON:
+    if schedule.schedule_type not in dict(Schedule.TYPE):
+        # django-q2 computes no next run for it (UnboundLocalError in calculate_next_run).
+        errors["schedule_type"] = f"unknown schedule type {schedule.schedule_type!r}"
+    elif schedule.schedule_type == Schedule.CRON:
         if not schedule.cron:
             errors["cron"] = "a CRON schedule needs a cron expression, e.g. 5 * * * *"
         elif not croniter.is_valid(schedule.cron):
@@ -209,7 +222,10 @@ def quarantine_broken_schedules():
     """Pause every active schedule the scheduler could not process; return their names."""
     paused = []
     for schedule in Schedule.objects.exclude(repeats=0).exclude(next_run=None):
-        errors = schedule_errors(schedule)
+        try:
+            errors = schedule_errors(schedule)
+        except Exception as error:  # one unforeseen row must not leave the others unchecked
+            errors = {"schedule": f"{type(error).__name__}: {error}"}
         if errors:
             Schedule.objects.filter(pk=schedule.pk).update(next_run=None)
             label = schedule.name or schedule.pk

@@ -172,8 +172,27 @@ class WalletScope:
         return {"only_wallets": self.only or [], "excluded_wallets": self.excluding}
 
 
+# A snapshot in progress also holds its period's key in shared mode, until it commits. A rebuild
+# after a recalculation takes that key exclusively for an instant before it lists the boundaries
+# to re-take: it waits for every snapshot that may have read the ledger before the repair, so it
+# sees their boundaries (and re-takes them) instead of missing them and letting them commit rows
+# of the damaged ledger after it. Snapshots never wait on each other for it (shared), and a
+# ledger writer never waits at all.
+PERIOD_NAMESPACE = 0x534E5050  # "SNPP"
+SHARE_PERIOD_SQL = "SELECT pg_advisory_xact_lock_shared(%s, hashtext(%s))"
+WAIT_PERIOD_SQL = "SELECT pg_advisory_lock(%s, hashtext(%s))"
+RELEASE_PERIOD_SQL = "SELECT pg_advisory_unlock(%s, hashtext(%s))"
+
+
 def lock_boundary(cursor, period, as_of):
+    cursor.execute(SHARE_PERIOD_SQL, [PERIOD_NAMESPACE, period])
     cursor.execute(LOCK_BOUNDARY_SQL, [LOCK_NAMESPACE, f"{period}:{as_of.isoformat()}"])
+
+
+def wait_for_snapshots_in_progress(cursor, period):
+    """Return once every snapshot of ``period`` in progress when called has committed or rolled back."""
+    cursor.execute(WAIT_PERIOD_SQL, [PERIOD_NAMESPACE, period])  # session-level: never outlives this call
+    cursor.execute(RELEASE_PERIOD_SQL, [PERIOD_NAMESPACE, period])
 
 
 def write_snapshot(cursor, period, as_of, source, dust, scope):

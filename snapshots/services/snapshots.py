@@ -7,7 +7,9 @@ half a snapshot and an interrupted catch-up or backfill keeps the boundaries it 
 Concurrency: take_snapshot holds a transaction-level advisory lock on (period, as_of). A second
 worker asking for the same boundary waits for the first to commit, then re-takes it — idempotent,
 and it writes nothing unless history changed in between. Catch-up boundaries are the exception:
-once the lock is held, one that another worker completed meanwhile is skipped.
+once the lock is held, one that another worker completed meanwhile is skipped. A rebuild after a
+recalculation first waits for the snapshots in progress (snapshot_sql.wait_for_snapshots_in_progress),
+so a snapshot that read the ledger before the repair cannot commit stale rows after the rebuild.
 """
 
 import logging
@@ -359,6 +361,14 @@ def retained_boundaries(period, now, wallet_id=None):
     return sorted(found)
 
 
+def _wait_for_snapshots_in_progress():
+    """A snapshot that read the ledger before a repair may still be writing: wait for it to commit,
+    so that its boundary is listed (and re-taken) by the rebuild that follows the repair."""
+    with connection.cursor() as cursor:
+        for period in PERIODS:
+            snapshot_sql.wait_for_snapshots_in_progress(cursor, period)
+
+
 def rebuild_wallet_snapshots(wallet_id, now=None, progress=None):
     """Rebuild one wallet's retained snapshots (every period) from its current history.
 
@@ -368,6 +378,7 @@ def rebuild_wallet_snapshots(wallet_id, now=None, progress=None):
     started = time.monotonic()
     (wallet_id,) = _wallets_exist([wallet_id])
     now = now or _now()
+    _wait_for_snapshots_in_progress()
     work = [(period, b) for period in PERIODS for b in retained_boundaries(period, now, wallet_id)]
     result = ManyBoundariesResult(kind="rebuild", wallet_ids=[wallet_id])
     for done, (period, boundary) in enumerate(work, start=1):
@@ -383,6 +394,7 @@ def rebuild_all_snapshots(excluding_wallets=(), now=None, progress=None):
     ``excluding_wallets`` (e.g. those whose recalculation failed: their balances are stale)."""
     started = time.monotonic()
     now = now or _now()
+    _wait_for_snapshots_in_progress()
     work = [(period, b) for period in PERIODS for b in retained_boundaries(period, now)]
     result = ManyBoundariesResult(kind="rebuild")
     for done, (period, boundary) in enumerate(work, start=1):

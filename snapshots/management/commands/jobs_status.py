@@ -1,8 +1,9 @@
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.utils import timezone
 
+from bagtracker.management.base import Command as BaseCommand
 from snapshots.periods import format_boundary
 from snapshots.services import monitoring
 

@@ -1,5 +1,6 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from bagtracker.management.base import Command as BaseCommand
 from bagtracker.models import Wallet
 from bagtracker.progress import Progress
 from snapshots.services import jobs, ledger
