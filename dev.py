@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PYTHON = VENV / "bin" / "python"
-REQUIREMENTS = ROOT / "requirements.txt"
+REQUIREMENTS = ROOT / "requirements-dev.txt"  # includes requirements.txt
 STAMP = VENV / ".requirements.sha256"
 HOST, PORT = "127.0.0.1", os.environ.get("BAGTRACKER_PORT", "8000")
 
@@ -36,9 +36,9 @@ def ensure_venv():
     if not PYTHON.exists():
         say("creating .venv")
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
+    digest = hashlib.sha256(REQUIREMENTS.read_bytes() + (ROOT / "requirements.txt").read_bytes()).hexdigest()
     if not STAMP.exists() or STAMP.read_text() != digest:
-        say("installing requirements.txt into .venv")
+        say("installing requirements-dev.txt (and requirements.txt) into .venv")
         pip = [str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
         subprocess.run([*pip, "-r", str(REQUIREMENTS)], check=True)
         STAMP.write_text(digest)
@@ -60,11 +60,36 @@ def wait_for_http(url, seconds):
     return False
 
 
+def wait_for_task(task_id, seconds):
+    """True once django-q2 recorded the task as successful (its result is in the admin)."""
+    probe = (
+        "import sys; from django_q.models import Task; "
+        f"t = Task.objects.filter(id={task_id!r}).first(); "
+        "sys.exit(0 if t and t.success else (2 if t else 1))"
+    )
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        code = subprocess.run([str(PYTHON), "manage.py", "shell", "-v", "0", "-c", probe], cwd=ROOT).returncode
+        if code == 0:
+            return True
+        if code == 2:
+            return False
+        time.sleep(1)
+    return False
+
+
 def up(smoke=False):
     ensure_venv()
     say("migrating the database")
     manage("migrate", "--no-input", "-v", "0")
-    manage("seed_demo", "--if-empty")
+    seeded = manage("seed_demo", "--if-empty", capture_output=True, text=True).stdout.strip()
+    print(seeded, flush=True)
+    if seeded.startswith("Seeded"):
+        say("backfilling the demo portfolio's snapshot history")
+        since = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 90 * 86400))
+        recent = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 2 * 86400))
+        for period, start in (("daily", since), ("weekly", since), ("monthly", since), ("hourly", recent)):
+            manage("backfill_snapshots", "--period", period, "--since", start)
     login = manage("demo_admin", capture_output=True, text=True).stdout.strip()
     say("starting the job cluster (qcluster) and the admin (runserver)")
     processes = [
@@ -77,12 +102,17 @@ def up(smoke=False):
     try:
         if not wait_for_http(url + "login/", 60):
             sys.exit(f"the admin did not answer at {url} within 60 s")
+        say("queueing the main job: an hourly snapshot, run by the cluster")
+        queued = manage("create_snapshots", "--period", "hourly", "--async", capture_output=True, text=True)
+        task_id = queued.stdout.strip().splitlines()[-1].split()[-1]
         print(f"\n  Admin:  {url}\n  Login:  {login}\n  Stop:   Ctrl-C (then `python3 dev.py stop` stops the embedded PostgreSQL)\n", flush=True)
         if smoke:
             for process in processes:
                 if process.poll() is not None:
                     sys.exit(f"{process.args[2]} exited with {process.returncode}")
-            say("smoke check passed")
+            if not wait_for_task(task_id, 90):
+                sys.exit(f"the cluster did not finish task {task_id} within 90 s")
+            say("smoke check passed: the admin answers and the cluster ran the hourly snapshot")
             return 0
         while all(p.poll() is None for p in processes):
             time.sleep(0.5)

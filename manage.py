@@ -5,9 +5,18 @@ import sys
 
 def main():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(sys.argv)
+    try:
+        execute_from_command_line(sys.argv)
+    except ImproperlyConfigured as error:
+        # A misconfigured environment (BALANCE_HOURLY_RETENTION_DAYS=abc, no DJANGO_SECRET_KEY…) is
+        # an operator's error: one line naming the variable, not a traceback through importlib.
+        if "--traceback" in sys.argv:
+            raise
+        sys.stderr.write(f"ImproperlyConfigured: {error}\n")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

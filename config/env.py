@@ -4,7 +4,10 @@ django-environ reads ``BALANCE_HOURLY_SNAPSHOTS=flase`` as False and ``RETENTION
 complaint. An operator's typo must stop start-up instead, with the variable's name in the message.
 """
 
+import ipaddress
+import re
 from decimal import Decimal, InvalidOperation
+from urllib.parse import urlparse
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -64,3 +67,100 @@ def strict_decimal(name, default):
 def strict_str(name, default=None):
     value = _raw(name)
     return default if value is None else value
+
+
+def strict_networks(name):
+    """A comma-separated list of IP addresses or networks (10.0.0.0/8), validated."""
+
+    value = _raw(name)
+    if value is None:
+        return []
+    entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: {entry!r} is not an IP address or network") from None
+    return entries
+
+
+def strict_choice(name, default, choices):
+    """One of ``choices``, compared case-insensitively, returned as spelled in ``choices``."""
+    value = _raw(name)
+    if value is None:
+        return default
+    for choice in choices:
+        if value.upper() == choice.upper():
+            return choice
+    raise ImproperlyConfigured(f"{name}={value!r} must be one of {', '.join(choices)}")
+
+
+def strict_redis_url(name):
+    """redis://[:password@]host[:port][/db], rediss://… or unix:///path; checked now, not at the
+    first job (redis-py would accept a URL without a host and fail later, or ignore a bad db)."""
+    from redis.connection import parse_url  # imported here: settings load before any Redis use
+
+    value = _raw(name)
+    if value is None:
+        return None
+    try:
+        parts = parse_url(value)
+        parsed = urlparse(value)
+        if parsed.scheme in ("redis", "rediss"):
+            if not parsed.hostname:
+                raise ValueError("it has no host (e.g. redis://127.0.0.1:6379/0)")
+            if parsed.port is not None and not 1 <= parsed.port <= 65535:
+                raise ValueError("its port must be between 1 and 65535")
+            db = parsed.path.lstrip("/")
+            if db and not db.isdigit():
+                raise ValueError(f"its database {db!r} is not a number")
+        elif not parts.get("path"):
+            raise ValueError("a unix:// URL needs a socket path")
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{name}={_hide_password(value)!r} is not a Redis URL: {error}") from None
+    return value
+
+
+def strict_host(name):
+    """A host name or address, without a scheme, path, port or spaces."""
+    value = _raw(name)
+    if value is None:
+        return None
+    if "://" in value or "/" in value or any(c.isspace() for c in value):
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not a host name (no scheme or path; the port goes in its own variable)"
+        )
+    return value
+
+
+def strict_token(name, min_length=16):
+    """A secret token: long enough to resist guessing, without spaces (a header value)."""
+    value = _raw(name)
+    if value is None:
+        return None
+    if len(value) < min_length or any(c.isspace() for c in value):
+        raise ImproperlyConfigured(
+            f"{name} must be at least {min_length} characters without spaces "
+            "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    return value
+
+
+def _hide_password(url):
+    return re.sub(r"//([^@/]*:)?[^@/]*@", "//***@", url)
+
+
+def strict_database_url(name):
+    """A PostgreSQL URL as Django's DATABASES entry (SQLite is never an option: its DECIMAL is a float)."""
+    value = _raw(name)
+    if value is None:
+        return None
+    if urlparse(value).scheme not in ("postgres", "postgresql", "pgsql"):
+        raise ImproperlyConfigured(f"{name} must point at PostgreSQL (postgres://...)")
+    try:
+        config = env.db_url_config(value)
+    except (ValueError, KeyError) as error:  # a bad port, an unknown scheme
+        raise ImproperlyConfigured(f"{name}={_hide_password(value)!r} is not a database URL: {error}") from None
+    if config.get("ENGINE") != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(f"{name} must point at PostgreSQL (postgres://...)")
+    return config

@@ -121,3 +121,9 @@ class SnapshotRunAdmin(ReadOnlyAdmin):
     @admin.display(description="error")
     def short_error(self, run):
         return run.error if len(run.error) <= 120 else run.error[:117] + "..."
+
+
+# django-q2's schedule admin, extended with run now / pause / resume and validated edits.
+from snapshots import schedule_admin  # noqa: E402
+
+schedule_admin.register()

@@ -1,6 +1,46 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate, pre_save
 
 
 class SnapshotsConfig(AppConfig):
     name = "snapshots"
     verbose_name = "Balances and snapshots"
+
+    def ready(self):
+        import django_q.cluster
+        from django_q.models import Schedule
+
+        from snapshots import schedules
+
+        post_migrate.connect(_install_schedules, sender=self, dispatch_uid="snapshots.install_schedules")
+        pre_save.connect(_validate_schedule, sender=Schedule, dispatch_uid="snapshots.validate_schedule")
+        # See snapshots/schedules.py: pause a broken schedule before each scheduler tick, so it
+        # cannot roll back the tick and make the other due schedules fire again.
+        if not getattr(django_q.cluster.scheduler, "guarded", False):
+            django_q.cluster.scheduler = schedules.guarded(django_q.cluster.scheduler)
+
+
+def _install_schedules(sender, using="default", **kwargs):
+    from django_q.models import Schedule
+
+    from snapshots.schedules import install_schedules
+
+    from django.core.management import call_command
+
+    # The shared cache table (settings.CACHES); a no-op when it exists.
+    call_command("createcachetable", database=using, verbosity=0)
+    if Schedule._meta.db_table not in _tables(using):
+        return  # migrating to a state before django_q's tables exist
+    install_schedules()
+
+
+def _validate_schedule(sender, instance, raw=False, **kwargs):
+    from snapshots.schedules import validate_schedule
+
+    validate_schedule(instance)
+
+
+def _tables(using):
+    from django.db import connections
+
+    return connections[using].introspection.table_names()

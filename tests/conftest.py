@@ -75,3 +75,27 @@ def make_price(db, token):
         return Price.objects.create(token=of_token or token, as_of=at, price_usd=Decimal(str(price)), source=source)
 
     return make
+
+
+@pytest.fixture
+def refuse_snapshot_rows(db):
+    """Make the database refuse snapshot rows from an instant on (a trigger, as a full disk or a
+    failing constraint would): refuse(since) to start, refuse(None) to stop. Rolled back with the test."""
+    from django.db import connection
+
+    def refuse(since):
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER IF EXISTS test_refuse_snapshot ON snapshots_balancesnapshot")
+            if since is None:
+                return
+            cursor.execute(
+                "CREATE OR REPLACE FUNCTION test_refuse_snapshot() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                f"BEGIN IF NEW.as_of >= '{since.isoformat()}' THEN "
+                "RAISE EXCEPTION 'could not extend file (simulated disk full)'; END IF; RETURN NEW; END $$"
+            )
+            cursor.execute(
+                "CREATE TRIGGER test_refuse_snapshot BEFORE INSERT ON snapshots_balancesnapshot "
+                "FOR EACH ROW EXECUTE FUNCTION test_refuse_snapshot()"
+            )
+
+    return refuse

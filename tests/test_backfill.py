@@ -23,6 +23,9 @@ def test_backfill_takes_each_boundary_oldest_first_and_reports_progress(make_tx,
     result = backfill_snapshots("daily", utc(2026, 1, 1), utc(2026, 1, 4), progress=lambda d, t: calls.append((d, t)))
     assert result.status == "success" and len(result.boundaries) == 4
     assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    data = result.as_dict()
+    assert (data["status"], data["period"], data["boundaries"], data["rows"]) == ("success", "daily", 4, 3)
+    assert (data["first_as_of"], data["last_as_of"]) == ("2026-01-01T00:00:00Z", "2026-01-04T00:00:00Z")
     assert dict(BalanceSnapshot.objects.values_list("as_of", "amount")) == {
         utc(2026, 1, 2): 1, utc(2026, 1, 3): 1, utc(2026, 1, 4): 2
     }

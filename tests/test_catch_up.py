@@ -83,20 +83,24 @@ def test_a_boundary_completed_meanwhile_by_another_worker_is_skipped(make_tx):
     assert (result.status, result.reason) == ("skipped", "already_completed")
 
 
-def test_an_interrupted_catch_up_keeps_what_it_finished(make_tx, make_price):
-    make_tx("buy", "1" + "0" * 25, at=utc(2026, 1, 1))
+def test_an_interrupted_catch_up_keeps_what_it_finished(make_tx, refuse_snapshot_rows):
+    make_tx("buy", "1", at=utc(2026, 1, 1))
     take_snapshot("daily", utc(2026, 3, 1), "scheduled")
-    make_price("1" + "0" * 10, at=utc(2026, 3, 3))  # from 03-03 on, the value overflows NUMERIC(38,18)
+    refuse_snapshot_rows(utc(2026, 3, 3))  # from 03-03 on, the database refuses the rows
     result = run_snapshots("daily", at=utc(2026, 3, 4, 0, 15))
     assert [(b.as_of.day, b.status) for b in result.boundaries] == [(2, "success"), (3, "error"), (4, "error")]
     assert result.status == "partial_success"
     assert result.as_dict()["failed_boundaries"][0]["as_of"] == "2026-03-03T00:00:00Z"
     assert completed("daily") == [utc(2026, 3, 1), utc(2026, 3, 2)]
     assert SnapshotRun.objects.filter(status="failed").count() == 2
-    # Once fixed, the next run takes the boundaries still missing.
-    from bagtracker.models import Price
-
-    Price.objects.all().delete()
+    # Once the database accepts rows again, the next run takes the boundaries still missing.
+    refuse_snapshot_rows(None)
     result = run_snapshots("daily", at=utc(2026, 3, 5, 0, 15))
     assert [b.as_of.day for b in result.boundaries] == [3, 4, 5]
     assert completed("daily")[-1] - completed("daily")[0] == timedelta(days=4)
+
+
+def test_every_boundary_failing_is_an_error(make_tx, refuse_snapshot_rows):
+    make_tx("buy", "1", at=utc(2026, 1, 1))
+    refuse_snapshot_rows(utc(2026, 1, 1))
+    assert run_snapshots("daily", at=utc(2026, 3, 4)).as_dict()["status"] == "error"

@@ -146,21 +146,6 @@ def test_it_draws_a_progress_bar_on_a_terminal_only(make_tx, wallet):
 
 
 @pytest.mark.parametrize(
-    "option, message",
-    [
-        ("--async", "--async is not available yet: the job cluster is not configured in this version"),
-    ],
-)
-def test_options_of_later_issues_fail_clearly_for_now(make_tx, wallet, option, message):
-    make_tx("buy", "1")
-    Balance.objects.update(amount=7)
-    with pytest.raises(CommandError) as error:
-        recalculate("--wallet", str(wallet.pk), option)
-    assert str(error.value) == message
-    assert Balance.objects.get().amount == 7  # nothing done
-
-
-@pytest.mark.parametrize(
     "args, message",
     [
         (["--wallet", "1", "--all"], "argument --all: not allowed with argument --wallet"),

@@ -59,7 +59,6 @@ class TestCreateSnapshots:
             (["--period", "daily", "--at", "yesterday"], "--at: 'yesterday' is not an ISO 8601 date or time"),
             (["--period", "daily", "--at", "2026-13-01"], "is not an ISO 8601 date or time"),
             (["--period", "daily", "--at", "2999-01-01"], "is in the future"),
-            (["--period", "daily", "--async"], "--async is not available yet"),
         ],
     )
     def test_bad_input_is_one_clear_line(self, holding, args, message):

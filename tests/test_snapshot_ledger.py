@@ -105,15 +105,33 @@ def test_the_snapshot_equals_the_ledger_from_scratch_at_random_boundaries(settin
     boundaries = {START + timedelta(hours=rng.randrange(0, 24 * 11)) for _ in range(40)}
     boundaries |= {t.timestamp.replace(minute=0) for t in rng.sample(txs, 10)}
     boundaries |= {START, START + timedelta(days=12)}  # before everything, after everything
-    compared = 0
-    for as_of in sorted(boundaries):
-        take_snapshot("hourly", as_of, "backfill")
-        rows = BalanceSnapshot.objects.filter(period="hourly", as_of=as_of)
-        actual = {
-            (r.wallet_id, r.token_id): (r.amount, r.price_usd, r.value_usd, r.avg_buy_price_usd) for r in rows
-        }
-        expected = expected_snapshot(txs, prices, as_of, settings.BALANCE_DUST_THRESHOLD, {wallets[-1].id})
-        assert actual == expected, as_of
-        compared += len(expected)
-    assert compared > 300  # the comparison is not vacuous
+    def take_and_compare(inactive):
+        compared = 0
+        for as_of in sorted(boundaries):
+            take_snapshot("hourly", as_of, "backfill")
+            rows = BalanceSnapshot.objects.filter(period="hourly", as_of=as_of)
+            actual = {
+                (r.wallet_id, r.token_id): (r.amount, r.price_usd, r.value_usd, r.avg_buy_price_usd) for r in rows
+            }
+            expected = expected_snapshot(list(Transaction.objects.all()), list(Price.objects.all()), as_of,
+                                         settings.BALANCE_DUST_THRESHOLD, inactive)
+            assert actual == expected, as_of
+            compared += len(expected)
+        assert compared > 300  # the comparison is not vacuous
+
+    take_and_compare(inactive={wallets[-1].id})
     assert BalanceSnapshot.objects.filter(as_of=START).count() == 0
+
+    # History changes behind every boundary; re-taking them all must give the new truth.
+    more = [Transaction(wallet=rng.choice(wallets), token=rng.choice(tokens), kind="buy", status="confirmed",
+                        amount=random_decimal(rng, 2, 6), price_usd=random_decimal(rng, 3, 18),
+                        timestamp=START + timedelta(minutes=rng.randrange(0, 60 * 24 * 10))) for _ in range(60)]
+    Transaction.objects.bulk_create(more)
+    for tx in rng.sample(txs, 40):
+        Transaction.objects.filter(pk=tx.pk).update(price_usd=random_decimal(rng, 2, 18))
+    Price.objects.filter(pk__in=[p.pk for p in rng.sample(prices, 10)]).delete()
+    wallets[0].is_active = False
+    wallets[0].save()
+    settings.BALANCE_DUST_THRESHOLD = Decimal("3")
+    assert recalculate_all_wallets().status == "success"
+    take_and_compare(inactive={wallets[-1].id, wallets[0].id})

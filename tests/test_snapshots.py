@@ -228,14 +228,24 @@ def test_a_boundary_is_required(db):
         take_snapshot("daily", utc(2026, 3, 2, 5), "manual")
 
 
-def test_a_refused_write_is_recorded_as_a_failed_run(make_tx, make_price, wallet, token):
-    make_tx("buy", "1" + "0" * 30, at=utc(2026, 3, 1))
-    make_price("1" + "0" * 10, at=utc(2026, 3, 1))  # value 1e40 does not fit NUMERIC(38,18)
-    with pytest.raises(SnapshotError, match="daily 2026-03-02T00:00Z"):
+def test_a_refused_write_is_recorded_as_a_failed_run(make_tx, refuse_snapshot_rows, wallet, token):
+    make_tx("buy", "1", at=utc(2026, 3, 1))
+    refuse_snapshot_rows(utc(2026, 3, 2))
+    with pytest.raises(SnapshotError, match="daily 2026-03-02T00:00Z: .*simulated disk full"):
         take_snapshot("daily", utc(2026, 3, 2), "scheduled")
     run = SnapshotRun.objects.get()
-    assert run.status == "failed" and "overflow" in run.error
+    assert run.status == "failed" and "simulated disk full" in run.error
     assert not BalanceSnapshot.objects.exists()
+
+
+def test_a_value_too_large_for_the_column_is_unknown_not_a_failure(make_tx, make_price, make_wallet, wallet, token):
+    other = make_wallet()
+    make_tx("buy", "1" + "0" * 30, at=utc(2026, 3, 1))  # a spam token's absurd holding...
+    make_tx("buy", "2", at=utc(2026, 3, 1), on_wallet=other)
+    make_price("1" + "0" * 10, at=utc(2026, 3, 1))  # ...times its price: 10^40 USD
+    take_snapshot("daily", utc(2026, 3, 2), "scheduled")
+    assert row(wallet, token, as_of=utc(2026, 3, 2)).value_usd is None
+    assert row(other, token, as_of=utc(2026, 3, 2)).value_usd == D("20000000000")
 
 
 class TestTheJob:

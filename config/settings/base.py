@@ -4,7 +4,19 @@ read here and nowhere else (see .env.example for the full list with defaults).""
 from pathlib import Path
 
 from config import embedded_postgres
-from config.env import env, strict_bool, strict_decimal, strict_int, strict_str
+from config.env import (
+    env,
+    strict_bool,
+    strict_choice,
+    strict_database_url,
+    strict_decimal,
+    strict_host,
+    strict_int,
+    strict_networks,
+    strict_redis_url,
+    strict_str,
+    strict_token,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -17,7 +29,7 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.admin_site.BagTrackerAdminConfig",  # django.contrib.admin with the console (config/admin_site.py)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -59,12 +71,8 @@ TEMPLATES = [
 # --- Database: PostgreSQL only -------------------------------------------------------------------
 # DATABASE_URL selects a server; without it an embedded PostgreSQL is started in .data/
 # (or BAGTRACKER_DATA_DIR). SQLite is never an option: its DECIMAL is a float.
-if env.str("DATABASE_URL", default=""):
-    DATABASES = {"default": env.db("DATABASE_URL")}
-    if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
-        from django.core.exceptions import ImproperlyConfigured
-
-        raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL (postgres://...)")
+if strict_str("DATABASE_URL"):
+    DATABASES = {"default": strict_database_url("DATABASE_URL")}
     EMBEDDED_DATABASE = False
 else:
     DATABASES = {"default": embedded_postgres.ensure_running(BASE_DIR)}
@@ -72,6 +80,11 @@ else:
 DATABASES["default"]["CONN_MAX_AGE"] = strict_int("DATABASE_CONN_MAX_AGE", 0)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# A cache shared by every process: django-q2 keeps the cluster heartbeats that `qinfo`, `qmonitor`
+# and /metrics read in it when the broker is the ORM (Redis keeps its own). The table is created
+# after each migrate (snapshots/apps.py).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "bagtracker_cache"}}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -103,14 +116,23 @@ BALANCE_WEEKLY_RETENTION_DAYS = strict_int("BALANCE_WEEKLY_RETENTION_DAYS", BALA
 BALANCE_MONTHLY_RETENTION_DAYS = strict_int("BALANCE_MONTHLY_RETENTION_DAYS", BALANCE_HISTORY_RETENTION_DAYS)
 
 # --- Broker and job cluster ---------------------------------------------------------------------
-REDIS_URL = strict_str("REDIS_URL")
-REDIS_HOST = strict_str("REDIS_HOST")
+REDIS_URL = strict_redis_url("REDIS_URL")
+REDIS_HOST = strict_host("REDIS_HOST")
 REDIS_PORT = strict_int("REDIS_PORT", 6379, minimum=1, maximum=65535)
 REDIS_DB = strict_int("REDIS_DB", 0, minimum=0)
 REDIS_PASSWORD = strict_str("REDIS_PASSWORD")
+Q_CLUSTER_WORKERS = strict_int("Q_CLUSTER_WORKERS", 2, minimum=1, maximum=64)
+
+# --- Operations: metrics, Sentry ----------------------------------------------------------------
+# /metrics is not public: it answers only a request bearing METRICS_TOKEN ("Authorization: Bearer
+# <token>") or coming from an address in METRICS_ALLOWED_IPS (comma-separated). Neither set → 404.
+METRICS_TOKEN = strict_token("METRICS_TOKEN")
+METRICS_ALLOWED_IPS = strict_networks("METRICS_ALLOWED_IPS")
+SENTRY_DSN = strict_str("SENTRY_DSN")
+SENTRY_ENVIRONMENT = strict_str("SENTRY_ENVIRONMENT", "production")
 
 # --- Logging: to stdout, one line per event -----------------------------------------------------
-LOG_LEVEL = strict_str("LOG_LEVEL", "INFO").upper()
+LOG_LEVEL = strict_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -124,5 +146,15 @@ LOGGING = {
 from config.q_cluster import q_cluster_settings  # noqa: E402
 
 Q_CLUSTER = q_cluster_settings(
-    redis_url=REDIS_URL, redis_host=REDIS_HOST, redis_port=REDIS_PORT, redis_db=REDIS_DB, redis_password=REDIS_PASSWORD
+    redis_url=REDIS_URL,
+    redis_host=REDIS_HOST,
+    redis_port=REDIS_PORT,
+    redis_db=REDIS_DB,
+    redis_password=REDIS_PASSWORD,
+    workers=Q_CLUSTER_WORKERS,
 )
+
+# Optional error reporting: only when SENTRY_DSN is set (web, qcluster and commands alike).
+from config.sentry import init_sentry  # noqa: E402
+
+init_sentry(SENTRY_DSN, SENTRY_ENVIRONMENT)

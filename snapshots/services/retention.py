@@ -20,7 +20,7 @@ from snapshots.models import SnapshotRun
 from snapshots.periods import PERIODS, retention_cutoff
 
 # Rows deleted per committed batch; tests shrink it.
-PRUNE_BATCH_SIZE = 20000
+PRUNE_BATCH_SIZE = 50000
 
 # Expired rows are deleted boundary by boundary, oldest first; within a boundary, in batches of
 # `limit` rows in index order after the previous batch's last key (keyset pagination: no batch

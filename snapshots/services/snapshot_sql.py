@@ -17,16 +17,20 @@ Price at T (DESIGN.md, "Prices"): the latest Price with as_of <= T, else the pri
 latest priced confirmed transaction with timestamp <= T (any wallet), else null. It is looked up
 once per token, through the (token, as_of) and (token, timestamp) indexes.
 
-Writes: INSERT … ON CONFLICT DO UPDATE only where a value differs (re-taking an unchanged snapshot
-writes nothing), and DELETE of the boundary's rows that no longer qualify. Both are data-modifying
-CTEs of the same statement; they touch disjoint rows.
+Writes: a boundary with no rows yet gets a plain INSERT … SELECT. A boundary taken before is
+compared with its existing rows in the same statement: INSERT … ON CONFLICT DO UPDATE of the rows
+that are new or differ (re-taking an unchanged snapshot writes nothing) and DELETE of the rows that
+no longer qualify — data-modifying CTEs of one statement, touching disjoint rows.
 """
 
 from snapshots.services.ledger import average_sql
 
 _ACQUISITION = "t.kind IN ('buy', 'transfer_in')"
+# The largest value NUMERIC(38,18) holds once rounded to 18 places, plus one unit in the last place.
+MAX_VALUE_USD = "99999999999999999999.9999999999999999995"
 
-WRITE_SNAPSHOT_SQL = f"""
+# The rows of the snapshot: CTEs that the two statements below share.
+SNAPSHOT_ROWS_CTES = f"""
 WITH recent AS (
     SELECT t.wallet_id, t.token_id,
            SUM(CASE WHEN {_ACQUISITION} THEN t.amount ELSE -t.amount END) AS net,
@@ -47,10 +51,14 @@ WITH recent AS (
          ORDER BY t.timestamp DESC, t.id DESC LIMIT 1)
     ) AS price_usd
     FROM bagtracker_token tk
-    WHERE EXISTS (SELECT 1 FROM snapshots_balance b WHERE b.token_id = tk.id)
+    WHERE {{priced_tokens}}
 ), snapshot AS (
     SELECT b.wallet_id, b.token_id, a.amount, p.price_usd,
-           round(a.amount * p.price_usd, 18) AS value_usd, a.avg_buy
+           -- A value that does not fit NUMERIC(38,18) (>= 10^20 USD: a spam token's absurd price)
+           -- is unknown, rather than a failure of every wallet's snapshot at this boundary.
+           CASE WHEN abs(a.amount * p.price_usd) < {MAX_VALUE_USD} THEN round(a.amount * p.price_usd, 18) END
+               AS value_usd,
+           a.avg_buy
     FROM snapshots_balance b
     JOIN bagtracker_wallet w ON w.id = b.wallet_id AND w.is_active
     LEFT JOIN recent r ON r.wallet_id = b.wallet_id AND r.token_id = b.token_id
@@ -65,40 +73,67 @@ WITH recent AS (
     ) a
     JOIN prices p ON p.token_id = b.token_id
     WHERE a.amount > %(dust)s AND {{scope_b}}
-), upserted AS (
-    INSERT INTO snapshots_balancesnapshot AS s
-        (wallet_id, token_id, period, as_of, amount, price_usd, value_usd, avg_buy_price_usd, source, created_at)
-    SELECT wallet_id, token_id, %(period)s, %(as_of)s, amount, price_usd, value_usd, avg_buy, %(source)s, now()
-    FROM snapshot
-    ON CONFLICT (period, as_of, wallet_id, token_id) DO UPDATE SET
-        amount = EXCLUDED.amount,
-        price_usd = EXCLUDED.price_usd,
-        value_usd = EXCLUDED.value_usd,
-        avg_buy_price_usd = EXCLUDED.avg_buy_price_usd,
-        source = EXCLUDED.source
-    WHERE (s.amount, s.price_usd, s.value_usd, s.avg_buy_price_usd)
-          IS DISTINCT FROM (EXCLUDED.amount, EXCLUDED.price_usd, EXCLUDED.value_usd, EXCLUDED.avg_buy_price_usd)
-    RETURNING (s.xmax = 0) AS inserted  -- xmax = 0: a new row, not an update of an existing one
-), removed AS (
-    DELETE FROM snapshots_balancesnapshot s
-    WHERE s.period = %(period)s AND s.as_of = %(as_of)s AND {{scope_s}}
-      -- Only when some row can be stale: the rows there before this statement (every part of a
-      -- statement sees the same snapshot) outnumber the snapshot rows that matched one of them.
-      -- Usually they don't, and the anti-join below is not run at all.
-      AND (SELECT count(*) FROM snapshots_balancesnapshot e
-           WHERE e.period = %(period)s AND e.as_of = %(as_of)s AND {{scope_e}})
-          > (SELECT count(*) FROM snapshot) - (SELECT count(*) FILTER (WHERE inserted) FROM upserted)
-      AND NOT EXISTS (SELECT 1 FROM snapshot n WHERE n.wallet_id = s.wallet_id AND n.token_id = s.token_id)
-    RETURNING 1
 )
-SELECT (SELECT count(*) FROM snapshot), (SELECT count(*) FROM upserted), (SELECT count(*) FROM removed)
 """
 
-# The snapshot's rows are held once (CTE) and hashed for the stale-row check: with the default
-# 4MB work_mem both spill to disk at a million balances. Server memory, for this transaction only.
+def _upsert_from(rows):
+    return f"""
+INSERT INTO snapshots_balancesnapshot AS s
+    (wallet_id, token_id, period, as_of, amount, price_usd, value_usd, avg_buy_price_usd, source, created_at)
+SELECT wallet_id, token_id, %(period)s, %(as_of)s, amount, price_usd, value_usd, avg_buy, %(source)s, now()
+FROM {rows}
+ON CONFLICT (period, as_of, wallet_id, token_id) DO UPDATE SET
+    amount = EXCLUDED.amount,
+    price_usd = EXCLUDED.price_usd,
+    value_usd = EXCLUDED.value_usd,
+    avg_buy_price_usd = EXCLUDED.avg_buy_price_usd,
+    source = EXCLUDED.source
+WHERE (s.amount, s.price_usd, s.value_usd, s.avg_buy_price_usd)
+      IS DISTINCT FROM (EXCLUDED.amount, EXCLUDED.price_usd, EXCLUDED.value_usd, EXCLUDED.avg_buy_price_usd)
+"""
+
+# A boundary with no rows yet (the usual scheduled run): a plain INSERT … SELECT, streamed, with
+# nothing to compare and nothing stale. The advisory lock guarantees no one else writes it meanwhile.
+WRITE_NEW_SNAPSHOT_SQL = SNAPSHOT_ROWS_CTES + _upsert_from("snapshot")
+
+# A boundary taken before: one full join of the new rows with the boundary's existing rows finds
+# what differs (written), what is new (inserted) and what no longer qualifies (deleted by ctid:
+# the whole statement sees one snapshot). Unchanged rows — usually all of them — cost a hash probe,
+# not an ON CONFLICT index probe and row lock each.
+REFRESH_SNAPSHOT_SQL = SNAPSHOT_ROWS_CTES + """\
+, existing AS (
+    SELECT e.ctid AS tid, e.wallet_id, e.token_id, e.amount, e.price_usd, e.value_usd, e.avg_buy_price_usd
+    FROM snapshots_balancesnapshot e
+    WHERE e.period = %(period)s AND e.as_of = %(as_of)s AND {scope_e}
+), compared AS (
+    SELECT n.*, e.tid AS existing_tid,
+           n.wallet_id IS NOT NULL AS qualifies,
+           n.wallet_id IS NOT NULL AND (
+               e.wallet_id IS NULL
+               OR (n.amount, n.price_usd, n.value_usd, n.avg_buy)
+                  IS DISTINCT FROM (e.amount, e.price_usd, e.value_usd, e.avg_buy_price_usd)
+           ) AS differs
+    FROM snapshot n
+    FULL JOIN existing e ON e.wallet_id = n.wallet_id AND e.token_id = n.token_id
+), upserted AS (""" + _upsert_from("compared WHERE differs") + """\
+RETURNING 1
+), removed AS (
+    DELETE FROM snapshots_balancesnapshot
+    WHERE ctid = ANY(ARRAY(SELECT existing_tid FROM compared WHERE NOT qualifies))
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM compared WHERE qualifies), (SELECT count(*) FROM upserted),
+       (SELECT count(*) FROM removed)
+"""
+
+# Re-taking a boundary hashes a million rows and holds them once (CTE): with the default 4MB
+# work_mem both spill to disk. Server memory, for this transaction only.
 SNAPSHOT_WORK_MEM = "256MB"
 SNAPSHOT_WORK_MEM_SQL = f"SET LOCAL work_mem = '{SNAPSHOT_WORK_MEM}'"
 
+BOUNDARY_HAS_ROWS_SQL = (
+    "SELECT EXISTS (SELECT 1 FROM snapshots_balancesnapshot WHERE period = %(period)s AND as_of = %(as_of)s)"
+)
 COUNT_ROWS_SQL = "SELECT count(*) FROM snapshots_balancesnapshot WHERE period = %(period)s AND as_of = %(as_of)s"
 
 # Two workers never compute the same (period, as_of) at once: the second waits here for the first
@@ -127,26 +162,59 @@ class WalletScope:
             parts.append(f"{column} <> ALL(%(excluded_wallets)s::bigint[])")
         return " AND ".join(parts) or "TRUE"
 
+    def priced_tokens(self):
+        """Which tokens need a price: those with a balance (in scope, when only a few wallets are)."""
+        if self.only is not None:
+            return f"tk.id IN (SELECT b.token_id FROM snapshots_balance b WHERE {self.condition('b.wallet_id')})"
+        return "EXISTS (SELECT 1 FROM snapshots_balance b WHERE b.token_id = tk.id)"
+
     def params(self):
         return {"only_wallets": self.only or [], "excluded_wallets": self.excluding}
 
 
+# A snapshot in progress also holds its period's key in shared mode, until it commits. A rebuild
+# after a recalculation takes that key exclusively for an instant before it lists the boundaries
+# to re-take: it waits for every snapshot that may have read the ledger before the repair, so it
+# sees their boundaries (and re-takes them) instead of missing them and letting them commit rows
+# of the damaged ledger after it. Snapshots never wait on each other for it (shared), and a
+# ledger writer never waits at all.
+PERIOD_NAMESPACE = 0x534E5050  # "SNPP"
+SHARE_PERIOD_SQL = "SELECT pg_advisory_xact_lock_shared(%s, hashtext(%s))"
+WAIT_PERIOD_SQL = "SELECT pg_advisory_lock(%s, hashtext(%s))"
+RELEASE_PERIOD_SQL = "SELECT pg_advisory_unlock(%s, hashtext(%s))"
+
+
 def lock_boundary(cursor, period, as_of):
+    cursor.execute(SHARE_PERIOD_SQL, [PERIOD_NAMESPACE, period])
     cursor.execute(LOCK_BOUNDARY_SQL, [LOCK_NAMESPACE, f"{period}:{as_of.isoformat()}"])
 
 
+def wait_for_snapshots_in_progress(cursor, period):
+    """Return once every snapshot of ``period`` in progress when called has committed or rolled back."""
+    cursor.execute(WAIT_PERIOD_SQL, [PERIOD_NAMESPACE, period])  # session-level: never outlives this call
+    cursor.execute(RELEASE_PERIOD_SQL, [PERIOD_NAMESPACE, period])
+
+
 def write_snapshot(cursor, period, as_of, source, dust, scope):
-    """Write (period, as_of) for the wallets in ``scope``. Returns (rows, written, removed)."""
-    sql = WRITE_SNAPSHOT_SQL.format(
-        scope_t=scope.condition("t.wallet_id"),
-        scope_b=scope.condition("b.wallet_id"),
-        scope_s=scope.condition("s.wallet_id"),
-        scope_e=scope.condition("e.wallet_id"),
-    )
+    """Write (period, as_of) for the wallets in ``scope``. Returns (rows, written, removed).
+
+    Call it holding lock_boundary(period, as_of), inside the transaction."""
     params = {"period": period, "as_of": as_of, "source": source, "dust": dust, **scope.params()}
+    conditions = {
+        "scope_t": scope.condition("t.wallet_id"),
+        "scope_b": scope.condition("b.wallet_id"),
+        "scope_s": scope.condition("s.wallet_id"),
+        "scope_e": scope.condition("e.wallet_id"),
+        "priced_tokens": scope.priced_tokens(),
+    }
     cursor.execute(SNAPSHOT_WORK_MEM_SQL)
-    cursor.execute(sql, params)
-    rows, written, removed = cursor.fetchone()
+    cursor.execute(BOUNDARY_HAS_ROWS_SQL, params)
+    if cursor.fetchone()[0]:
+        cursor.execute(REFRESH_SNAPSHOT_SQL.format(**conditions), params)
+        rows, written, removed = cursor.fetchone()
+    else:
+        cursor.execute(WRITE_NEW_SNAPSHOT_SQL.format(**conditions), params)
+        rows, written, removed = cursor.rowcount, cursor.rowcount, 0
     cursor.execute("SET LOCAL work_mem TO DEFAULT")  # in case the caller's transaction goes on
     return rows, written, removed
 

@@ -7,7 +7,9 @@ half a snapshot and an interrupted catch-up or backfill keeps the boundaries it 
 Concurrency: take_snapshot holds a transaction-level advisory lock on (period, as_of). A second
 worker asking for the same boundary waits for the first to commit, then re-takes it — idempotent,
 and it writes nothing unless history changed in between. Catch-up boundaries are the exception:
-once the lock is held, one that another worker completed meanwhile is skipped.
+once the lock is held, one that another worker completed meanwhile is skipped. A rebuild after a
+recalculation first waits for the snapshots in progress (snapshot_sql.wait_for_snapshots_in_progress),
+so a snapshot that read the ledger before the repair cannot commit stale rows after the rebuild.
 """
 
 import logging
@@ -139,7 +141,8 @@ class SnapshotJobResult:
 class ManyBoundariesResult:
     """Backfill and rebuild: many boundaries, each its own transaction; failures listed."""
 
-    kind: str
+    kind: str  # "backfill" or "rebuild"
+    period: str = None  # backfill: its period; rebuild: all periods
     boundaries: list = field(default_factory=list)
     wallet_ids: list = None
     duration_seconds: float = 0.0
@@ -169,12 +172,18 @@ class ManyBoundariesResult:
     def as_dict(self):
         data = {
             "status": self.status,
+            "kind": self.kind,
             "boundaries": len(self.boundaries),
             "rows": self.rows,
             "written": self.written,
             "removed": self.removed,
             "duration_seconds": round(self.duration_seconds, 3),
         }
+        if self.period:
+            data["period"] = self.period
+        if self.boundaries:
+            data["first_as_of"] = _iso(self.boundaries[0].as_of)
+            data["last_as_of"] = _iso(self.boundaries[-1].as_of)
         if self.wallet_ids is not None:
             data["wallet_ids"] = list(self.wallet_ids)
         if self.failures:
@@ -328,7 +337,7 @@ def backfill_snapshots(period, since, until=None, wallet_ids=None, progress=None
     if wallet_ids is not None:
         wallet_ids = _wallets_exist(wallet_ids)
     boundaries = list(boundaries_between(period, as_utc(since), until))
-    result = ManyBoundariesResult(kind="backfill", wallet_ids=wallet_ids)
+    result = ManyBoundariesResult(kind="backfill", period=period, wallet_ids=wallet_ids)
     for done, boundary in enumerate(boundaries, start=1):
         result.boundaries.append(_take_reporting_errors(period, boundary, SnapshotSource.BACKFILL, wallets=wallet_ids))
         if progress:
@@ -352,6 +361,14 @@ def retained_boundaries(period, now, wallet_id=None):
     return sorted(found)
 
 
+def _wait_for_snapshots_in_progress():
+    """A snapshot that read the ledger before a repair may still be writing: wait for it to commit,
+    so that its boundary is listed (and re-taken) by the rebuild that follows the repair."""
+    with connection.cursor() as cursor:
+        for period in PERIODS:
+            snapshot_sql.wait_for_snapshots_in_progress(cursor, period)
+
+
 def rebuild_wallet_snapshots(wallet_id, now=None, progress=None):
     """Rebuild one wallet's retained snapshots (every period) from its current history.
 
@@ -361,6 +378,7 @@ def rebuild_wallet_snapshots(wallet_id, now=None, progress=None):
     started = time.monotonic()
     (wallet_id,) = _wallets_exist([wallet_id])
     now = now or _now()
+    _wait_for_snapshots_in_progress()
     work = [(period, b) for period in PERIODS for b in retained_boundaries(period, now, wallet_id)]
     result = ManyBoundariesResult(kind="rebuild", wallet_ids=[wallet_id])
     for done, (period, boundary) in enumerate(work, start=1):
@@ -376,6 +394,7 @@ def rebuild_all_snapshots(excluding_wallets=(), now=None, progress=None):
     ``excluding_wallets`` (e.g. those whose recalculation failed: their balances are stale)."""
     started = time.monotonic()
     now = now or _now()
+    _wait_for_snapshots_in_progress()
     work = [(period, b) for period in PERIODS for b in retained_boundaries(period, now)]
     result = ManyBoundariesResult(kind="rebuild")
     for done, (period, boundary) in enumerate(work, start=1):

@@ -1,6 +1,8 @@
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
+
+from bagtracker.management.base import Command as BaseCommand
 
 USERNAME, PASSWORD = "admin", "admin"
 

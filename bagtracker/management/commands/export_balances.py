@@ -1,8 +1,9 @@
 import os
 import sys
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from bagtracker.management.base import Command as BaseCommand
 from bagtracker.services.exports import FORMATS, UnknownWallet, export_balances
 
 

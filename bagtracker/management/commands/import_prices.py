@@ -1,5 +1,4 @@
-from django.core.management.base import BaseCommand
-
+from bagtracker.management.base import Command as BaseCommand
 from bagtracker.management.importing import run_import
 from bagtracker.services.imports import import_prices
 

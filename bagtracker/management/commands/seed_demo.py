@@ -1,7 +1,8 @@
 from datetime import date, datetime, timezone
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from bagtracker.management.base import Command as BaseCommand
 from bagtracker.progress import Progress
 from bagtracker.services import demo
 

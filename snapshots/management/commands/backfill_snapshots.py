@@ -1,6 +1,7 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.utils import timezone
 
+from bagtracker.management.base import Command as BaseCommand
 from bagtracker.models import Wallet
 from bagtracker.progress import Progress
 from snapshots.management.arguments import add_period_argument, parse_range

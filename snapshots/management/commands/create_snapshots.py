@@ -1,8 +1,10 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.utils import timezone
 
+from bagtracker.management.base import Command as BaseCommand
 from snapshots.management.arguments import add_period_argument, parse_instant
 from snapshots.periods import disabled_reason, floor_boundary, format_boundary
+from snapshots.services import jobs
 from snapshots.services.snapshots import run_snapshots
 
 
@@ -22,7 +24,7 @@ class Command(BaseCommand):
         if at > now:
             raise CommandError(f"--at {options['at']} is in the future")
         if options["run_async"]:
-            raise CommandError("--async is not available yet: the job cluster is not wired in this version")
+            return self.queue(period, at if options["at"] else None, options["force"])
 
         result = run_snapshots(period, at, source="manual", force=options["force"])
         label = f"{period} {format_boundary(floor_boundary(period, at))}"
@@ -40,3 +42,14 @@ class Command(BaseCommand):
                 f"Snapshotted {own.rows:,} balances for {label} in {own.duration_seconds:.2f} s "
                 f"({own.written:,} written, {own.removed:,} removed)"
             )
+
+    def queue(self, period, at, force):
+        """--async: hand the job to the cluster (a manual run, like without --async) and print its task id."""
+        kwargs = {"force": force}
+        if at is not None:
+            kwargs["at"] = at.isoformat()
+        try:
+            task_id = jobs.queue_job(f"create_{period}_snapshots", **kwargs)
+        except jobs.QueueError as error:
+            raise CommandError(str(error)) from None
+        self.stdout.write(task_id)

@@ -1,8 +1,8 @@
 import csv
 import json
 
-from django.core.management.base import BaseCommand
 
+from bagtracker.management.base import Command as BaseCommand
 from bagtracker.numbers import plain
 from snapshots.management.arguments import add_period_argument, parse_range
 from snapshots.models import BalanceSnapshot

@@ -1,8 +1,9 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from bagtracker.management.base import Command as BaseCommand
 from bagtracker.models import Wallet
 from bagtracker.progress import Progress
-from snapshots.services import ledger
+from snapshots.services import jobs, ledger
 from snapshots.services.snapshots import rebuild_all_snapshots, rebuild_wallet_snapshots
 
 
@@ -18,7 +19,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         if options["run_async"]:
-            raise CommandError("--async is not available yet: the job cluster is not configured in this version")
+            return self.queue(options)
 
         if options["all"]:
             progress = Progress("Recalculating", stream=self.stderr._out, verbosity=options["verbosity"])
@@ -46,6 +47,21 @@ class Command(BaseCommand):
             self._rebuild_snapshots(options, [f.wallet_id for f in result.failures])
         if result.failures:
             raise CommandError(f"recalculation of {target}: {len(result.failures):,} wallet(s) failed ({result.status})")
+
+    def queue(self, options):
+        """--async: hand the job to the cluster and print its task id (the only stdout line)."""
+        create_snapshots = options["snapshots"]
+        try:
+            if options["all"]:
+                task_id = jobs.queue_job("recalculate_all_wallets", create_snapshots=create_snapshots)
+            else:
+                wallet_id = options["wallet"]
+                if not Wallet.objects.filter(pk=wallet_id).exists():
+                    raise CommandError(f"wallet {wallet_id} does not exist")
+                task_id = jobs.queue_job("recalculate_wallet_balances", wallet_id, create_snapshots=create_snapshots)
+        except jobs.QueueError as error:
+            raise CommandError(str(error)) from None
+        self.stdout.write(task_id)
 
     def _rebuild_snapshots(self, options, failed_wallets):
         """Re-take the retained snapshots from the recalculated history (failed wallets excluded)."""

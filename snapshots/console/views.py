@@ -1,0 +1,176 @@
+"""The console's pages: a wallet's portfolio, its backfill form, and the overview.
+
+Thin: each reads one service (snapshots.services.portfolio, .monitoring) or queues one job
+(snapshots.services.jobs.queue_job) and renders a template. The wallet pages are mounted by
+WalletAdmin.get_urls (admin/bagtracker/wallet/<id>/portfolio/, …/backfill/), the overview by the
+admin site (admin/overview/, config/admin_site.py).
+"""
+
+from datetime import date, datetime, time, timezone as dt_timezone
+
+from django import forms
+from django.contrib import messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+
+from bagtracker.models import Wallet
+from snapshots.console.charts import chart_data
+from snapshots.models import Period
+from snapshots.periods import boundaries_between, format_boundary, retention_cutoff, retention_days, retention_setting
+from snapshots.services import monitoring, portfolio
+from snapshots.services.jobs import QueueError, queue_job
+
+
+def _wallet_or_404(model_admin, request, object_id):
+    wallet = model_admin.get_object(request, unquote(object_id))
+    if wallet is None:
+        raise Http404(f"wallet {object_id} does not exist")
+    return wallet
+
+
+def _context(model_admin, request, wallet, title):
+    return {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.model._meta,
+        "original": wallet,
+        "wallet": wallet,
+        "title": title,
+    }
+
+
+def wallet_portfolio(model_admin, request, object_id):
+    """The wallet's value over time (total and per token, a tab per period) and its positions."""
+    if not model_admin.has_view_permission(request):
+        raise PermissionDenied
+    wallet = _wallet_or_404(model_admin, request, object_id)
+    positions = portfolio.wallet_positions(wallet.pk)
+    context = {
+        **_context(model_admin, request, wallet, f"Portfolio of wallet {wallet}"),
+        "chart": chart_data(portfolio.wallet_value_history(wallet.pk)),
+        "positions": positions,
+        "max_points": portfolio.MAX_POINTS,
+    }
+    return TemplateResponse(request, "admin/console/wallet_portfolio.html", context)
+
+
+# --- Backfill ------------------------------------------------------------------------------------
+
+
+class BackfillForm(forms.Form):
+    period = forms.ChoiceField(choices=Period.choices, initial=Period.DAILY)
+    since = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), help_text="00:00 UTC of this day")
+    until = forms.DateField(
+        required=False, widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="00:00 UTC of this day, inclusive; empty = now",
+    )
+
+    def __init__(self, *args, now, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.now = now
+
+    def clean(self):
+        cleaned = super().clean()
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until and since > until:
+            raise forms.ValidationError(f"since {since} is after until {until}")
+        if since and _midnight(since) > self.now:
+            self.add_error("since", f"{since} is in the future")
+        return cleaned
+
+    def instants(self):
+        since = _midnight(self.cleaned_data["since"])
+        until = self.cleaned_data.get("until")
+        return since, min(_midnight(until), self.now) if until else self.now
+
+
+def _midnight(day: date):
+    return datetime.combine(day, time(), tzinfo=dt_timezone.utc)
+
+
+def wallet_backfill(model_admin, request, object_id):
+    """Form (period, since, until) → a confirmation page naming the boundaries → the queued job."""
+    if not model_admin.has_change_permission(request):
+        raise PermissionDenied
+    wallet = _wallet_or_404(model_admin, request, object_id)
+    now = timezone.now()
+    form = BackfillForm(request.POST or None, now=now)
+    context = {**_context(model_admin, request, wallet, f"Backfill snapshots of wallet {wallet}"), "form": form}
+    if request.method != "POST" or not form.is_valid():
+        return TemplateResponse(request, "admin/console/wallet_backfill.html", context)
+
+    period = form.cleaned_data["period"]
+    since, until = form.instants()
+    boundaries = list(boundaries_between(period, since, until))
+    if request.POST.get("confirmed") != "yes" or not boundaries:
+        cutoff = retention_cutoff(period, now)
+        context.update(
+            period=period, boundaries=len(boundaries),
+            first=boundaries and format_boundary(boundaries[0]), last=boundaries and format_boundary(boundaries[-1]),
+            since_text=format_boundary(since), until_text=format_boundary(until),
+            past_retention=bool(cutoff and boundaries and boundaries[0] < cutoff),
+            retention_days=retention_days(period), retention_setting=retention_setting(period),
+        )
+        return TemplateResponse(request, "admin/console/wallet_backfill_confirm.html", context)
+
+    try:
+        task_id = queue_job("backfill_wallet_snapshots", wallet.pk, period, since.isoformat(), until.isoformat())
+    except QueueError as error:
+        model_admin.message_user(request, str(error), messages.ERROR)
+        return TemplateResponse(request, "admin/console/wallet_backfill.html", context)
+    model_admin.message_user(
+        request,
+        f"Queued the backfill of {len(boundaries):,} {period} boundaries of wallet {wallet} "
+        f"({format_boundary(boundaries[0])} to {format_boundary(boundaries[-1])}): task {task_id}",
+        messages.SUCCESS,
+    )
+    return redirect(reverse("admin:bagtracker_wallet_portfolio", args=[wallet.pk]))
+
+
+# --- Overview ------------------------------------------------------------------------------------
+
+_SNAPSHOT_JOBS = {f"create_{period}_snapshots": period for period in Period.values}
+
+
+def job_health(now):
+    """One row per job: its schedule, last run, next run, last failure, and its period's freshness."""
+    freshness = {f.period: f for f in monitoring.snapshot_freshness(now)}
+    rows = []
+    for job in monitoring.job_statuses():
+        period = _SNAPSHOT_JOBS.get(job.job)
+        runs = [t for t in (job.last_success, job.last_failure) if t]
+        rows.append({
+            "job": job,
+            "last_run": max(runs) if runs else None,
+            "last_run_failed": bool(runs) and job.last_failure == max(runs),
+            "overdue": bool(job.next_run and job.next_run < now),
+            "freshness": freshness.get(period),
+            "age": monitoring.format_age(freshness[period].age_seconds)
+            if period and freshness[period].age_seconds is not None else None,
+        })
+    return rows
+
+
+def overview(request, site):
+    """All active wallets' value over time (one period per page: its sum reads every row of the
+    fleet's boundaries), and every job's health, at a glance."""
+    now = timezone.now()
+    health = job_health(now)
+    period = request.GET.get("period")
+    period = period if period in Period.values else "daily"
+    history = portfolio.portfolio_value_history(period)
+    context = {
+        **site.each_context(request),
+        "title": "Overview",
+        "chart": chart_data({period: history}, per_token=False, selected=period),
+        "jobs": health,
+        "stale": [row for row in health if row["freshness"] and row["freshness"].stale],
+        "now": now,
+        "wallets": Wallet.objects.filter(is_active=True).count(),
+        "max_points": portfolio.MAX_POINTS,
+    }
+    return TemplateResponse(request, "admin/console/overview.html", context)

@@ -1,0 +1,57 @@
+"""Queueing jobs and reporting their outcome: one place for the job names, the task-id contract of
+`--async`, and the log line every job writes (DESIGN.md, "Jobs and schedules").
+"""
+
+import logging
+from datetime import datetime, timezone as dt_timezone
+
+from django.utils import timezone
+
+logger = logging.getLogger("snapshots.jobs")
+
+TASKS_MODULE = "snapshots.tasks"
+LOGGED_FIELDS = (
+    "status", "reason", "period", "as_of", "source", "rows", "caught_up", "wallets", "balances_written", "duration_seconds",
+)
+
+
+class QueueError(Exception):
+    """The job could not be handed to the broker (e.g. Redis is unreachable)."""
+
+
+def queue_job(job, *args, **kwargs):
+    """Queue snapshots.tasks.<job>(*args, **kwargs) on the cluster's broker; return the task id."""
+    from django_q.tasks import async_task
+
+    try:
+        task_id = async_task(f"{TASKS_MODULE}.{job}", *args, q_options={"group": job}, **kwargs)
+    except Exception as error:  # redis.ConnectionError, OperationalError, …
+        raise QueueError(f"could not queue {job}: {error.__class__.__name__}: {error}") from error
+    if not task_id:
+        raise QueueError(f"could not queue {job}: the broker returned no task id")
+    logger.info("job=%s queued task=%s", job, task_id)
+    return task_id
+
+
+def intended_time(scheduled_at):
+    """The instant a scheduled run was meant for (django-q2 passes it as an ISO string), else now."""
+    if scheduled_at is None:
+        return timezone.now()
+    if isinstance(scheduled_at, str):
+        scheduled_at = datetime.fromisoformat(scheduled_at)
+    if timezone.is_naive(scheduled_at):
+        scheduled_at = timezone.make_aware(scheduled_at, dt_timezone.utc)
+    return scheduled_at
+
+
+def report(job, result):
+    """Log one line per finished job — job=… status=… period=… as_of=… rows=… duration_seconds=… —
+    at ERROR when it failed (so Sentry sees it), and return the result dict unchanged."""
+    fields = " ".join(f"{key}={result[key]}" for key in LOGGED_FIELDS if result.get(key) is not None)
+    failed = result.get("status") in ("error", "partial_success")
+    extra = ""
+    if failed:
+        errors = result.get("failed_wallets") or result.get("failed_boundaries") or result.get("error")
+        extra = f" errors={errors}"
+    logger.log(logging.ERROR if failed else logging.INFO, "job=%s %s%s", job, fields, extra)
+    return result

@@ -1,0 +1,90 @@
+"""django-q2 jobs: thin wrappers over the service layer (DESIGN.md, "Jobs and schedules").
+
+Each is a plain function — call it in a test or a shell to run it in-process — returning the
+result dict of its service and logging one line. Queue one with
+`async_task("snapshots.tasks.<name>", …)`, a management command's `--async`, or the schedule
+admin's "Run now".
+
+`scheduled_at` is set by the scheduler (the schedules' `intended_date_kwarg`): the instant the run
+was meant for, so a worker that picks the task up late still takes the intended boundary. A
+scheduled run also catches up missed boundaries; a run without it (from code, `--async`) is a
+manual run of the current boundary, or of the boundary at `at`.
+"""
+
+from bagtracker.models import Wallet
+from snapshots.models import SnapshotSource
+from snapshots.services import ledger, retention
+from snapshots.services import snapshots as snapshot_service
+from snapshots.services.jobs import intended_time, report
+
+
+def _snapshots(period, scheduled_at, at, force):
+    if scheduled_at is not None:
+        source, instant = SnapshotSource.SCHEDULED, intended_time(scheduled_at)
+    else:
+        source, instant = SnapshotSource.MANUAL, intended_time(at)
+    result = snapshot_service.run_snapshots(period, instant, source=source, force=force)
+    return report(f"create_{period}_snapshots", result.as_dict())
+
+
+def create_hourly_snapshots(scheduled_at=None, at=None, force=False):
+    return _snapshots("hourly", scheduled_at, at, force)
+
+
+def create_daily_snapshots(scheduled_at=None, at=None, force=False):
+    return _snapshots("daily", scheduled_at, at, force)
+
+
+def create_weekly_snapshots(scheduled_at=None, at=None, force=False):
+    return _snapshots("weekly", scheduled_at, at, force)
+
+
+def create_monthly_snapshots(scheduled_at=None, at=None, force=False):
+    return _snapshots("monthly", scheduled_at, at, force)
+
+
+def cleanup_old_snapshots(scheduled_at=None, dry_run=False):
+    result = retention.prune_snapshots(now=intended_time(scheduled_at), dry_run=dry_run)
+    return report("cleanup_old_snapshots", result.as_dict())
+
+
+def recalculate_wallet_balances(wallet_id, create_snapshots=False):
+    job = "recalculate_wallet_balances"
+    if not Wallet.objects.filter(pk=wallet_id).exists():
+        return report(job, {"status": "error", "error": f"wallet {wallet_id} does not exist"})
+    result = ledger.recalculate_wallet(wallet_id)
+    data = result.as_dict()
+    if create_snapshots and result.wallets:
+        data = _with_snapshots(data, snapshot_service.rebuild_wallet_snapshots(wallet_id))
+    return report(job, data)
+
+
+def recalculate_all_wallets(create_snapshots=False):
+    result = ledger.recalculate_all_wallets()
+    data = result.as_dict()
+    if create_snapshots and result.wallets:
+        failed = [failure.wallet_id for failure in result.failures]
+        data = _with_snapshots(data, snapshot_service.rebuild_all_snapshots(excluding_wallets=failed))
+    return report("recalculate_all_wallets", data)
+
+
+def _with_snapshots(data, rebuilt):
+    """The recalculation's dict plus the snapshot rebuild's, under "snapshots"; a failed
+    boundary makes the whole job a partial success."""
+    data = {**data, "snapshots": rebuilt.as_dict()}
+    if rebuilt.status != "success" and data["status"] == "success":
+        data["status"] = "partial_success"
+    return data
+
+
+def backfill_wallet_snapshots(wallet_id, period, since, until=None):
+    """The admin's "Backfill snapshots" of one wallet: every boundary of ``period`` from ``since``
+    to ``until`` (ISO instants; default now), only that wallet's rows, each boundary its own
+    transaction (snapshots.services.snapshots.backfill_snapshots)."""
+    job = "backfill_wallet_snapshots"
+    if not Wallet.objects.filter(pk=wallet_id).exists():
+        return report(job, {"status": "error", "error": f"wallet {wallet_id} does not exist"})
+    result = snapshot_service.backfill_snapshots(
+        period, intended_time(since), intended_time(until) if until else None, wallet_ids=[wallet_id]
+    )
+    return report(job, {**result.as_dict(), "period": period})

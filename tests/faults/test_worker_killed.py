@@ -1,0 +1,105 @@
+"""A qcluster worker SIGKILLed while it writes a snapshot of 100,000 rows (issue 6, item 1): the
+boundary is not marked completed and none of its rows is visible; the next scheduled run catches
+it up; no row is duplicated. Real processes: a qcluster subprocess on a Redis of the test's own."""
+
+import os
+import signal
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from snapshots.models import BalanceSnapshot, SnapshotRun
+from snapshots.periods import floor_boundary
+from snapshots.services.snapshots import take_snapshot
+from tests.conftest import utc
+from tests.faults.support import (
+    PrivateRedis,
+    active_backend,
+    backend_gone,
+    build_history,
+    finished_task,
+    process_of_client_port,
+    queue_on,
+    raw_connection,
+)
+from tests.jobs_support import process_env, qcluster  # noqa: F401 (fixture)
+
+pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+WALLETS, TOKENS = 10_000, 10  # 100,000 balances, 100,000 rows per boundary
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    server = PrivateRedis(tmp_path / "redis").start()
+    yield server
+    server.stop()
+
+
+def rows_at(as_of):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*), count(DISTINCT (wallet_id, token_id)) FROM snapshots_balancesnapshot "
+                       "WHERE period = 'hourly' AND as_of = %s", [as_of])
+        return cursor.fetchone()
+
+
+def heap_bytes():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_relation_size('snapshots_balancesnapshot')")
+        return cursor.fetchone()[0]
+
+
+def completed(as_of):
+    return SnapshotRun.objects.filter(period="hourly", as_of=as_of, status="completed").first()
+
+
+def test_a_worker_killed_mid_snapshot_leaves_nothing_and_the_next_run_catches_it_up(private_redis, qcluster):
+    build_history(WALLETS, TOKENS, utc(2026, 1, 1))
+    current = floor_boundary("hourly", timezone.now())
+    first, killed = current - timedelta(hours=2), current - timedelta(hours=1)
+    assert take_snapshot("hourly", first, "scheduled").rows == WALLETS * TOKENS  # the period's history starts here
+    one_boundary = heap_bytes()
+    cluster = qcluster(process_env(broker_url=private_redis.url))
+
+    # A row of the boundary, inserted and not committed by a transaction of the test: the worker's
+    # INSERT … ON CONFLICT reaches it last (the highest wallet and token ids) and waits there, with
+    # the boundary's other rows written but not committed. Deterministic "mid-write".
+    blocker = raw_connection()
+    blocker.execute(
+        "INSERT INTO snapshots_balancesnapshot (wallet_id, token_id, period, as_of, amount, source, created_at) "
+        "SELECT max(wallet_id), max(token_id), 'hourly', %s, 1, 'manual', now() FROM snapshots_balance", [killed]
+    )
+    try:
+        queue_on(private_redis.url, "snapshots.tasks.create_hourly_snapshots",
+                 scheduled_at=(killed + timedelta(minutes=5)).isoformat())
+        # (pg_stat_activity keeps the first 1 kB of a statement: the snapshot's starts "WITH recent AS".)
+        pid, port = active_backend("WITH recent AS", waiting_on="Lock", timeout=60)
+        assert heap_bytes() - one_boundary > one_boundary // 2  # most rows are on disk…
+        assert rows_at(killed) == (0, 0)  # …and not one of them is visible
+
+        worker = process_of_client_port(cluster.process.pid, port)
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=10)
+    finally:
+        blocker.rollback()
+        blocker.close()
+
+    # The orphaned backend finishes its statement, cannot answer the dead worker and rolls back.
+    backend_gone(pid)
+    assert rows_at(killed) == (0, 0)
+    assert completed(killed) is None
+    cluster.assert_running()
+    assert "reincarnated worker" in cluster.log()
+
+    # The next scheduled run, at the current hour's :05, takes its own boundary and catches up.
+    task = finished_task(queue_on(private_redis.url, "snapshots.tasks.create_hourly_snapshots",
+                                  scheduled_at=(current + timedelta(minutes=5)).isoformat()), timeout=120)
+    assert task.success, task.result
+    assert task.result["status"] == "success" and task.result["caught_up"] == 1
+    for boundary in (first, killed, current):
+        assert completed(boundary).rows == WALLETS * TOKENS
+        assert rows_at(boundary) == (WALLETS * TOKENS, WALLETS * TOKENS)  # no duplicates
+    assert SnapshotRun.objects.filter(period="hourly", status="completed").count() == 3
+    assert BalanceSnapshot.objects.filter(period="hourly", as_of=killed, source="scheduled").count() == WALLETS * TOKENS

@@ -1,0 +1,146 @@
+"""The console in a real browser: Playwright for Python driving Debian's headless Chromium
+(apt packages chromium and chromium-driver; `playwright install` is never needed) against
+pytest-django's live server, and a real `manage.py qcluster` (ORM broker) for the jobs.
+
+Without Chromium these tests skip, unless BAGTRACKER_REQUIRE_BROWSER=1 (CI), where they fail.
+Screenshots go to test-artifacts/ (gitignored).
+"""
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+
+from snapshots.models import SnapshotRun
+from snapshots.periods import floor_boundary
+from snapshots.services.snapshots import take_snapshot
+from tests.conftest import utc
+from tests.jobs_support import process_env, qcluster, wait_until  # noqa: F401  (qcluster is a fixture)
+
+CHROMIUM = os.environ.get("BAGTRACKER_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+PASSWORD = "browser-test-pw"
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def _unavailable(reason):
+    if os.environ.get("BAGTRACKER_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{reason} and BAGTRACKER_REQUIRE_BROWSER=1")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
+        _unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium chromium-driver)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the playwright package is not installed (pip install -r requirements-dev.txt)")
+    # Playwright's sync API keeps an event loop running in this thread while the browser is open;
+    # the tests' own ORM calls (and the database flush between tests) are still plain synchronous
+    # code, which Django's async-safety check would refuse.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        with sync_playwright() as playwright:
+            instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            yield instance
+            instance.close()
+
+
+@pytest.fixture
+def page(browser, request):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15_000)
+    tab = context.new_page()
+    errors = []
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    yield tab
+    ARTIFACTS.mkdir(exist_ok=True)
+    tab.screenshot(path=ARTIFACTS / f"{request.node.name}-last.png", full_page=True)
+    context.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+def log_in(page, live_server):
+    User.objects.create_superuser("operator", "operator@example.com", PASSWORD)
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("#id_username", "operator")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_selector("#console-module")
+
+
+def points(page, canvas_id):
+    return page.evaluate(
+        "id => Chart.getChart(document.getElementById(id)).data.datasets.map(d => d.data.length)", canvas_id
+    )
+
+
+def test_an_operator_opens_a_wallet_and_sees_its_value_chart(page, live_server, wallet, make_token, make_tx):
+    usdc = make_token("USDC", decimals=6, contract_address="0xa0b8")
+    make_tx("buy", "2", price="100", at=utc(2026, 3, 1, 10))
+    make_tx("buy", "500", price="1", at=utc(2026, 3, 1, 11), of_token=usdc)
+    for day in range(2, 7):
+        take_snapshot("daily", utc(2026, 3, day), "scheduled")
+    take_snapshot("hourly", utc(2026, 3, 6, 5), "scheduled")
+    take_snapshot("hourly", utc(2026, 3, 6, 6), "scheduled")
+
+    log_in(page, live_server)
+    page.click("#console-module >> text=Wallets")
+    page.click(f"#result_list tr:has-text('{wallet.address}') >> text=chart")
+    page.wait_for_selector("[data-console-chart][data-ready=daily]")
+
+    assert page.title().startswith(f"Portfolio of wallet {wallet}")
+    assert points(page, "wallet-value-chart") == [5, 5, 5]  # the total, ETH, USDC: five days each
+    labels = page.evaluate("Chart.getChart(document.getElementById('wallet-value-chart')).data.datasets.map(d => d.label)")
+    assert labels == ["Total (USD)", "ETH (ethereum)", "USDC (ethereum)"]
+    assert page.inner_text("#positions tr[data-token=ETH]").split("\t")[1] == "2"
+    page.screenshot(path=ARTIFACTS / "wallet-portfolio-daily.png", full_page=True)
+
+    page.click("[data-period=hourly]")
+    page.wait_for_selector("[data-console-chart][data-ready=hourly]")
+    assert points(page, "wallet-value-chart") == [2, 2, 2]
+    page.click("[data-period=weekly]")
+    assert page.is_visible("text=No snapshots for this period yet.")
+
+
+def test_an_operator_runs_a_schedule_from_the_admin_and_sees_its_result(
+    page, live_server, qcluster, wallet, make_tx  # noqa: F811
+):
+    make_tx("buy", "5", price="3", at=utc(2026, 1, 1))
+    qcluster(process_env())  # the real cluster, ORM broker, on the live server's database
+
+    log_in(page, live_server)
+    page.click("#console-module >> text=Schedules")
+    page.check("#result_list tr:has-text('hourly_balance_snapshots') input.action-select")
+    page.select_option("select[name=action]", "run_now")
+    page.click("button[name=index]")
+
+    page.wait_for_selector("text=Queue the jobs of these schedules now?")
+    page.screenshot(path=ARTIFACTS / "run-now-confirmation.png", full_page=True)
+    page.click("input[value='Yes, run them now']")
+    message = page.inner_text("ul.messagelist li.success")
+    task_id = re.search(r"hourly_balance_snapshots \(([0-9a-f]{32})\)", message).group(1)
+
+    def hourly_row_shows_success():
+        page.goto(f"{live_server.url}/admin/overview/")
+        row = page.inner_text("#job-health tr[data-job=create_hourly_snapshots]")
+        return row if "success" in row else None
+
+    row = wait_until(hourly_row_shows_success, timeout=60, interval=1, what=f"task {task_id} to finish")
+    assert "1 rows" in row and "ok" in row  # one balance snapshotted; the hourly period is fresh
+    run = SnapshotRun.objects.get(period="hourly", status="completed")
+    assert run.as_of == floor_boundary("hourly", run.started_at) and run.rows == 1
+    page.screenshot(path=ARTIFACTS / "overview-after-run-now.png", full_page=True)
+
+    page.goto(f"{live_server.url}/admin/django_q/success/{task_id}/change/")
+    assert "create_hourly_snapshots" in page.content()

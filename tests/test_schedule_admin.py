@@ -1,0 +1,110 @@
+"""The schedule admin: run now, pause/resume, validated edits that recompute next_run."""
+
+from datetime import datetime, timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+from django_q.models import OrmQ, Schedule
+from django_q.signing import SignedPackage
+
+CHANGELIST = reverse("admin:django_q_schedule_changelist")
+
+
+def change_url(schedule):
+    return reverse("admin:django_q_schedule_change", args=[schedule.pk])
+
+
+def form_data(schedule, **changes):
+    data = {
+        "name": schedule.name, "func": schedule.func, "hook": schedule.hook or "", "args": schedule.args or "",
+        "kwargs": schedule.kwargs or "", "schedule_type": schedule.schedule_type, "minutes": schedule.minutes or "",
+        "repeats": schedule.repeats, "cron": schedule.cron or "", "cluster": schedule.cluster or "",
+        "intended_date_kwarg": schedule.intended_date_kwarg or "",
+        "next_run_0": schedule.next_run.strftime("%Y-%m-%d") if schedule.next_run else "",
+        "next_run_1": schedule.next_run.strftime("%H:%M:%S") if schedule.next_run else "",
+    }
+    data.update(changes)
+    return data
+
+
+@pytest.fixture
+def hourly(db):
+    return Schedule.objects.get(name="hourly_balance_snapshots")
+
+
+def queued_tasks():
+    return [SignedPackage.loads(q.payload) for q in OrmQ.objects.all()]
+
+
+def test_run_now_queues_the_job_with_its_intended_time_and_leaves_the_schedule_alone(admin_client, hourly):
+    next_run = hourly.next_run
+    before = timezone.now()
+    response = admin_client.post(
+        CHANGELIST, {"action": "run_now", "_selected_action": [hourly.pk], "confirmed": "yes"}, follow=True
+    )
+
+    assert response.status_code == 200
+    [task] = queued_tasks()
+    assert task["func"] == "snapshots.tasks.create_hourly_snapshots"
+    assert task["group"] == "hourly_balance_snapshots"
+    assert datetime.fromisoformat(task["kwargs"]["scheduled_at"]) >= before
+    assert task["id"] in response.content.decode()
+    assert Schedule.objects.get(pk=hourly.pk).next_run == next_run
+
+
+def test_a_paused_schedule_has_no_next_run_and_resumes_at_its_next_cron_time(admin_client, hourly):
+    admin_client.post(CHANGELIST, {"action": "pause", "_selected_action": [hourly.pk], "confirmed": "yes"})
+    assert Schedule.objects.get(pk=hourly.pk).next_run is None
+    assert Schedule.objects.get(pk=hourly.pk).repeats == -1
+
+    admin_client.post(CHANGELIST, {"action": "resume", "_selected_action": [hourly.pk], "confirmed": "yes"})
+    resumed = Schedule.objects.get(pk=hourly.pk).next_run
+    assert resumed > timezone.now() and resumed.minute == 5 and resumed.second == 0
+
+
+@pytest.mark.parametrize("action, question", [
+    ("run_now", "Queue the jobs of these schedules now?"),
+    ("pause", "Pause these schedules?"),
+    ("resume", "Resume these schedules?"),
+])
+def test_each_schedule_action_asks_for_confirmation_first_and_changes_nothing(admin_client, hourly, action, question):
+    Schedule.objects.filter(pk=hourly.pk).update(next_run=None) if action == "resume" else None
+    before = Schedule.objects.get(pk=hourly.pk).next_run
+
+    page = admin_client.post(CHANGELIST, {"action": action, "_selected_action": [hourly.pk]}).content.decode()
+
+    assert question in page and "hourly_balance_snapshots" in page
+    assert 'name="confirmed" value="yes"' in page and f'name="_selected_action" value="{hourly.pk}"' in page
+    assert queued_tasks() == [] and Schedule.objects.get(pk=hourly.pk).next_run == before
+
+
+def test_the_changelist_shows_cron_and_paused(admin_client, hourly):
+    Schedule.objects.filter(pk=hourly.pk).update(next_run=None)
+    page = admin_client.get(CHANGELIST).content.decode()
+    assert "5 * * * *" in page and "Run now" in page and "Pause the selected" in page
+
+
+def test_editing_the_cron_recomputes_next_run(admin_client, hourly):
+    response = admin_client.post(change_url(hourly), form_data(hourly, cron="30 */2 * * *"))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    schedule = Schedule.objects.get(pk=hourly.pk)
+    assert schedule.cron == "30 */2 * * *"
+    assert schedule.next_run.minute == 30 and schedule.next_run.hour % 2 == 0
+    assert timezone.now() < schedule.next_run <= timezone.now() + timedelta(hours=2)
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("cron", "61 * * * *", "not a valid cron expression"),
+        ("args", "1,,2", "not a Python literal"),
+        ("kwargs", "create_snapshots=maybe", "name=value"),
+        ("func", "snapshots.tasks.no_such_job", "cannot be imported"),
+    ],
+)
+def test_a_bad_edit_is_a_form_error_and_changes_nothing(admin_client, hourly, field, value, message):
+    response = admin_client.post(change_url(hourly), form_data(hourly, **{field: value}))
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert getattr(Schedule.objects.get(pk=hourly.pk), field) == getattr(hourly, field)
