@@ -12,3 +12,6 @@ smoke:
 	python3 dev.py up --smoke
 migrate:
 	$(PY) manage.py migrate
+# Benchmark against bare SQL (BENCHMARKS.md); needs DATABASE_URL. make bench BENCH_ARGS="--scale large"
+bench:
+	$(PY) -m bench.run $(BENCH_ARGS)

@@ -20,7 +20,14 @@ from bagtracker.numbers import plain
 ACQUISITION_KINDS = tuple(str(k) for k in Transaction.ACQUISITIONS)
 
 # Wallets are processed in id ranges of this size by recalculate_all_wallets; each range commits.
-RECALCULATE_BATCH_WALLETS = 2000
+# Transactions are stored in time order, so even a range of 2,000 wallets (2 % of the rows at
+# 100,000 wallets) has rows on most heap pages: each batch reads most of the table, twice (the
+# negative check, the aggregate). Larger ranges pay that fixed cost fewer times (BENCHMARKS.md);
+# a batch of 10,000 wallets holds their locks for a few seconds at 50 transactions per wallet.
+RECALCULATE_BATCH_WALLETS = 10000
+# A batch sorts its transactions for the running amounts and hashes its (wallet, token) groups:
+# with the default 4MB both spill to disk. Server memory, for the batch's transaction only.
+RECALCULATE_WORK_MEM_SQL = "SET LOCAL work_mem = '64MB'"
 
 _SIGNED = "CASE WHEN t.kind IN ('buy', 'transfer_in') THEN t.amount ELSE -t.amount END"
 
@@ -295,6 +302,7 @@ def recalculate_all_wallets(batch_size=None, progress=None):
         try:
             with transaction.atomic(), connection.cursor() as cursor:
                 scope = WalletScope("{col} BETWEEN %(lo)s AND %(hi)s", {"lo": ids[0], "hi": ids[-1]})
+                cursor.execute(RECALCULATE_WORK_MEM_SQL)
                 _lock_wallets(cursor, scope)
                 negatives = _first_negatives(cursor, scope)
                 healthy = WalletScope(
@@ -302,6 +310,7 @@ def recalculate_all_wallets(batch_size=None, progress=None):
                     {**scope.params, "bad": [e.wallet_id for e in negatives]},
                 )
                 written, removed = _write(cursor, healthy)
+                cursor.execute("SET LOCAL work_mem TO DEFAULT")  # in case a caller's transaction goes on
         except DataError:
             # A balance of this batch overflows its column: nothing of the batch was written.
             # Wallet by wallet, to rebuild the others and name the culprit.

@@ -1,0 +1,79 @@
+"""The naive ORM approach, for comparison: one snapshot row per balance written by the ORM.
+
+``create``: a per-row ``BalanceSnapshot.objects.create()`` loop (the seed's approach);
+``bulk_create``: the same objects in ``bulk_create`` batches. Both take the first N balances above
+the dust threshold (by wallet, token) and the price of each token at ``as_of`` (DESIGN.md,
+"Prices"), looked up once per token. Run as its own process by bench.run:
+
+    python -m bench.naive_orm --mode create --rows 10000 --period hourly --as-of 2026-11-29T09:00:00+00:00
+"""
+
+import argparse
+import os
+import sys
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal, localcontext
+
+BULK_BATCH = 5000
+QUANTUM = Decimal("1e-18")
+
+
+def _price_at(token_id, as_of):
+    from bagtracker.models import Price, Transaction
+
+    price = Price.objects.filter(token_id=token_id, as_of__lte=as_of).order_by("-as_of").first()
+    if price:
+        return price.price_usd
+    tx = (
+        Transaction.objects.filter(token_id=token_id, status="confirmed", price_usd__isnull=False, timestamp__lte=as_of)
+        .order_by("-timestamp", "-id")
+        .first()
+    )
+    return tx.price_usd if tx else None
+
+
+def write(mode, rows, period, as_of):
+    from django.conf import settings
+    from django.db import transaction
+
+    from snapshots.models import Balance, BalanceSnapshot
+
+    prices = {}
+    snapshots = []
+    balances = Balance.objects.filter(amount__gt=settings.BALANCE_DUST_THRESHOLD).order_by("wallet_id", "token_id")
+    with localcontext() as ctx, transaction.atomic():
+        ctx.prec = 100
+        for balance in balances[:rows].iterator(chunk_size=2000):
+            if balance.token_id not in prices:
+                prices[balance.token_id] = _price_at(balance.token_id, as_of)
+            price = prices[balance.token_id]
+            fields = dict(
+                wallet_id=balance.wallet_id, token_id=balance.token_id, period=period, as_of=as_of,
+                amount=balance.amount, price_usd=price,
+                value_usd=None if price is None else (balance.amount * price).quantize(QUANTUM, ROUND_HALF_UP),
+                avg_buy_price_usd=balance.avg_buy_price_usd, source="manual",
+            )
+            if mode == "create":
+                BalanceSnapshot.objects.create(**fields)
+            else:
+                snapshots.append(BalanceSnapshot(**fields))
+        if snapshots:
+            BalanceSnapshot.objects.bulk_create(snapshots, batch_size=BULK_BATCH)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=["create", "bulk_create"], required=True)
+    parser.add_argument("--rows", type=int, required=True)
+    parser.add_argument("--period", required=True)
+    parser.add_argument("--as-of", required=True, type=datetime.fromisoformat)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    import django
+
+    django.setup()
+    write(args.mode, args.rows, args.period, args.as_of)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,488 @@
+"""Benchmark: snapshots, recalculation and cleanup through their management commands, each next to
+the bare SQL that writes the same rows, in the same run, on the same database.
+
+    python -m bench.run                      # --scale small: a CI smoke run, well under a minute
+    python -m bench.run --scale large        # 100,000 wallets × 10 tokens, 5,000,000 transactions
+    make bench BENCH_ARGS="--scale medium"
+
+It creates its own database (--database, default bagtracker_bench) on the server of DATABASE_URL
+(or --database-url), migrates it, builds the data set in SQL (bench/dataset.py), and drops it at
+the end (--keep keeps it; --reuse runs again on a kept one without rebuilding). No other database
+is touched, and a database of that name that the benchmark did not create is refused.
+
+Each job runs as its own process (manage.py …) and is measured from start to exit: wall seconds,
+including Python and Django start-up (about half a second), and the peak RSS of that process. The
+bare SQL (bench/bare.py) runs from this process, each statement in its own transaction, into
+tables of the same shape, indexes and foreign keys. Before every measured step the server writes
+its dirty buffers (CHECKPOINT) and the tables it reads are vacuumed and analyzed, for the job and
+for the bare SQL alike. The rows the job wrote and the rows the bare SQL wrote are compared: the
+"same" column says they are identical.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+from bench import bare, dataset, process
+
+SCALES = {
+    # wallets, tokens, transactions; backfill: wallets, daily boundaries; rows of the naive ORM loops
+    "small": dict(wallets=500, tokens=4, transactions=10_000, backfill_wallets=500, backfill_days=90, orm_rows=1_000),
+    "medium": dict(wallets=10_000, tokens=10, transactions=500_000, backfill_wallets=10_000, backfill_days=90,
+                   orm_rows=10_000),
+    "large": dict(wallets=100_000, tokens=10, transactions=5_000_000, backfill_wallets=10_000, backfill_days=90,
+                  orm_rows=10_000),
+}
+DEFAULT_DATABASE = "bagtracker_bench"
+MARKER = "bagtracker benchmark scratch database (bench/run.py); dropped after each run"
+DUST = "0.000001"  # BALANCE_DUST_THRESHOLD's default; the jobs run with the default settings
+HOURLY_RETENTION_DAYS = 7  # BALANCE_HOURLY_RETENTION_DAYS's default
+
+# Targets of issue 5, checked at any scale but meant for --scale large.
+RATIO_TARGETS = {
+    "recalculate": 2.0,
+    "recalculate_again": 2.0,
+    "snapshot": 1.3,
+    "snapshot_again": 1.3,
+    "cleanup": 1.5,
+}
+RSS_TARGET_MB = 200
+
+
+@dataclass
+class Row:
+    key: str
+    job: str
+    rows: int = 0
+    seconds: float = None  # the job's process, start to exit
+    job_seconds: float = None  # the job's own duration as it reports it: its time on the database
+    bare_seconds: float = None
+    peak_rss_mb: float = None
+    same: str = ""  # "yes", "no (…)" or "" when not compared
+    ok: bool = True
+    error: str = ""
+    load: float = None
+    command: str = ""
+    output: str = ""
+
+    @property
+    def ratio(self):
+        """Job time over bare-SQL time: the job's own duration when it reports one, else its process's."""
+        seconds = self.job_seconds if self.job_seconds is not None else self.seconds
+        if seconds is None or not self.bare_seconds:
+            return None
+        return seconds / self.bare_seconds
+
+    @property
+    def process_ratio(self):
+        if self.seconds is None or not self.bare_seconds:
+            return None
+        return self.seconds / self.bare_seconds
+
+    def verdict(self):
+        if not self.ok:
+            return "FAILED"
+        parts = []
+        limit = RATIO_TARGETS.get(self.key)
+        if limit is not None and self.ratio is not None:
+            parts.append(f"≤{limit:g}× {'met' if self.ratio <= limit else 'MISSED'}")
+        if self.peak_rss_mb is not None and not self.key.startswith("orm"):
+            parts.append(f"RSS {'met' if self.peak_rss_mb < RSS_TARGET_MB else 'MISSED'}")
+        return ", ".join(parts)
+
+
+@dataclass
+class Report:
+    scale: dict
+    machine: dict
+    dataset: dict = field(default_factory=dict)
+    rows: list = field(default_factory=list)
+    build_seconds: float = 0.0
+    total_seconds: float = 0.0
+
+    @property
+    def failed(self):
+        return [r for r in self.rows if not r.ok or r.same.startswith("no")]
+
+
+# --- the database ---------------------------------------------------------------------------------
+
+
+def with_database(url, name):
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def _maintenance(url):
+    return psycopg.connect(with_database(url, "postgres"), autocommit=True)
+
+
+def _exists(admin, name):
+    row = admin.execute(
+        "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", [name]
+    ).fetchone()
+    if row and row[0] != MARKER:
+        raise SystemExit(f"database {name} exists and was not created by the benchmark; choose another --database")
+    return row is not None
+
+
+def create_database(url, name):
+    with _maintenance(url) as admin:
+        if _exists(admin, name):
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+        admin.execute(f"COMMENT ON DATABASE \"{name}\" IS '{MARKER}'")
+
+
+def drop_database(url, name):
+    with _maintenance(url) as admin:
+        if _exists(admin, name):
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def database_exists(url, name):
+    with _maintenance(url) as admin:
+        return _exists(admin, name)
+
+
+# --- measuring --------------------------------------------------------------------------------------
+
+
+def _settle(conn, tables):
+    """Before a measured step: tables vacuumed and analyzed, dirty buffers written."""
+    for table in tables:
+        conn.execute(f"VACUUM (ANALYZE) {table}")
+    conn.execute("CHECKPOINT")
+
+
+def _timed_sql(conn, statements):
+    """Run (sql, params) pairs, each in its own transaction; wall seconds of them all."""
+    started = time.perf_counter()
+    for sql, params in statements:
+        with conn.transaction():
+            conn.execute(sql, params)
+    return time.perf_counter() - started
+
+
+def _count(conn, sql, params=None):
+    return conn.execute(sql, params).fetchone()[0]
+
+
+def _compare(conn, where, params):
+    missing, extra = conn.execute(bare.DIFFERENCE_SQL.format(where=where), params).fetchone()
+    return "yes" if missing == extra == 0 else f"no ({missing:,} job rows not in bare, {extra:,} bare rows not in job)"
+
+
+def _run_job(row, argv, env):
+    run = process.run(argv, env)
+    row.command = " ".join(argv if len(argv) < 20 else [*argv[:12], "…"])
+    row.seconds, row.peak_rss_mb = run.seconds, run.peak_rss_mb
+    row.output = (run.stdout.strip().splitlines() or [""])[-1]
+    reported = REPORTED_SECONDS.search(row.output)
+    row.job_seconds = float(reported.group(1)) if reported else None
+    if not run.ok:
+        row.ok, row.error = False, run.failure()
+    return run
+
+
+# Every command's summary line ends "… in 12.34 s" (bench.naive_orm's too).
+REPORTED_SECONDS = re.compile(r" in ([0-9]+(?:\.[0-9]+)?) s\b")
+
+
+def _iso(instant):
+    return instant.isoformat()
+
+
+# --- the steps ----------------------------------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, conn, env, data, sizes):
+        self.conn, self.env, self.data, self.sizes = conn, env, data, sizes
+        self.at = data["end"]  # the instant the hourly snapshot is taken at: the end of history
+        self.hour = self.at.replace(minute=0, second=0, microsecond=0)
+
+    def recalculate(self, key, label, empty=False):
+        row = Row(key, label)
+        if empty:
+            self.conn.execute(f"TRUNCATE snapshots_balance, {bare.BARE_BALANCE}")
+        _settle(self.conn, ["bagtracker_transaction", "snapshots_balance", bare.BARE_BALANCE])
+        _run_job(row, ["manage.py", "recalculate", "--all"], self.env)
+        row.rows = _count(self.conn, "SELECT count(*) FROM snapshots_balance")
+        _settle(self.conn, ["bagtracker_transaction", "snapshots_balance", bare.BARE_BALANCE])
+        row.bare_seconds = _timed_sql(self.conn, [(bare.RECALCULATE_SQL, None)])
+        missing, extra = self.conn.execute(bare.BALANCE_DIFFERENCE_SQL).fetchone()
+        row.same = "yes" if missing == extra == 0 else f"no ({missing:,} / {extra:,} balances differ)"
+        return row
+
+    def snapshot(self, key, label):
+        row = Row(key, label)
+        params = {"period": "hourly", "as_of": self.hour, "source": "manual", "dust": DUST}
+        _settle(self.conn, ["snapshots_balance", "snapshots_balancesnapshot", bare.BARE_SNAPSHOT])
+        _run_job(row, ["manage.py", "create_snapshots", "--period", "hourly", "--at", _iso(self.at)], self.env)
+        where = "period = %(period)s AND as_of = %(as_of)s"
+        row.rows = _count(self.conn, f"SELECT count(*) FROM snapshots_balancesnapshot WHERE {where}", params)
+        _settle(self.conn, ["snapshots_balance", "snapshots_balancesnapshot", bare.BARE_SNAPSHOT])
+        row.bare_seconds = _timed_sql(self.conn, [(bare.SNAPSHOT_SQL, params)])
+        row.same = _compare(self.conn, where, params)
+        return row
+
+    def _expire_hourly(self, expired_as_of):
+        """Set-up, not measured: a copy of the hourly snapshot, HOURLY_RETENTION_DAYS + 1 days old."""
+        with self.conn.transaction():
+            self.conn.execute(
+                """INSERT INTO snapshots_balancesnapshot
+                       (wallet_id, token_id, period, as_of, amount, price_usd, value_usd, avg_buy_price_usd, source,
+                        created_at)
+                   SELECT wallet_id, token_id, period, %(old)s, amount, price_usd, value_usd, avg_buy_price_usd,
+                          'scheduled', created_at
+                   FROM snapshots_balancesnapshot WHERE period = 'hourly' AND as_of = %(hour)s""",
+                {"old": expired_as_of, "hour": self.hour},
+            )
+            self.conn.execute(
+                """INSERT INTO snapshots_snapshotrun (period, as_of, source, status, rows, started_at, finished_at, error)
+                   SELECT 'hourly', %(old)s, 'scheduled', 'completed', count(*), now(), now(), ''
+                   FROM snapshots_balancesnapshot WHERE period = 'hourly' AND as_of = %(old)s""",
+                {"old": expired_as_of},
+            )
+
+    def cleanup(self):
+        row = Row("cleanup", "cleanup_snapshots (hourly rows past retention)")
+        expired_as_of = self.hour - timedelta(days=HOURLY_RETENTION_DAYS + 1)
+        expired = "SELECT count(*) FROM snapshots_balancesnapshot WHERE period = 'hourly' AND as_of < %(cutoff)s"
+        self._expire_hourly(expired_as_of)
+        cutoff = datetime.now(timezone.utc) - timedelta(days=HOURLY_RETENTION_DAYS)
+        row.rows = _count(self.conn, expired, {"cutoff": cutoff})
+        _settle(self.conn, ["snapshots_balancesnapshot", "snapshots_snapshotrun"])
+        _run_job(row, ["manage.py", "cleanup_snapshots"], self.env)
+        left = _count(self.conn, expired, {"cutoff": cutoff})
+        self._expire_hourly(expired_as_of)
+        _settle(self.conn, ["snapshots_balancesnapshot", "snapshots_snapshotrun"])
+        cutoff = datetime.now(timezone.utc) - timedelta(days=HOURLY_RETENTION_DAYS)
+        row.bare_seconds = _timed_sql(self.conn, [(bare.DELETE_EXPIRED_SQL, {"period": "hourly", "cutoff": cutoff})])
+        row.same = "yes" if left == 0 else f"no ({left:,} expired rows left by the job)"
+        self.conn.execute("DELETE FROM snapshots_snapshotrun WHERE as_of < %s", [cutoff])
+        return row
+
+    def backfill(self):
+        wallets = min(self.sizes["backfill_wallets"], self.data["wallets"])
+        days = self.sizes["backfill_days"]
+        until = self.at.replace(hour=0, minute=0, second=0, microsecond=0)
+        since = until - timedelta(days=days - 1)
+        first = self.data["first_wallet"]
+        last = first + wallets - 1
+        scope = "all" if wallets == self.data["wallets"] else f"{wallets:,} of them"
+        row = Row("backfill", f"backfill_snapshots daily, {days} boundaries, {wallets:,} wallets ({scope})")
+        argv = ["manage.py", "backfill_snapshots", "--period", "daily", "--since", _iso(since), "--until", _iso(until)]
+        if wallets < self.data["wallets"]:
+            for wallet_id in range(first, last + 1):
+                argv += ["--wallet", str(wallet_id)]
+        _settle(self.conn, ["snapshots_balance", "snapshots_balancesnapshot", bare.BARE_SNAPSHOT])
+        _run_job(row, argv, self.env)
+        where = "period = 'daily' AND as_of BETWEEN %(since)s AND %(until)s"
+        window = {"since": since, "until": until}
+        row.rows = _count(self.conn, f"SELECT count(*) FROM snapshots_balancesnapshot WHERE {where}", window)
+        _settle(self.conn, ["snapshots_balance", "snapshots_balancesnapshot", bare.BARE_SNAPSHOT])
+        boundaries = [since + timedelta(days=d) for d in range(days)]
+        row.bare_seconds = _timed_sql(self.conn, [
+            (bare.BACKFILL_BOUNDARY_SQL,
+             {"period": "daily", "as_of": b, "source": "backfill", "dust": DUST, "first": first, "last": last})
+            for b in boundaries
+        ])
+        row.same = _compare(self.conn, where, window)
+        return row
+
+    def orm(self, mode):
+        rows = self.sizes["orm_rows"]
+        label = {"create": "naive ORM: create() per row", "bulk_create": "ORM bulk_create"}[mode]
+        row = Row(f"orm_{mode}", f"{label} ({rows:,} snapshot rows)")
+        as_of = self.hour - timedelta(hours=1)
+        params = {"period": "hourly", "as_of": as_of, "source": "manual", "dust": DUST, "limit": rows}
+        where = "period = %(period)s AND as_of = %(as_of)s"
+        for table in ("snapshots_balancesnapshot", bare.BARE_SNAPSHOT):
+            self.conn.execute(f"DELETE FROM {table} WHERE {where}", params)
+        _settle(self.conn, ["snapshots_balance", "snapshots_balancesnapshot", bare.BARE_SNAPSHOT])
+        _run_job(row, ["-m", "bench.naive_orm", "--mode", mode, "--rows", str(rows), "--period", "hourly",
+                       "--as-of", _iso(as_of)], self.env)
+        row.rows = _count(self.conn, f"SELECT count(*) FROM snapshots_balancesnapshot WHERE {where}", params)
+        _settle(self.conn, ["snapshots_balance", "snapshots_balancesnapshot", bare.BARE_SNAPSHOT])
+        row.bare_seconds = _timed_sql(self.conn, [(bare.FIRST_BALANCES_SQL, params)])
+        row.same = _compare(self.conn, where, params)
+        return row
+
+
+STEPS = ["recalculate", "recalculate_again", "snapshot", "snapshot_again", "cleanup", "backfill", "orm"]
+
+
+def _steps(bench):
+    """(step name for --only, the step) in the order they run."""
+    return [
+        ("recalculate", lambda: bench.recalculate("recalculate", "recalculate --all (balances empty)", empty=True)),
+        ("recalculate_again", lambda: bench.recalculate("recalculate_again", "recalculate --all (balances current)")),
+        ("snapshot", lambda: bench.snapshot("snapshot", "create_snapshots hourly (new boundary)")),
+        ("snapshot_again", lambda: bench.snapshot("snapshot_again", "create_snapshots hourly again (unchanged)")),
+        ("cleanup", bench.cleanup),
+        ("backfill", bench.backfill),
+        ("orm", lambda: bench.orm("create")),
+        ("orm", lambda: bench.orm("bulk_create")),
+    ]
+
+
+# --- reporting ----------------------------------------------------------------------------------------
+
+
+def _fmt(value, pattern, empty="—"):
+    return empty if value is None else format(value, pattern)
+
+
+def table(report):
+    header = ["job", "rows", "process s", "job s", "bare SQL s", "ratio", "process ratio", "rows/s",
+              "peak RSS MB", "same rows", "load", "target"]
+    lines = []
+    for r in report.rows:
+        seconds = r.job_seconds if r.job_seconds is not None else r.seconds
+        rate = r.rows / seconds if seconds and r.rows else None
+        lines.append([
+            r.job, f"{r.rows:,}", _fmt(r.seconds, ".2f"), _fmt(r.job_seconds, ".2f"), _fmt(r.bare_seconds, ".2f"),
+            _fmt(r.ratio, ".2f", "—") + ("×" if r.ratio is not None else ""),
+            _fmt(r.process_ratio, ".2f", "—") + ("×" if r.process_ratio is not None else ""),
+            _fmt(rate, ",.0f"), _fmt(r.peak_rss_mb, ".0f"), r.same if r.ok else "", _fmt(r.load, ".2f"),
+            r.verdict(),
+        ])
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
+    out = ["| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |",
+           "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    for line in lines:
+        out.append("| " + " | ".join(
+            (c.ljust(w) if i in (0, 9, 11) else c.rjust(w)) for i, (c, w) in enumerate(zip(line, widths))
+        ) + " |")
+    return "\n".join(out)
+
+
+def _machine(conn):
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "python": platform.python_version(),
+        "postgresql": conn.execute("SHOW server_version").fetchone()[0],
+        "shared_buffers": conn.execute("SHOW shared_buffers").fetchone()[0],
+        "work_mem": conn.execute("SHOW work_mem").fetchone()[0],
+        "load_at_start": os.getloadavg()[0],
+    }
+
+
+# --- the command --------------------------------------------------------------------------------------
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", choices=SCALES, default="small", help="data set size (default: small)")
+    for name in ("wallets", "tokens", "transactions", "backfill-wallets", "backfill-days", "orm-rows"):
+        parser.add_argument(f"--{name}", type=int, metavar="N", help="override the scale's value")
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""),
+                        help="the PostgreSQL server to use (default: $DATABASE_URL); its own database is not touched")
+    parser.add_argument("--database", default=DEFAULT_DATABASE, help=f"scratch database (default {DEFAULT_DATABASE})")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database afterwards")
+    parser.add_argument("--reuse", action="store_true",
+                        help="reuse a kept scratch database of the same sizes (its snapshots are emptied first)")
+    parser.add_argument("--only", metavar="STEP,…", help=f"run only these steps: {','.join(STEPS)}")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    args = parser.parse_args(argv)
+    if not args.database_url:
+        parser.error("set DATABASE_URL or --database-url (a PostgreSQL server; the benchmark creates its own database)")
+    sizes = dict(SCALES[args.scale])
+    for name in sizes:
+        if getattr(args, name) is not None:
+            sizes[name] = getattr(args, name)
+    only = set(args.only.split(",")) if args.only else set(STEPS)
+    if only - set(STEPS):
+        parser.error(f"--only: unknown step(s) {', '.join(sorted(only - set(STEPS)))}")
+    return args, sizes, only
+
+
+def _prepare(args, sizes, env, url):
+    """A migrated database holding the data set; returns the data set's description."""
+    if args.reuse and database_exists(args.database_url, args.database):
+        with psycopg.connect(url, autocommit=True) as conn:
+            data = json.loads(conn.execute("SELECT description FROM bench_dataset").fetchone()[0])
+            data["end"] = datetime.fromisoformat(data["end"])
+            data["start"] = datetime.fromisoformat(data["start"])
+            wanted = {k: sizes[k] for k in ("wallets", "tokens")}
+            if {k: data[k] for k in wanted} != wanted or datetime.now(timezone.utc) - data["end"] > timedelta(days=1):
+                raise SystemExit("--reuse: the kept data set has other sizes or is over a day old; run without --reuse")
+            # Balances stay: the recalculate step empties them itself, the others need them.
+            conn.execute(f"TRUNCATE snapshots_balancesnapshot, snapshots_snapshotrun, {bare.BARE_SNAPSHOT}")
+            return data
+    create_database(args.database_url, args.database)
+    migrated = process.manage(["migrate", "--verbosity", "0"], env)
+    if not migrated.ok:
+        raise SystemExit(f"migrate failed: {migrated.failure()}")
+    end = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(seconds=1)
+    with psycopg.connect(url, autocommit=True) as conn:
+        data = dataset.build(conn, sizes["wallets"], sizes["tokens"], sizes["transactions"], end)
+        bare.create_tables(conn)
+        conn.execute("CREATE TABLE bench_dataset (description text)")
+        conn.execute("INSERT INTO bench_dataset VALUES (%s)", [json.dumps(data, default=str)])
+    return data
+
+
+def main(argv=None, out=sys.stdout):
+    args, sizes, only = parse_args(argv)
+    started = time.perf_counter()
+    url = with_database(args.database_url, args.database)
+    env = process.job_environment(url)
+    try:
+        built = time.perf_counter()
+        data = _prepare(args, sizes, env, url)
+        build_seconds = time.perf_counter() - built
+        with psycopg.connect(url, autocommit=True) as conn:
+            report = Report(scale={"name": args.scale, **sizes}, machine=_machine(conn), dataset=data,
+                            build_seconds=build_seconds)
+            print(f"Data set: {data['wallets']:,} wallets × {data['tokens']} tokens, {data['transactions']:,} "
+                  f"transactions, {data['prices']:,} prices, ready in {build_seconds:.1f} s", file=out)
+            # What every job's seconds include before it does anything: Python and Django start-up.
+            idle = process.manage(["shell", "--command", "pass"], env)
+            report.machine["startup_seconds"] = round(idle.seconds, 2)
+            report.machine["startup_rss_mb"] = round(idle.peak_rss_mb)
+            bench = Bench(conn, env, data, sizes)
+            for name, step in _steps(bench):
+                if name not in only:
+                    continue
+                row = step()
+                row.load = os.getloadavg()[0]
+                report.rows.append(row)
+                print(f"  {row.job}: {_fmt(row.seconds, '.2f')} s (bare {_fmt(row.bare_seconds, '.2f')} s), "
+                      f"{row.rows:,} rows" + (f" — {row.error}" if row.error else ""), file=out, flush=True)
+    finally:
+        if not args.keep:
+            drop_database(args.database_url, args.database)
+    report.total_seconds = time.perf_counter() - started
+    print(file=out)
+    print(table(report), file=out)
+    print(f"\n{report.machine['cpus']} CPUs, {report.machine['memory_gb']} GB, PostgreSQL "
+          f"{report.machine['postgresql']} (shared_buffers {report.machine['shared_buffers']}); load "
+          f"{report.machine['load_at_start']:.2f} at start; {report.total_seconds:.0f} s in all", file=out)
+    if "startup_seconds" in report.machine:
+        print(f"A job process that does nothing (manage.py shell --command pass): {report.machine['startup_seconds']} s, "
+              f"{report.machine['startup_rss_mb']} MB", file=out)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({**asdict(report),
+                       "rows": [{**asdict(r), "ratio": r.ratio, "process_ratio": r.process_ratio} for r in report.rows]},
+                      f, indent=2, default=str)
+    for r in report.failed:
+        print(f"failed: {r.job}: {r.error or r.same}", file=sys.stderr)
+    return report
+
+
+if __name__ == "__main__":
+    sys.exit(1 if main().failed else 0)

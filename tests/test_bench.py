@@ -1,0 +1,49 @@
+"""The benchmark runs end to end at a tiny scale: every job and its bare SQL, the same rows.
+
+A smoke check, not a timed test: no duration is asserted. It creates (and drops) a scratch
+database of its own on the server of DATABASE_URL, so it needs one.
+"""
+
+import io
+import os
+
+import pytest
+
+from bench import run
+
+pytestmark = [
+    pytest.mark.bench,
+    pytest.mark.skipif(not os.environ.get("DATABASE_URL"), reason="the benchmark needs a server (DATABASE_URL)"),
+]
+
+TINY = ["--wallets", "60", "--tokens", "3", "--transactions", "600", "--backfill-wallets", "20",
+        "--backfill-days", "5", "--orm-rows", "50"]
+
+
+def test_the_benchmark_runs_every_job_next_to_its_bare_sql(tmp_path):
+    database = f"bagtracker_bench_smoke_{os.getpid()}"
+    out = io.StringIO()
+
+    report = run.main([*TINY, "--database", database, "--json", str(tmp_path / "bench.json")], out=out)
+
+    assert [r.key for r in report.rows] == [
+        "recalculate", "recalculate_again", "snapshot", "snapshot_again", "cleanup", "backfill",
+        "orm_create", "orm_bulk_create",
+    ]
+    assert report.failed == []
+    assert all(r.same == "yes" for r in report.rows)
+    assert all(r.seconds is not None and r.bare_seconds is not None and r.peak_rss_mb for r in report.rows)
+    rows = {r.key: r.rows for r in report.rows}
+    assert rows["recalculate"] == rows["snapshot"] == rows["cleanup"] == 60 * 3
+    assert rows["backfill"] == 5 * 20 * 3  # every pair opens with a buy before the backfilled days
+    assert rows["orm_create"] == rows["orm_bulk_create"] == 50
+    printed = out.getvalue()
+    for r in report.rows:
+        assert r.job in printed
+    assert (tmp_path / "bench.json").exists()
+    assert not run.database_exists(os.environ["DATABASE_URL"], database)  # dropped afterwards
+
+
+def test_it_refuses_a_database_it_did_not_create():
+    with pytest.raises(SystemExit, match="was not created by the benchmark"):
+        run.main(["--database", "postgres", *TINY])
