@@ -14,7 +14,11 @@ def add_period_argument(parser):
 
 
 def parse_instant(text, option):
-    """ISO 8601 date or date-time; a date means 00:00 UTC, a time without offset means UTC."""
+    """ISO 8601 date (00:00 UTC) or date-time with a UTC offset.
+
+    A date-time without an offset is refused rather than guessed: 10:30 in whose time zone decides
+    which boundary is taken.
+    """
     value = text.strip()
     try:
         if len(value) == 10:
@@ -25,7 +29,7 @@ def parse_instant(text, option):
             f"{option}: {text!r} is not an ISO 8601 date or time (e.g. 2026-11-29 or 2026-11-29T10:00Z)"
         ) from None
     if instant.tzinfo is None:
-        instant = instant.replace(tzinfo=timezone.utc)
+        raise CommandError(f"{option}: {text!r} has no UTC offset (write e.g. {value}Z or {value}+00:00)")
     return instant.astimezone(timezone.utc)
 
 

@@ -76,6 +76,8 @@ CASES = [
          "--at: '2026-02-30' is not an ISO 8601"),
     Case("create_snapshots: offset out of range", ["create_snapshots", "--period", "hourly", "--at",
                                                    "2026-01-01T00:00+25:00"], "is not an ISO 8601"),
+    Case("create_snapshots: time without offset",
+         ["create_snapshots", "--period", "hourly", "--at", "2026-01-05T10:30:00"], "has no UTC offset"),
     Case("create_snapshots: future", ["create_snapshots", "--period", "daily", "--at", "2999-01-01"],
          "--at 2999-01-01 is in the future"),
     # recalculate
@@ -246,7 +248,7 @@ def test_every_command_is_in_the_table():
 @pytest.mark.django_db
 def test_what_the_contract_accepts_is_accepted(history, tmp_path):
     """Not errors: a BOM and CRLF endings; a row repeated identically (stored once with a tx_hash;
-    a price once); the same file again (adds nothing); a command instant without an offset (UTC)."""
+    a price once); the same file again (adds nothing); a command date without a time (00:00 UTC)."""
     from bagtracker.models import Price, Transaction
     from snapshots.models import SnapshotRun
 
@@ -260,5 +262,5 @@ def test_what_the_contract_accepts_is_accepted(history, tmp_path):
     assert Transaction.objects.filter(tx_hash="0xgood").count() == 1
     assert Price.objects.count() == 2
 
-    call_command("create_snapshots", "--period", "hourly", "--at", "2026-01-05T10:30:00", stdout=io.StringIO())
-    assert SnapshotRun.objects.filter(period="hourly", as_of=utc(2026, 1, 5, 10)).exists()
+    call_command("create_snapshots", "--period", "hourly", "--at", "2026-01-05", stdout=io.StringIO())
+    assert SnapshotRun.objects.filter(period="hourly", as_of=utc(2026, 1, 5, 0)).exists()

@@ -14,7 +14,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         add_period_argument(parser)
-        parser.add_argument("--since", required=True, metavar="DATE", help="first instant (ISO 8601 date or time, UTC)")
+        parser.add_argument(
+            "--since", required=True, metavar="DATE",
+            help="first instant: an ISO 8601 date (00:00 UTC) or a time with offset (2026-11-29T10:00Z)",
+        )
         parser.add_argument("--until", metavar="DATE", help="last instant (default: now)")
         parser.add_argument(
             "--wallet", type=int, action="append", metavar="ID",
