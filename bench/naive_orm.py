@@ -11,6 +11,7 @@ the dust threshold (by wallet, token) and the price of each token at ``as_of`` (
 import argparse
 import os
 import sys
+import time
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 
@@ -72,7 +73,9 @@ def main(argv=None):
     import django
 
     django.setup()
+    started = time.perf_counter()
     write(args.mode, args.rows, args.period, args.as_of)
+    print(f"Wrote {args.rows:,} snapshot rows with {args.mode} in {time.perf_counter() - started:.2f} s")
 
 
 if __name__ == "__main__":
