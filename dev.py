@@ -105,7 +105,10 @@ def up(smoke=False):
         say("queueing the main job: an hourly snapshot, run by the cluster")
         queued = manage("create_snapshots", "--period", "hourly", "--async", capture_output=True, text=True)
         task_id = queued.stdout.strip().splitlines()[-1].split()[-1]
-        print(f"\n  Admin:  {url}\n  Login:  {login}\n  Stop:   Ctrl-C (then `python3 dev.py stop` stops the embedded PostgreSQL)\n", flush=True)
+        print(
+            f"\n  Admin:  {url}\n  Login:  {login}\n  Stop:   Ctrl-C (then `python3 dev.py stop` stops the embedded PostgreSQL)\n",
+            flush=True,
+        )
         if smoke:
             for process in processes:
                 if process.poll() is not None:

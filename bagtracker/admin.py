@@ -41,11 +41,17 @@ class WalletAdmin(admin.ModelAdmin):
     def get_urls(self):
         # The console's wallet pages (snapshots/console/views.py), before the catch-all <id>/ URL.
         def page(view, name):
-            return path(f"<path:object_id>/{name}/", self.admin_site.admin_view(partial(view, self)),
-                        name=f"bagtracker_wallet_{name}")
+            return path(
+                f"<path:object_id>/{name}/",
+                self.admin_site.admin_view(partial(view, self)),
+                name=f"bagtracker_wallet_{name}",
+            )
 
-        return [page(console.wallet_portfolio, "portfolio"), page(console.wallet_backfill, "backfill"),
-                *super().get_urls()]
+        return [
+            page(console.wallet_portfolio, "portfolio"),
+            page(console.wallet_backfill, "backfill"),
+            *super().get_urls(),
+        ]
 
     @admin.display(description="portfolio")
     def portfolio_link(self, wallet):

@@ -148,12 +148,8 @@ class Transaction(models.Model):
             models.CheckConstraint(
                 condition=Q(price_usd__isnull=True) | Q(price_usd__gte=0), name="transaction_price_not_negative"
             ),
-            models.CheckConstraint(
-                condition=Q(kind__in=TransactionKind.values), name="transaction_kind_valid"
-            ),
-            models.CheckConstraint(
-                condition=Q(status__in=TransactionStatus.values), name="transaction_status_valid"
-            ),
+            models.CheckConstraint(condition=Q(kind__in=TransactionKind.values), name="transaction_kind_valid"),
+            models.CheckConstraint(condition=Q(status__in=TransactionStatus.values), name="transaction_status_valid"),
             models.CheckConstraint(
                 condition=Q(tx_hash__isnull=True) | ~Q(tx_hash=""), name="transaction_tx_hash_null_not_empty"
             ),
@@ -186,7 +182,9 @@ class Transaction(models.Model):
         if self.tx_hash == "":
             self.tx_hash = None
         if self.wallet_id and self.token_id and self.wallet.chain_id != self.token.chain_id:
-            errors["token"] = f"{self.token.symbol} is on {self.token.chain.slug}, the wallet on {self.wallet.chain.slug}"
+            errors["token"] = (
+                f"{self.token.symbol} is on {self.token.chain.slug}, the wallet on {self.wallet.chain.slug}"
+            )
         if self.token_id and self.amount is not None and self.amount.is_finite():
             if digits_and_places(self.amount)[1] > self.token.decimals:
                 errors["amount"] = f"{self.token.symbol} allows at most {self.token.decimals} decimal places"
@@ -209,4 +207,3 @@ class Price(models.Model):
 
     def __str__(self):
         return f"{self.token} @ {self.as_of:%Y-%m-%d %H:%M}Z = {self.price_usd}"
-

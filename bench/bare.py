@@ -170,8 +170,10 @@ SELECT
                          EXCEPT ALL SELECT {_COLUMNS} FROM snapshots_balancesnapshot WHERE {{where}}) b)
 """
 
-_BALANCE_COLUMNS = ("wallet_id, token_id, amount, total_in, total_out, avg_buy_price_usd, avg_sell_price_usd, "
-                    "realized_pnl_usd, priced_in_qty, priced_in_value_usd")
+_BALANCE_COLUMNS = (
+    "wallet_id, token_id, amount, total_in, total_out, avg_buy_price_usd, avg_sell_price_usd, "
+    "realized_pnl_usd, priced_in_qty, priced_in_value_usd"
+)
 BALANCE_DIFFERENCE_SQL = f"""
 SELECT
   (SELECT count(*) FROM (SELECT {_BALANCE_COLUMNS} FROM snapshots_balance

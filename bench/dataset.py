@@ -144,20 +144,40 @@ def build(conn, wallets, tokens, transactions, end, seed=0.42):
         loaded = _exec(
             conn,
             TRANSACTIONS_SQL,
-            {"first_wallet": first_wallet, "first_token": first_token, "pairs": pairs, "tokens": tokens,
-             "transactions": transactions, "per_pair": per_pair, "start": start, "slot": slot},
+            {
+                "first_wallet": first_wallet,
+                "first_token": first_token,
+                "pairs": pairs,
+                "tokens": tokens,
+                "transactions": transactions,
+                "per_pair": per_pair,
+                "start": start,
+                "slot": slot,
+            },
         )
         _exec(conn, "SET LOCAL session_replication_role = origin")
         for _, definition in indexes:
             _exec(conn, definition)
         prices = _exec(
-            conn, PRICES_SQL,
+            conn,
+            PRICES_SQL,
             {"first_token": first_token, "start": start, "end": end, "hourly_days": HOURLY_PRICE_DAYS},
         )
-    for table in ("bagtracker_chain", "bagtracker_token", "bagtracker_wallet", "bagtracker_transaction",
-                  "bagtracker_price"):
+    for table in (
+        "bagtracker_chain",
+        "bagtracker_token",
+        "bagtracker_wallet",
+        "bagtracker_transaction",
+        "bagtracker_price",
+    ):
         _exec(conn, f"VACUUM (ANALYZE) {table}")
     return {
-        "wallets": wallets, "tokens": tokens, "transactions": loaded, "prices": prices,
-        "first_wallet": first_wallet, "start": start, "end": end, "per_pair": per_pair,
+        "wallets": wallets,
+        "tokens": tokens,
+        "transactions": loaded,
+        "prices": prices,
+        "first_wallet": first_wallet,
+        "start": start,
+        "end": end,
+        "per_pair": per_pair,
     }

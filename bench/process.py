@@ -54,8 +54,12 @@ def run(argv, env):
         out.seek(0)
         err.seek(0)
         return ProcessRun(
-            argv=argv, seconds=seconds, peak_rss_mb=usage.ru_maxrss / 1024, returncode=child.returncode,
-            stdout=out.read(), stderr=err.read(),
+            argv=argv,
+            seconds=seconds,
+            peak_rss_mb=usage.ru_maxrss / 1024,
+            returncode=child.returncode,
+            stdout=out.read(),
+            stderr=err.read(),
         )
 
 

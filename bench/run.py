@@ -37,10 +37,12 @@ from bench import bare, dataset, process
 SCALES = {
     # wallets, tokens, transactions; backfill: wallets, daily boundaries; rows of the naive ORM loops
     "small": dict(wallets=500, tokens=4, transactions=10_000, backfill_wallets=500, backfill_days=90, orm_rows=1_000),
-    "medium": dict(wallets=10_000, tokens=10, transactions=500_000, backfill_wallets=10_000, backfill_days=90,
-                   orm_rows=10_000),
-    "large": dict(wallets=100_000, tokens=10, transactions=5_000_000, backfill_wallets=10_000, backfill_days=90,
-                  orm_rows=10_000),
+    "medium": dict(
+        wallets=10_000, tokens=10, transactions=500_000, backfill_wallets=10_000, backfill_days=90, orm_rows=10_000
+    ),
+    "large": dict(
+        wallets=100_000, tokens=10, transactions=5_000_000, backfill_wallets=10_000, backfill_days=90, orm_rows=10_000
+    ),
 }
 DEFAULT_DATABASE = "bagtracker_bench"
 MARKER = "bagtracker benchmark scratch database (bench/run.py); dropped after each run"
@@ -296,11 +298,16 @@ class Bench:
         row.rows = _count(self.conn, f"SELECT count(*) FROM snapshots_balancesnapshot WHERE {where}", window)
         _settle(self.conn, ["snapshots_balance", "snapshots_balancesnapshot", bare.BARE_SNAPSHOT])
         boundaries = [since + timedelta(days=d) for d in range(days)]
-        row.bare_seconds = _timed_sql(self.conn, [
-            (bare.BACKFILL_BOUNDARY_SQL,
-             {"period": "daily", "as_of": b, "source": "backfill", "dust": DUST, "first": first, "last": last})
-            for b in boundaries
-        ])
+        row.bare_seconds = _timed_sql(
+            self.conn,
+            [
+                (
+                    bare.BACKFILL_BOUNDARY_SQL,
+                    {"period": "daily", "as_of": b, "source": "backfill", "dust": DUST, "first": first, "last": last},
+                )
+                for b in boundaries
+            ],
+        )
         row.same = _compare(self.conn, where, window)
         return row
 
@@ -314,8 +321,22 @@ class Bench:
         for table in ("snapshots_balancesnapshot", bare.BARE_SNAPSHOT):
             self.conn.execute(f"DELETE FROM {table} WHERE {where}", params)
         _settle(self.conn, ["snapshots_balance", "snapshots_balancesnapshot", bare.BARE_SNAPSHOT])
-        _run_job(row, ["-m", "bench.naive_orm", "--mode", mode, "--rows", str(rows), "--period", "hourly",
-                       "--as-of", _iso(as_of)], self.env)
+        _run_job(
+            row,
+            [
+                "-m",
+                "bench.naive_orm",
+                "--mode",
+                mode,
+                "--rows",
+                str(rows),
+                "--period",
+                "hourly",
+                "--as-of",
+                _iso(as_of),
+            ],
+            self.env,
+        )
         row.rows = _count(self.conn, f"SELECT count(*) FROM snapshots_balancesnapshot WHERE {where}", params)
         _settle(self.conn, ["snapshots_balance", "snapshots_balancesnapshot", bare.BARE_SNAPSHOT])
         row.bare_seconds = _timed_sql(self.conn, [(bare.FIRST_BALANCES_SQL, params)])
@@ -348,26 +369,51 @@ def _fmt(value, pattern, empty="—"):
 
 
 def table(report):
-    header = ["job", "rows", "process s", "job s", "bare SQL s", "ratio", "process ratio", "rows/s",
-              "peak RSS MB", "same rows", "load", "target"]
+    header = [
+        "job",
+        "rows",
+        "process s",
+        "job s",
+        "bare SQL s",
+        "ratio",
+        "process ratio",
+        "rows/s",
+        "peak RSS MB",
+        "same rows",
+        "load",
+        "target",
+    ]
     lines = []
     for r in report.rows:
         seconds = r.job_seconds if r.job_seconds is not None else r.seconds
         rate = r.rows / seconds if seconds and r.rows else None
-        lines.append([
-            r.job, f"{r.rows:,}", _fmt(r.seconds, ".2f"), _fmt(r.job_seconds, ".2f"), _fmt(r.bare_seconds, ".2f"),
-            _fmt(r.ratio, ".2f", "—") + ("×" if r.ratio is not None else ""),
-            _fmt(r.process_ratio, ".2f", "—") + ("×" if r.process_ratio is not None else ""),
-            _fmt(rate, ",.0f"), _fmt(r.peak_rss_mb, ".0f"), r.same if r.ok else "", _fmt(r.load, ".2f"),
-            r.verdict(),
-        ])
+        lines.append(
+            [
+                r.job,
+                f"{r.rows:,}",
+                _fmt(r.seconds, ".2f"),
+                _fmt(r.job_seconds, ".2f"),
+                _fmt(r.bare_seconds, ".2f"),
+                _fmt(r.ratio, ".2f", "—") + ("×" if r.ratio is not None else ""),
+                _fmt(r.process_ratio, ".2f", "—") + ("×" if r.process_ratio is not None else ""),
+                _fmt(rate, ",.0f"),
+                _fmt(r.peak_rss_mb, ".0f"),
+                r.same if r.ok else "",
+                _fmt(r.load, ".2f"),
+                r.verdict(),
+            ]
+        )
     widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
-    out = ["| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |",
-           "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    out = [
+        "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |",
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+    ]
     for line in lines:
-        out.append("| " + " | ".join(
-            (c.ljust(w) if i in (0, 9, 11) else c.rjust(w)) for i, (c, w) in enumerate(zip(line, widths))
-        ) + " |")
+        out.append(
+            "| "
+            + " | ".join((c.ljust(w) if i in (0, 9, 11) else c.rjust(w)) for i, (c, w) in enumerate(zip(line, widths)))
+            + " |"
+        )
     return "\n".join(out)
 
 
@@ -391,12 +437,18 @@ def parse_args(argv):
     parser.add_argument("--scale", choices=SCALES, default="small", help="data set size (default: small)")
     for name in ("wallets", "tokens", "transactions", "backfill-wallets", "backfill-days", "orm-rows"):
         parser.add_argument(f"--{name}", type=int, metavar="N", help="override the scale's value")
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""),
-                        help="the PostgreSQL server to use (default: $DATABASE_URL); its own database is not touched")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL", ""),
+        help="the PostgreSQL server to use (default: $DATABASE_URL); its own database is not touched",
+    )
     parser.add_argument("--database", default=DEFAULT_DATABASE, help=f"scratch database (default {DEFAULT_DATABASE})")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database afterwards")
-    parser.add_argument("--reuse", action="store_true",
-                        help="reuse a kept scratch database of the same sizes (its snapshots are emptied first)")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="reuse a kept scratch database of the same sizes (its snapshots are emptied first)",
+    )
     parser.add_argument("--only", metavar="STEP,…", help=f"run only these steps: {','.join(STEPS)}")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args(argv)
@@ -448,10 +500,14 @@ def main(argv=None, out=sys.stdout):
         data = _prepare(args, sizes, env, url)
         build_seconds = time.perf_counter() - built
         with psycopg.connect(url, autocommit=True) as conn:
-            report = Report(scale={"name": args.scale, **sizes}, machine=_machine(conn), dataset=data,
-                            build_seconds=build_seconds)
-            print(f"Data set: {data['wallets']:,} wallets × {data['tokens']} tokens, {data['transactions']:,} "
-                  f"transactions, {data['prices']:,} prices, ready in {build_seconds:.1f} s", file=out)
+            report = Report(
+                scale={"name": args.scale, **sizes}, machine=_machine(conn), dataset=data, build_seconds=build_seconds
+            )
+            print(
+                f"Data set: {data['wallets']:,} wallets × {data['tokens']} tokens, {data['transactions']:,} "
+                f"transactions, {data['prices']:,} prices, ready in {build_seconds:.1f} s",
+                file=out,
+            )
             # What every job's seconds include before it does anything: Python and Django start-up.
             idle = process.manage(["shell", "--command", "pass"], env)
             report.machine["startup_seconds"] = round(idle.seconds, 2)
@@ -463,25 +519,41 @@ def main(argv=None, out=sys.stdout):
                 row = step()
                 row.load = os.getloadavg()[0]
                 report.rows.append(row)
-                print(f"  {row.job}: {_fmt(row.seconds, '.2f')} s (bare {_fmt(row.bare_seconds, '.2f')} s), "
-                      f"{row.rows:,} rows" + (f" — {row.error}" if row.error else ""), file=out, flush=True)
+                print(
+                    f"  {row.job}: {_fmt(row.seconds, '.2f')} s (bare {_fmt(row.bare_seconds, '.2f')} s), "
+                    f"{row.rows:,} rows" + (f" — {row.error}" if row.error else ""),
+                    file=out,
+                    flush=True,
+                )
     finally:
         if not args.keep:
             drop_database(args.database_url, args.database)
     report.total_seconds = time.perf_counter() - started
     print(file=out)
     print(table(report), file=out)
-    print(f"\n{report.machine['cpus']} CPUs, {report.machine['memory_gb']} GB, PostgreSQL "
-          f"{report.machine['postgresql']} (shared_buffers {report.machine['shared_buffers']}); load "
-          f"{report.machine['load_at_start']:.2f} at start; {report.total_seconds:.0f} s in all", file=out)
+    print(
+        f"\n{report.machine['cpus']} CPUs, {report.machine['memory_gb']} GB, PostgreSQL "
+        f"{report.machine['postgresql']} (shared_buffers {report.machine['shared_buffers']}); load "
+        f"{report.machine['load_at_start']:.2f} at start; {report.total_seconds:.0f} s in all",
+        file=out,
+    )
     if "startup_seconds" in report.machine:
-        print(f"A job process that does nothing (manage.py shell --command pass): {report.machine['startup_seconds']} s, "
-              f"{report.machine['startup_rss_mb']} MB", file=out)
+        print(
+            f"A job process that does nothing (manage.py shell --command pass): {report.machine['startup_seconds']} s, "
+            f"{report.machine['startup_rss_mb']} MB",
+            file=out,
+        )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({**asdict(report),
-                       "rows": [{**asdict(r), "ratio": r.ratio, "process_ratio": r.process_ratio} for r in report.rows]},
-                      f, indent=2, default=str)
+            json.dump(
+                {
+                    **asdict(report),
+                    "rows": [{**asdict(r), "ratio": r.ratio, "process_ratio": r.process_ratio} for r in report.rows],
+                },
+                f,
+                indent=2,
+                default=str,
+            )
     for r in report.failed:
         print(f"failed: {r.job}: {r.error or r.same}", file=sys.stderr)
     return report

@@ -23,8 +23,15 @@ class BalanceAdmin(ReadOnlyAdmin):
     """Balances are derived from transactions: read-only here; `recalculate` repairs them."""
 
     list_display = [
-        "wallet", "token", "amount", "total_in", "total_out",
-        "avg_buy_price_usd", "avg_sell_price_usd", "realized_pnl_usd", "updated_at",
+        "wallet",
+        "token",
+        "amount",
+        "total_in",
+        "total_out",
+        "avg_buy_price_usd",
+        "avg_sell_price_usd",
+        "realized_pnl_usd",
+        "updated_at",
     ]
     list_filter = ["token__chain", "token"]
     search_fields = ["=wallet__id", "wallet__address", "wallet__name", "token__symbol"]
@@ -97,8 +104,18 @@ class BalanceSnapshotAdmin(ReadOnlyAdmin):
     """Snapshots are a pure function of history: read-only; re-take them with create_snapshots,
     backfill_snapshots or recalculate --snapshots."""
 
-    list_display = ["as_of", "period", "wallet", "token", "amount", "price_usd", "value_usd",
-                    "avg_buy_price_usd", "source", "created_at"]
+    list_display = [
+        "as_of",
+        "period",
+        "wallet",
+        "token",
+        "amount",
+        "price_usd",
+        "value_usd",
+        "avg_buy_price_usd",
+        "source",
+        "created_at",
+    ]
     list_filter = ["period", "source", "token", WalletIdFilter, AsOfFromFilter, AsOfUntilFilter]
     date_hierarchy = "as_of"
     search_fields = ["=wallet__id", "wallet__address", "wallet__name", "token__symbol"]

@@ -53,24 +53,33 @@ def describe_schedule(schedule):
 
 
 @admin.action(description="Run now (queue the selected jobs at once)")
-@confirmed_action(question="Queue the jobs of these schedules now? Their next scheduled runs stay as they are.",
-                  button="Yes, run them now", describe=describe_schedule)
+@confirmed_action(
+    question="Queue the jobs of these schedules now? Their next scheduled runs stay as they are.",
+    button="Yes, run them now",
+    describe=describe_schedule,
+)
 def run_now(modeladmin, request, queryset):
     queued = [f"{s.name or s.id} ({schedules.run_schedule_now(s)})" for s in queryset]
     modeladmin.message_user(request, f"Queued: {', '.join(queued)}", messages.SUCCESS)
 
 
 @admin.action(description="Pause the selected schedules")
-@confirmed_action(question="Pause these schedules? They will not run until resumed.", button="Yes, pause them",
-                  describe=describe_schedule)
+@confirmed_action(
+    question="Pause these schedules? They will not run until resumed.",
+    button="Yes, pause them",
+    describe=describe_schedule,
+)
 def pause(modeladmin, request, queryset):
     count = schedules.pause_schedules(queryset)
     modeladmin.message_user(request, ngettext("%d schedule paused.", "%d schedules paused.", count) % count)
 
 
 @admin.action(description="Resume the selected schedules")
-@confirmed_action(question="Resume these schedules? Each runs next at its next cron time.", button="Yes, resume them",
-                  describe=describe_schedule)
+@confirmed_action(
+    question="Resume these schedules? Each runs next at its next cron time.",
+    button="Yes, resume them",
+    describe=describe_schedule,
+)
 def resume(modeladmin, request, queryset):
     count = schedules.resume_schedules(queryset)
     modeladmin.message_user(request, ngettext("%d schedule resumed.", "%d schedules resumed.", count) % count)
@@ -80,8 +89,17 @@ class ScheduleAdmin(QScheduleAdmin):
     form = ScheduleForm
     actions = [run_now, pause, resume]
     list_display = (
-        "id", "name", "func", "schedule_type", "cron", "paused", "repeats", "cluster",
-        "next_run", "get_last_run", "get_success",
+        "id",
+        "name",
+        "func",
+        "schedule_type",
+        "cron",
+        "paused",
+        "repeats",
+        "cluster",
+        "next_run",
+        "get_last_run",
+        "get_success",
     )
 
     @admin.display(boolean=True, description="paused")

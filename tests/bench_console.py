@@ -52,12 +52,18 @@ def main(argv=None):
         print(f"seed_demo --wallets {args.wallets} --days {args.days}: {time.monotonic() - started:.1f} s")
     if not BalanceSnapshot.objects.filter(period="daily").exists():
         now = timezone.now()
-        for period, since in [("daily", now - timedelta(days=args.days)), ("weekly", now - timedelta(days=args.days)),
-                              ("monthly", now - timedelta(days=args.days)), ("hourly", now - timedelta(days=7))]:
+        for period, since in [
+            ("daily", now - timedelta(days=args.days)),
+            ("weekly", now - timedelta(days=args.days)),
+            ("monthly", now - timedelta(days=args.days)),
+            ("hourly", now - timedelta(days=7)),
+        ]:
             started = time.monotonic()
             result = backfill_snapshots(period, since, now)
-            print(f"backfill {period}: {len(result.boundaries)} boundaries, {result.rows:,} rows "
-                  f"in {time.monotonic() - started:.1f} s")
+            print(
+                f"backfill {period}: {len(result.boundaries)} boundaries, {result.rows:,} rows "
+                f"in {time.monotonic() - started:.1f} s"
+            )
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
 
@@ -67,8 +73,10 @@ def main(argv=None):
     rows = BalanceSnapshot.objects.count()
     wallets = Wallet.objects.count()
     daily = BalanceSnapshot.objects.filter(period="daily").values("as_of").distinct().count()
-    print(f"fleet: {wallets:,} wallets, {rows:,} snapshot rows, {daily} daily boundaries, "
-          f"now {floor_boundary('hourly', timezone.now()):%Y-%m-%d %H:%M}Z")
+    print(
+        f"fleet: {wallets:,} wallets, {rows:,} snapshot rows, {daily} daily boundaries, "
+        f"now {floor_boundary('hourly', timezone.now()):%Y-%m-%d %H:%M}Z"
+    )
 
     def timed(url):
         with CaptureQueriesContext(connection) as queries:
@@ -83,13 +91,17 @@ def main(argv=None):
     timed(reverse("admin:bagtracker_wallet_portfolio", args=[ids[0]]))  # warm-up: templates, connection
     page = [timed(reverse("admin:bagtracker_wallet_portfolio", args=[pk])) for pk in ids]
     times = sorted(ms for ms, _ in page)
-    print(f"wallet page ({len(ids)} wallets): median {statistics.median(times):.0f} ms, "
-          f"p95 {times[int(0.95 * (len(times) - 1))]:.0f} ms, max {times[-1]:.0f} ms; "
-          f"queries {min(q for _, q in page)}–{max(q for _, q in page)}")
+    print(
+        f"wallet page ({len(ids)} wallets): median {statistics.median(times):.0f} ms, "
+        f"p95 {times[int(0.95 * (len(times) - 1))]:.0f} ms, max {times[-1]:.0f} ms; "
+        f"queries {min(q for _, q in page)}–{max(q for _, q in page)}"
+    )
     overview = [timed(reverse("admin:overview")) for _ in range(5)]
     times = sorted(ms for ms, _ in overview)
-    print(f"overview (5 loads): median {statistics.median(times):.0f} ms, max {times[-1]:.0f} ms; "
-          f"queries {overview[0][1]}")
+    print(
+        f"overview (5 loads): median {statistics.median(times):.0f} ms, max {times[-1]:.0f} ms; "
+        f"queries {overview[0][1]}"
+    )
 
 
 if __name__ == "__main__":

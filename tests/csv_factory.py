@@ -1,6 +1,6 @@
 """CSV files for the importer's tests and benchmark (valid by construction: balances never go negative).
 
-    python -m tests.csv_factory 100000 > /tmp/transactions.csv     # the 100,000-row benchmark file
+python -m tests.csv_factory 100000 > /tmp/transactions.csv     # the 100,000-row benchmark file
 """
 
 import random
@@ -49,8 +49,14 @@ def database_state():
     """Every row the importers can touch, to assert that a refused import changed nothing."""
     from django.db import connection
 
-    tables = ["bagtracker_chain", "bagtracker_wallet", "bagtracker_token", "bagtracker_transaction",
-              "bagtracker_price", "snapshots_balance"]
+    tables = [
+        "bagtracker_chain",
+        "bagtracker_wallet",
+        "bagtracker_token",
+        "bagtracker_transaction",
+        "bagtracker_price",
+        "snapshots_balance",
+    ]
     state = {}
     with connection.cursor() as cursor:
         for table in tables:

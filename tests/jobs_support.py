@@ -94,7 +94,11 @@ class QCluster:
         self._log = open(self.log_path, "w")
         self.process = subprocess.Popen(
             [sys.executable, "manage.py", "qcluster"],
-            cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         return self
 

@@ -27,9 +27,14 @@ def form_data(tx=None, **fields):
     data = {}
     if tx is not None:
         data = {
-            "wallet": tx.wallet_id, "token": tx.token_id, "kind": tx.kind, "status": tx.status,
-            "amount": tx.amount, "price_usd": "" if tx.price_usd is None else tx.price_usd,
-            "at": tx.timestamp, "tx_hash": tx.tx_hash or "",
+            "wallet": tx.wallet_id,
+            "token": tx.token_id,
+            "kind": tx.kind,
+            "status": tx.status,
+            "amount": tx.amount,
+            "price_usd": "" if tx.price_usd is None else tx.price_usd,
+            "at": tx.timestamp,
+            "tx_hash": tx.tx_hash or "",
         }
     data.update(fields)
     at = data.pop("at", utc(2026, 1, 1))
@@ -283,8 +288,12 @@ def portfolio(make_tx, make_price, wallet, token):
         (
             "transaction",
             {
-                "q": "0xfeed", "kind__exact": "buy", "status__exact": "confirmed",
-                "token__chain__id__exact": "{chain}", "token__id__exact": "{token}", "timestamp__year": "2026",
+                "q": "0xfeed",
+                "kind__exact": "buy",
+                "status__exact": "confirmed",
+                "token__chain__id__exact": "{chain}",
+                "token__id__exact": "{token}",
+                "timestamp__year": "2026",
             },
         ),
         ("price", {"q": "ETH", "source__exact": "test", "token__chain__id__exact": "{chain}", "as_of__year": "2026"}),
@@ -304,8 +313,11 @@ def test_every_changelist_loads_with_search_and_filters(admin_client, portfolio,
 
 def test_every_add_and_change_form_loads(admin_client, portfolio):
     for model, obj in [
-        (Chain, portfolio["chain"]), (Token, portfolio["token"]), (Wallet, portfolio["wallet"]),
-        (Transaction, Transaction.objects.first()), (Price, Price.objects.first()),
+        (Chain, portfolio["chain"]),
+        (Token, portfolio["token"]),
+        (Wallet, portfolio["wallet"]),
+        (Transaction, Transaction.objects.first()),
+        (Price, Price.objects.first()),
     ]:
         name = model._meta.model_name
         assert admin_client.get(reverse(f"admin:bagtracker_{name}_add")).status_code == 200
@@ -322,7 +334,10 @@ def test_balances_are_read_only(admin_client, portfolio):
     assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
     assert admin_client.post(change, {"amount": "999"}).status_code == 403
     assert admin_client.get(reverse("admin:snapshots_balance_add")).status_code == 403
-    assert admin_client.post(reverse("admin:snapshots_balance_delete", args=[balance.pk]), {"post": "yes"}).status_code == 403
+    assert (
+        admin_client.post(reverse("admin:snapshots_balance_delete", args=[balance.pk]), {"post": "yes"}).status_code
+        == 403
+    )
     changelist = admin_client.get(reverse("admin:snapshots_balance_changelist"))
     assert "delete_selected" not in changelist.content.decode()
     assert state() == before

@@ -27,7 +27,9 @@ def test_backfill_takes_each_boundary_oldest_first_and_reports_progress(make_tx,
     assert (data["status"], data["period"], data["boundaries"], data["rows"]) == ("success", "daily", 4, 3)
     assert (data["first_as_of"], data["last_as_of"]) == ("2026-01-01T00:00:00Z", "2026-01-04T00:00:00Z")
     assert dict(BalanceSnapshot.objects.values_list("as_of", "amount")) == {
-        utc(2026, 1, 2): 1, utc(2026, 1, 3): 1, utc(2026, 1, 4): 2
+        utc(2026, 1, 2): 1,
+        utc(2026, 1, 3): 1,
+        utc(2026, 1, 4): 2,
     }
     assert SnapshotRun.objects.filter(status="completed", source="backfill").count() == 4
 
@@ -55,13 +57,15 @@ def test_rebuild_refreshes_the_wallets_retained_boundaries_only(settings, make_t
     backfill_snapshots("weekly", utc(2026, 4, 12), utc(2026, 4, 12), wallet_ids=[wallet.id])  # rows, no run
 
     # History repaired behind the app's back, then recalculated: a forgotten transfer in.
-    Transaction.objects.create(wallet=wallet, token=token, kind="transfer_in", amount=D(4),
-                               timestamp=utc(2026, 2, 1), status="confirmed")
+    Transaction.objects.create(
+        wallet=wallet, token=token, kind="transfer_in", amount=D(4), timestamp=utc(2026, 2, 1), status="confirmed"
+    )
     assert recalculate_wallet(wallet.id).status == "success"
     result = rebuild_wallet_snapshots(wallet.id, now=utc(2026, 4, 25))
 
     assert sorted((b.period, b.as_of) for b in result.boundaries) == [
-        ("daily", utc(2026, 4, 20)), ("weekly", utc(2026, 4, 12))
+        ("daily", utc(2026, 4, 20)),
+        ("weekly", utc(2026, 4, 12)),
     ]
     amounts = {(r.period, r.as_of, r.wallet_id): r.amount for r in BalanceSnapshot.objects.all()}
     assert amounts[("daily", utc(2026, 4, 20), wallet.id)] == 5

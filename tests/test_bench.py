@@ -16,8 +16,20 @@ pytestmark = [
     pytest.mark.skipif(not os.environ.get("DATABASE_URL"), reason="the benchmark needs a server (DATABASE_URL)"),
 ]
 
-TINY = ["--wallets", "60", "--tokens", "3", "--transactions", "600", "--backfill-wallets", "20",
-        "--backfill-days", "5", "--orm-rows", "50"]
+TINY = [
+    "--wallets",
+    "60",
+    "--tokens",
+    "3",
+    "--transactions",
+    "600",
+    "--backfill-wallets",
+    "20",
+    "--backfill-days",
+    "5",
+    "--orm-rows",
+    "50",
+]
 
 
 def test_the_benchmark_runs_every_job_next_to_its_bare_sql(tmp_path):
@@ -27,8 +39,14 @@ def test_the_benchmark_runs_every_job_next_to_its_bare_sql(tmp_path):
     report = run.main([*TINY, "--database", database, "--json", str(tmp_path / "bench.json")], out=out)
 
     assert [r.key for r in report.rows] == [
-        "recalculate", "recalculate_again", "snapshot", "snapshot_again", "cleanup", "backfill",
-        "orm_create", "orm_bulk_create",
+        "recalculate",
+        "recalculate_again",
+        "snapshot",
+        "snapshot_again",
+        "cleanup",
+        "backfill",
+        "orm_create",
+        "orm_bulk_create",
     ]
     assert report.failed == []
     assert all(r.same == "yes" for r in report.rows)

@@ -22,8 +22,12 @@ from tests.jobs_support import process_env, qcluster, wait_until  # noqa: F401  
 
 CHROMIUM = os.environ.get("BAGTRACKER_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 PASSWORD = "browser-test-pw"
@@ -101,7 +105,9 @@ def test_an_operator_opens_a_wallet_and_sees_its_value_chart(page, live_server, 
 
     assert page.title().startswith(f"Portfolio of wallet {wallet}")
     assert points(page, "wallet-value-chart") == [5, 5, 5]  # the total, ETH, USDC: five days each
-    labels = page.evaluate("Chart.getChart(document.getElementById('wallet-value-chart')).data.datasets.map(d => d.label)")
+    labels = page.evaluate(
+        "Chart.getChart(document.getElementById('wallet-value-chart')).data.datasets.map(d => d.label)"
+    )
     assert labels == ["Total (USD)", "ETH (ethereum)", "USDC (ethereum)"]
     assert page.inner_text("#positions tr[data-token=ETH]").split("\t")[1] == "2"
     page.screenshot(path=ARTIFACTS / "wallet-portfolio-daily.png", full_page=True)
@@ -114,7 +120,11 @@ def test_an_operator_opens_a_wallet_and_sees_its_value_chart(page, live_server, 
 
 
 def test_an_operator_runs_a_schedule_from_the_admin_and_sees_its_result(
-    page, live_server, qcluster, wallet, make_tx  # noqa: F811
+    page,
+    live_server,
+    qcluster,
+    wallet,
+    make_tx,  # noqa: F811
 ):
     make_tx("buy", "5", price="3", at=utc(2026, 1, 1))
     qcluster(process_env())  # the real cluster, ORM broker, on the live server's database

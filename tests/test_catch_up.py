@@ -64,7 +64,11 @@ def test_catch_up_can_be_turned_off(settings, make_tx):
     settings.BALANCE_SNAPSHOT_CATCH_UP = False
     assert [b.as_of for b in run_snapshots("daily", at=utc(2026, 3, 5)).boundaries] == [utc(2026, 3, 5)]
     assert [b.as_of for b in run_snapshots("daily", at=utc(2026, 3, 7), catch_up=True).boundaries] == [
-        utc(2026, 3, 2), utc(2026, 3, 3), utc(2026, 3, 4), utc(2026, 3, 6), utc(2026, 3, 7)
+        utc(2026, 3, 2),
+        utc(2026, 3, 3),
+        utc(2026, 3, 4),
+        utc(2026, 3, 6),
+        utc(2026, 3, 7),
     ]
 
 

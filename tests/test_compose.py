@@ -20,11 +20,25 @@ COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 ENV_EXAMPLE = (ROOT / ".env.example").read_text()
 DESIGN_VARIABLES = [
-    "DATABASE_URL", "REDIS_URL", "REDIS_HOST", "REDIS_PORT", "REDIS_DB", "REDIS_PASSWORD",
-    "BALANCE_DUST_THRESHOLD", "BALANCE_SNAPSHOT_ENABLED", "BALANCE_HOURLY_SNAPSHOTS", "BALANCE_DAILY_SNAPSHOTS",
-    "BALANCE_WEEKLY_SNAPSHOTS", "BALANCE_MONTHLY_SNAPSHOTS", "BALANCE_SNAPSHOT_CATCH_UP",
-    "BALANCE_HOURLY_RETENTION_DAYS", "BALANCE_HISTORY_RETENTION_DAYS", "BALANCE_WEEKLY_RETENTION_DAYS",
-    "BALANCE_MONTHLY_RETENTION_DAYS", "SENTRY_DSN", "BAGTRACKER_DATA_DIR",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "REDIS_HOST",
+    "REDIS_PORT",
+    "REDIS_DB",
+    "REDIS_PASSWORD",
+    "BALANCE_DUST_THRESHOLD",
+    "BALANCE_SNAPSHOT_ENABLED",
+    "BALANCE_HOURLY_SNAPSHOTS",
+    "BALANCE_DAILY_SNAPSHOTS",
+    "BALANCE_WEEKLY_SNAPSHOTS",
+    "BALANCE_MONTHLY_SNAPSHOTS",
+    "BALANCE_SNAPSHOT_CATCH_UP",
+    "BALANCE_HOURLY_RETENTION_DAYS",
+    "BALANCE_HISTORY_RETENTION_DAYS",
+    "BALANCE_WEEKLY_RETENTION_DAYS",
+    "BALANCE_MONTHLY_RETENTION_DAYS",
+    "SENTRY_DSN",
+    "BAGTRACKER_DATA_DIR",
 ]
 
 
@@ -73,7 +87,9 @@ def test_every_variable_of_the_design_settings_and_compose_is_in_env_example():
     settings_source = "\n".join(p.read_text() for p in (ROOT / "config").rglob("*.py"))
     read_by_settings = set(re.findall(r'(?:strict_\w+|env\.\w+)\("([A-Z_]+)"', settings_source))
     compose_source = (ROOT / "docker-compose.yml").read_text()
-    used_by_compose = set(re.findall(r"\$\{([A-Z_]+)", compose_source)) | set(re.findall(r"\$\$\{([A-Z_]+)", compose_source))
+    used_by_compose = set(re.findall(r"\$\{([A-Z_]+)", compose_source)) | set(
+        re.findall(r"\$\$\{([A-Z_]+)", compose_source)
+    )
     used_by_compose -= {"POSTGRES_USER", "POSTGRES_DB"} & set(re.findall(r"\$\$\{([A-Z_]+)", compose_source))
     missing = sorted(n for n in set(DESIGN_VARIABLES) | read_by_settings | used_by_compose if not documented(n))
     assert missing == []
@@ -91,7 +107,14 @@ def test_the_dockerfile_is_slim_non_root_and_production():
 
 def test_the_redis_command_runs_with_persistence(tmp_path):
     port = free_port()
-    command = native(SERVICES["redis"]["command"]) + ["--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path)]
+    command = native(SERVICES["redis"]["command"]) + [
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(tmp_path),
+    ]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         import redis
@@ -118,8 +141,13 @@ def test_the_db_health_check_runs_against_this_postgresql():
     db = settings.DATABASES["default"]
     if (db.get("HOST") or "").startswith("/"):
         pytest.skip("embedded PostgreSQL on a Unix socket; the check is for a TCP server")
-    env = {**os.environ, "POSTGRES_USER": db["USER"], "POSTGRES_DB": db["NAME"], "PGHOST": db["HOST"],
-           "PGPORT": str(db.get("PORT") or 5432)}
+    env = {
+        **os.environ,
+        "POSTGRES_USER": db["USER"],
+        "POSTGRES_DB": db["NAME"],
+        "PGHOST": db["HOST"],
+        "PGPORT": str(db.get("PORT") or 5432),
+    }
     check = SERVICES["db"]["healthcheck"]["test"][1].replace("$$", "$")
     assert subprocess.run(["sh", "-c", check], env=env, capture_output=True).returncode == 0
 
@@ -151,12 +179,21 @@ def test_the_web_command_migrates_and_gunicorn_answers_health(tmp_path):
     port = free_port()
     env = production_env(GUNICORN_BIND=f"127.0.0.1:{port}", GUNICORN_WORKERS="1")
     log = open(tmp_path / "web.log", "w")
-    web = subprocess.Popen(native(SERVICES["web"]["command"]), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                           start_new_session=True)
+    web = subprocess.Popen(
+        native(SERVICES["web"]["command"]),
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         probe = SERVICES["web"]["healthcheck"]["test"][3].replace("127.0.0.1:8000", f"127.0.0.1:{port}")
-        wait_until(lambda: web.poll() is None and subprocess.run([sys.executable, "-c", probe]).returncode == 0,
-                   timeout=60, what="gunicorn /health")
+        wait_until(
+            lambda: web.poll() is None and subprocess.run([sys.executable, "-c", probe]).returncode == 0,
+            timeout=60,
+            what="gunicorn /health",
+        )
         assert _get(port, "/health")[0] == 200  # never redirected to https
         status, location = _get(port, "/admin/login/")
         assert (status, location) == (301, f"https://127.0.0.1:{port}/admin/login/")  # the production default

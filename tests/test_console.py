@@ -79,8 +79,10 @@ def test_the_wallet_history_is_summed_in_sql_with_gaps_where_a_token_was_not_hel
 
     daily = portfolio.wallet_value_history(wallet.pk)["daily"]
     assert daily.total == [Decimal("10"), Decimal("15")]
-    assert [(t.symbol, t.values) for t in daily.tokens] == [("ETH", [Decimal("10"), Decimal("10")]),
-                                                            ("USDC", [None, Decimal("5")])]
+    assert [(t.symbol, t.values) for t in daily.tokens] == [
+        ("ETH", [Decimal("10"), Decimal("10")]),
+        ("USDC", [None, Decimal("5")]),
+    ]
 
 
 def test_each_period_keeps_only_its_latest_points(wallet, make_tx):
@@ -202,17 +204,33 @@ def test_the_overview_shows_each_jobs_last_run_next_run_failure_and_staleness(ad
     now = timezone.now()
     make_tx("buy", "1", price="10", at=utc(2026, 3, 1))
     take_snapshot("daily", utc(2026, 3, 2), "scheduled")  # long ago: daily is stale
-    Task.objects.create(id="a" * 32, name="ok", func="snapshots.tasks.create_daily_snapshots", started=now,
-                        stopped=now, success=True, result={"status": "success", "rows": 1})
-    Task.objects.create(id="b" * 32, name="broken", func="snapshots.tasks.cleanup_old_snapshots", started=now,
-                        stopped=now, success=False, result="Traceback…\nOperationalError: server closed")
+    Task.objects.create(
+        id="a" * 32,
+        name="ok",
+        func="snapshots.tasks.create_daily_snapshots",
+        started=now,
+        stopped=now,
+        success=True,
+        result={"status": "success", "rows": 1},
+    )
+    Task.objects.create(
+        id="b" * 32,
+        name="broken",
+        func="snapshots.tasks.cleanup_old_snapshots",
+        started=now,
+        stopped=now,
+        success=False,
+        result="Traceback…\nOperationalError: server closed",
+    )
     Schedule.objects.filter(name="weekly_balance_snapshots").update(next_run=None)
 
     response = admin_client.get(reverse("admin:overview"))
     page = response.content.decode()
     rows = {row["job"].job: row for row in response.context["jobs"]}
     assert rows["create_daily_snapshots"]["freshness"].stale and "stale-warning" in page
-    assert rows["create_daily_snapshots"]["last_run"] is not None and not rows["create_daily_snapshots"]["last_run_failed"]
+    assert (
+        rows["create_daily_snapshots"]["last_run"] is not None and not rows["create_daily_snapshots"]["last_run_failed"]
+    )
     assert rows["cleanup_old_snapshots"]["last_run_failed"] and "OperationalError: server closed" in page
     assert rows["create_weekly_snapshots"]["job"].paused
     assert rows["create_hourly_snapshots"]["job"].next_run > now - timedelta(minutes=1)
@@ -266,12 +284,15 @@ def test_a_backfill_is_confirmed_with_its_boundaries_then_queued_and_the_job_wri
     assert BalanceSnapshot.objects.filter(wallet=wallet, period="daily", source="backfill").count() == 4
 
 
-@pytest.mark.parametrize("form, error", [
-    ({"period": "daily", "since": "2026-03-05", "until": "2026-03-02"}, "is after until"),
-    ({"period": "daily", "since": "2999-01-01"}, "is in the future"),
-    ({"period": "yearly", "since": "2026-03-01"}, "Select a valid choice"),
-    ({"period": "daily", "since": "March"}, "Enter a valid date"),
-])
+@pytest.mark.parametrize(
+    "form, error",
+    [
+        ({"period": "daily", "since": "2026-03-05", "until": "2026-03-02"}, "is after until"),
+        ({"period": "daily", "since": "2999-01-01"}, "is in the future"),
+        ({"period": "yearly", "since": "2026-03-01"}, "Select a valid choice"),
+        ({"period": "daily", "since": "March"}, "Enter a valid date"),
+    ],
+)
 def test_a_bad_backfill_range_is_refused_on_the_form(admin_client, wallet, form, error):
     page = _backfill(admin_client, wallet, **form, confirmed="yes").content.decode()
     assert error in page and queued() == []

@@ -74,8 +74,14 @@ def test_a_due_schedule_fires_and_the_rows_of_its_intended_boundary_appear(broke
     intended = _make_hourly_due(wallet, make_tx)
     # A schedule broken behind the ORM's back, due too: the cluster's guard pauses it, so it cannot
     # roll back the scheduler's batch (which would make the hourly schedule fire every tick).
-    broken = Schedule.objects.create(name="broken", func="math.floor", args="1.5", schedule_type=Schedule.MINUTES,
-                                     minutes=60, next_run=timezone.now() - timedelta(minutes=1))
+    broken = Schedule.objects.create(
+        name="broken",
+        func="math.floor",
+        args="1.5",
+        schedule_type=Schedule.MINUTES,
+        minutes=60,
+        next_run=timezone.now() - timedelta(minutes=1),
+    )
     Schedule.objects.filter(pk=broken.pk).update(args="1.5,,")
     cluster = qcluster(broker_env)
 
@@ -127,8 +133,10 @@ def test_a_snapshot_job_delivered_twice_leaves_one_set_of_rows(redis_env, qclust
     monkeypatch.setattr(Conf, "REDIS", redis_env["REDIS_URL"])
     broker = RedisBroker()
     scheduled_at = (boundary + timedelta(minutes=5)).isoformat()
-    ids = [async_task("snapshots.tasks.create_hourly_snapshots", scheduled_at=scheduled_at, broker=broker)
-           for _ in range(2)]
+    ids = [
+        async_task("snapshots.tasks.create_hourly_snapshots", scheduled_at=scheduled_at, broker=broker)
+        for _ in range(2)
+    ]
 
     wait_until(lambda: Task.objects.filter(id__in=ids).count() == 2, timeout=60, what="both deliveries")
     assert all(task.success and task.result["status"] == "success" for task in Task.objects.filter(id__in=ids))

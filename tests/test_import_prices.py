@@ -30,7 +30,9 @@ def refused(*lines, **kwargs):
 
 
 def test_it_imports_prices_with_source_import(token):
-    result = run("ethereum,ETH,2026-01-01T00:00:00Z,3000.123456789012345678", "ethereum,ETH,2026-01-01T02:00:00+01:00,3010")
+    result = run(
+        "ethereum,ETH,2026-01-01T00:00:00Z,3000.123456789012345678", "ethereum,ETH,2026-01-01T02:00:00+01:00,3010"
+    )
     assert (result.rows, result.inserted) == (2, 2)
     assert list(Price.objects.order_by("as_of").values_list("as_of", "price_usd", "source")) == [
         (utc(2026, 1, 1), Decimal("3000.123456789012345678"), "import"),

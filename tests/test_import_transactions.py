@@ -225,9 +225,9 @@ def test_line_numbers_count_blank_lines():
 
 
 def test_bytes_that_are_not_utf8_are_refused_with_their_line():
-    data = (HEADER + "\n" + BUY + "\n").encode() + "0xabc,ethereum,ÉTH,buy,confirmed,1,1,2026-01-01T00:00:00Z,\n".encode(
-        "latin-1"
-    )
+    data = (
+        HEADER + "\n" + BUY + "\n"
+    ).encode() + "0xabc,ethereum,ÉTH,buy,confirmed,1,1,2026-01-01T00:00:00Z,\n".encode("latin-1")
     error = refused(raw=data)
     assert error.line == 3
     assert "byte 0xc9 at column 16 is not UTF-8" in error.reason

@@ -41,9 +41,15 @@ def test_a_period_that_never_ran_is_not_stale():
 @pytest.mark.django_db
 def test_it_shows_the_last_success_and_a_paused_schedule():
     now = timezone.now()
-    Success.objects.create(id="c" * 32, name="x", func="snapshots.tasks.create_daily_snapshots",
-                           started=now - timedelta(seconds=3), stopped=now, success=True,
-                           result={"status": "success", "rows": 1204})
+    Success.objects.create(
+        id="c" * 32,
+        name="x",
+        func="snapshots.tasks.create_daily_snapshots",
+        started=now - timedelta(seconds=3),
+        stopped=now,
+        success=True,
+        result={"status": "success", "rows": 1204},
+    )
     Schedule.objects.filter(name="daily_balance_snapshots").update(next_run=None)
     line = next(line for line in run().splitlines() if line.startswith("create_daily_snapshots"))
     assert "paused" in line and "(3.00 s, 1,204 rows)" in line

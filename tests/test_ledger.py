@@ -121,9 +121,7 @@ def test_recalculate_repairs_a_tampered_balance_and_removes_orphans(make_tx, mak
     make_tx("buy", "3", price="2")
     other = make_token("USDC", decimals=6)
     Balance.objects.filter(wallet=wallet).update(amount=999)
-    Balance.objects.create(
-        wallet=wallet, token=other, amount=1, total_in=1, total_out=0, realized_pnl_usd=0
-    )
+    Balance.objects.create(wallet=wallet, token=other, amount=1, total_in=1, total_out=0, realized_pnl_usd=0)
     result = recalculate_wallet(wallet.id)
     assert result.status == "success"
     assert balance(wallet, token).amount == 3
@@ -225,7 +223,9 @@ def test_recalculate_all_isolates_a_wallet_whose_balance_overflows(make_tx, make
     make_tx("buy", "1", on_wallet=good)
     Balance.objects.all().update(amount=42)
     Transaction.objects.bulk_create(
-        Transaction(wallet=huge, token=token, kind=kind, amount=D(10**9), price_usd=D(price), timestamp=utc(2026, 1, day))
+        Transaction(
+            wallet=huge, token=token, kind=kind, amount=D(10**9), price_usd=D(price), timestamp=utc(2026, 1, day)
+        )
         for day, kind, price in [(1, "buy", 0), (2, "sell", 10**12)]
     )
     result = recalculate_all_wallets()

@@ -175,7 +175,9 @@ def draw_fields(data, world, current=None):
         token = data.draw(st.sampled_from(world["tokens"]))
     held = world["held"].get((wallet, token.id), Decimal(0))
     if from_holdings:
-        fraction = data.draw(st.sampled_from([Decimal(1), Decimal(1), Decimal("0.5"), Decimal("0.333"), Decimal("1e-9")]))
+        fraction = data.draw(
+            st.sampled_from([Decimal(1), Decimal(1), Decimal("0.5"), Decimal("0.333"), Decimal("1e-9")])
+        )
         amount = (held * fraction).quantize(Decimal(1).scaleb(-token.decimals), rounding=ROUND_DOWN)
         if amount <= 0 or (priced and amount >= 10**PRICED_DIGITS):
             amount = Decimal(1).scaleb(-token.decimals)
@@ -184,7 +186,12 @@ def draw_fields(data, world, current=None):
     # Few distinct instants, so equal timestamps (ordered by id) are common.
     timestamp = START + timedelta(minutes=data.draw(st.integers(min_value=0, max_value=4)))
     return dict(
-        wallet_id=wallet, token_id=token.id, kind=kind, status=status, amount=amount, price_usd=price,
+        wallet_id=wallet,
+        token_id=token.id,
+        kind=kind,
+        status=status,
+        amount=amount,
+        price_usd=price,
         timestamp=timestamp,
     )
 
@@ -199,8 +206,14 @@ def draw_target(data, believed):
 
 def as_reference(tx_row):
     return Tx(
-        id=tx_row.id, wallet=tx_row.wallet_id, token=tx_row.token_id, kind=tx_row.kind, status=tx_row.status,
-        amount=Decimal(tx_row.amount), price=tx_row.price_usd, timestamp=tx_row.timestamp,
+        id=tx_row.id,
+        wallet=tx_row.wallet_id,
+        token=tx_row.token_id,
+        kind=tx_row.kind,
+        status=tx_row.status,
+        amount=Decimal(tx_row.amount),
+        price=tx_row.price_usd,
+        timestamp=tx_row.timestamp,
     )
 
 
@@ -217,8 +230,9 @@ def make_world(data):
     bystander = Wallet.objects.create(chain=other_chain, address="0xbystander")
     far_token = Token.objects.create(chain=other_chain, symbol="FAR", decimals=18)
     save_transaction(
-        Transaction(wallet=bystander, token=far_token, kind="buy", amount=Decimal("7.5"), price_usd=Decimal(2),
-                    timestamp=START)
+        Transaction(
+            wallet=bystander, token=far_token, kind="buy", amount=Decimal("7.5"), price_usd=Decimal(2), timestamp=START
+        )
     )
     decimals = data.draw(st.lists(st.integers(min_value=0, max_value=18), min_size=1, max_size=2), label="decimals")
     tokens = [Token.objects.create(chain=chain, symbol=f"T{i}", decimals=d) for i, d in enumerate(decimals)]
@@ -353,16 +367,24 @@ def test_random_priced_histories_match_the_reference_averages_and_pnl(data):
 
 def _tx_fields(fields):
     return dict(
-        wallet=fields["wallet_id"], token=fields["token_id"], kind=fields["kind"], status=fields["status"],
-        amount=fields["amount"], price=fields["price_usd"], timestamp=fields["timestamp"],
+        wallet=fields["wallet_id"],
+        token=fields["token_id"],
+        kind=fields["kind"],
+        status=fields["status"],
+        amount=fields["amount"],
+        price=fields["price_usd"],
+        timestamp=fields["timestamp"],
     )
 
 
 def test_the_reference_model_agrees_with_the_hand_computed_case():
     """The reference itself, on the case of tests/test_ledger.py (so a wrong reference can't pass)."""
     rows = [
-        ("buy", "2", "100"), ("buy", "1", "130"), ("transfer_in", "0.5", None),
-        ("sell", "1.5", "150"), ("transfer_out", "0.25", "90"),
+        ("buy", "2", "100"),
+        ("buy", "1", "130"),
+        ("transfer_in", "0.5", None),
+        ("sell", "1.5", "150"),
+        ("transfer_out", "0.25", "90"),
     ]
     txs = [
         Tx(i, 1, 1, kind, "confirmed", Decimal(a), None if p is None else Decimal(p), START + timedelta(days=i))
@@ -371,8 +393,11 @@ def test_the_reference_model_agrees_with_the_hand_computed_case():
     balances, negative = reference_balances(txs)
     assert negative == []
     assert balances[(1, 1)] == {
-        "amount": Decimal("1.75"), "total_in": Decimal("3.5"), "total_out": Decimal("1.75"),
-        "avg_buy_price_usd": Decimal("110"), "avg_sell_price_usd": Decimal("141.428571428571428571"),
+        "amount": Decimal("1.75"),
+        "total_in": Decimal("3.5"),
+        "total_out": Decimal("1.75"),
+        "avg_buy_price_usd": Decimal("110"),
+        "avg_sell_price_usd": Decimal("141.428571428571428571"),
         "realized_pnl_usd": Decimal("54.999999999999999999"),
     }
     early_sell = Tx(99, 1, 1, "sell", "confirmed", Decimal("0.1"), None, START - timedelta(days=1))

@@ -71,12 +71,29 @@ def test_metrics_report_the_last_success_duration_rows_and_failures_of_a_job(cli
     started = datetime(2026, 11, 29, 10, 5, 0, tzinfo=timezone.utc)
     stopped = datetime(2026, 11, 29, 10, 5, 2, 500000, tzinfo=timezone.utc)
     func = "snapshots.tasks.create_hourly_snapshots"
-    Success.objects.create(id="a" * 32, name="one", func=func, started=started, stopped=stopped, success=True,
-                           result={"status": "success", "period": "hourly", "rows": 42})
-    Success.objects.create(id="b" * 32, name="two", func=func, started=started, stopped=stopped, success=False,
-                           result="Traceback ...\nValueError: boom")
+    Success.objects.create(
+        id="a" * 32,
+        name="one",
+        func=func,
+        started=started,
+        stopped=stopped,
+        success=True,
+        result={"status": "success", "period": "hourly", "rows": 42},
+    )
+    Success.objects.create(
+        id="b" * 32,
+        name="two",
+        func=func,
+        started=started,
+        stopped=stopped,
+        success=False,
+        result="Traceback ...\nValueError: boom",
+    )
     text = client.get("/metrics", HTTP_AUTHORIZATION="Bearer t").content.decode()
-    assert f'bagtracker_job_last_success_timestamp_seconds{{job="create_hourly_snapshots"}} {stopped.timestamp():.3f}' in text
+    assert (
+        f'bagtracker_job_last_success_timestamp_seconds{{job="create_hourly_snapshots"}} {stopped.timestamp():.3f}'
+        in text
+    )
     assert 'bagtracker_job_last_duration_seconds{job="create_hourly_snapshots"} 2.5' in text
     assert 'bagtracker_job_last_rows{job="create_hourly_snapshots"} 42' in text
     assert 'bagtracker_job_failures{job="create_hourly_snapshots"} 1' in text

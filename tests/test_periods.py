@@ -72,20 +72,28 @@ def test_next_and_previous_boundaries(period, boundary, following):
 
 def test_boundaries_between_includes_both_ends_oldest_first():
     assert list(boundaries_between("daily", utc(2026, 1, 1), utc(2026, 1, 3))) == [
-        utc(2026, 1, 1), utc(2026, 1, 2), utc(2026, 1, 3)
+        utc(2026, 1, 1),
+        utc(2026, 1, 2),
+        utc(2026, 1, 3),
     ]
     assert list(boundaries_between("hourly", utc(2026, 1, 1, 0, 1), utc(2026, 1, 1, 2, 59))) == [
-        utc(2026, 1, 1, 1), utc(2026, 1, 1, 2)
+        utc(2026, 1, 1, 1),
+        utc(2026, 1, 1, 2),
     ]
     assert list(boundaries_between("monthly", utc(2026, 11, 2), utc(2027, 2, 1))) == [
-        utc(2026, 12, 1), utc(2027, 1, 1), utc(2027, 2, 1)
+        utc(2026, 12, 1),
+        utc(2027, 1, 1),
+        utc(2027, 2, 1),
     ]
     assert list(boundaries_between("weekly", utc(2026, 1, 5), utc(2026, 1, 10))) == []
 
 
 def test_period_lengths():
     assert [period_length(p) for p in PERIODS] == [
-        timedelta(hours=1), timedelta(days=1), timedelta(days=7), timedelta(days=31)
+        timedelta(hours=1),
+        timedelta(days=1),
+        timedelta(days=7),
+        timedelta(days=31),
     ]
 
 

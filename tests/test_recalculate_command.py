@@ -55,7 +55,11 @@ def test_it_refuses_an_unknown_wallet_with_one_line_and_a_failing_exit(db):
     env = {**os.environ, "DATABASE_URL": _url_of_the_test_database()}
     done = subprocess.run(
         [sys.executable, "manage.py", "recalculate", "--wallet", "987654321"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode != 0
     assert done.stderr == "CommandError: wallet 987654321 does not exist\n"

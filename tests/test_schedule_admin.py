@@ -17,9 +17,16 @@ def change_url(schedule):
 
 def form_data(schedule, **changes):
     data = {
-        "name": schedule.name, "func": schedule.func, "hook": schedule.hook or "", "args": schedule.args or "",
-        "kwargs": schedule.kwargs or "", "schedule_type": schedule.schedule_type, "minutes": schedule.minutes or "",
-        "repeats": schedule.repeats, "cron": schedule.cron or "", "cluster": schedule.cluster or "",
+        "name": schedule.name,
+        "func": schedule.func,
+        "hook": schedule.hook or "",
+        "args": schedule.args or "",
+        "kwargs": schedule.kwargs or "",
+        "schedule_type": schedule.schedule_type,
+        "minutes": schedule.minutes or "",
+        "repeats": schedule.repeats,
+        "cron": schedule.cron or "",
+        "cluster": schedule.cluster or "",
         "intended_date_kwarg": schedule.intended_date_kwarg or "",
         "next_run_0": schedule.next_run.strftime("%Y-%m-%d") if schedule.next_run else "",
         "next_run_1": schedule.next_run.strftime("%H:%M:%S") if schedule.next_run else "",
@@ -63,11 +70,14 @@ def test_a_paused_schedule_has_no_next_run_and_resumes_at_its_next_cron_time(adm
     assert resumed > timezone.now() and resumed.minute == 5 and resumed.second == 0
 
 
-@pytest.mark.parametrize("action, question", [
-    ("run_now", "Queue the jobs of these schedules now?"),
-    ("pause", "Pause these schedules?"),
-    ("resume", "Resume these schedules?"),
-])
+@pytest.mark.parametrize(
+    "action, question",
+    [
+        ("run_now", "Queue the jobs of these schedules now?"),
+        ("pause", "Pause these schedules?"),
+        ("resume", "Resume these schedules?"),
+    ],
+)
 def test_each_schedule_action_asks_for_confirmation_first_and_changes_nothing(admin_client, hourly, action, question):
     Schedule.objects.filter(pk=hourly.pk).update(next_run=None) if action == "resume" else None
     before = Schedule.objects.get(pk=hourly.pk).next_run

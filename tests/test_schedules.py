@@ -74,8 +74,14 @@ def test_a_deleted_schedule_comes_back_at_the_next_migrate():
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "field, value",
-    [("args", "1, 2,, 3"), ("args", "open('x')"), ("kwargs", "create_snapshots=maybe"), ("kwargs", "5"),
-     ("cron", "61 * * * *"), ("cron", "every hour")],
+    [
+        ("args", "1, 2,, 3"),
+        ("args", "open('x')"),
+        ("kwargs", "create_snapshots=maybe"),
+        ("kwargs", "5"),
+        ("cron", "61 * * * *"),
+        ("cron", "every hour"),
+    ],
 )
 def test_a_schedule_the_scheduler_could_not_read_cannot_be_saved(field, value):
     schedule = Schedule.objects.get(name="hourly_balance_snapshots")
@@ -99,10 +105,17 @@ def test_arguments_in_both_forms_the_scheduler_accepts_are_saved():
 def _due_pair():
     """A good schedule due first, then one whose args were broken behind the ORM's back."""
     past = timezone.now() - timedelta(minutes=5)
-    good = Schedule.objects.create(name="good", func="math.floor", args="1.5", schedule_type=Schedule.MINUTES,
-                                   minutes=60, next_run=past)
-    bad = Schedule.objects.create(name="bad", func="math.floor", args="2.5", schedule_type=Schedule.MINUTES,
-                                  minutes=60, next_run=past + timedelta(seconds=1))
+    good = Schedule.objects.create(
+        name="good", func="math.floor", args="1.5", schedule_type=Schedule.MINUTES, minutes=60, next_run=past
+    )
+    bad = Schedule.objects.create(
+        name="bad",
+        func="math.floor",
+        args="2.5",
+        schedule_type=Schedule.MINUTES,
+        minutes=60,
+        next_run=past + timedelta(seconds=1),
+    )
     Schedule.objects.filter(pk=bad.pk).update(args="2.5,,")
     return good, bad
 

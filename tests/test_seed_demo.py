@@ -107,8 +107,19 @@ def test_seeding_the_same_seed_twice_is_refused_and_another_seed_adds_wallets():
 
 def test_the_command_seeds_then_does_nothing_with_if_empty():
     out = io.StringIO()
-    call_command("seed_demo", "--wallets", "4", "--transactions", "10", "--days", "5", "--end", "2026-03-01",
-                 "--if-empty", stdout=out)
+    call_command(
+        "seed_demo",
+        "--wallets",
+        "4",
+        "--transactions",
+        "10",
+        "--days",
+        "5",
+        "--end",
+        "2026-03-01",
+        "--if-empty",
+        stdout=out,
+    )
     assert out.getvalue().startswith("Seeded 4 wallets, ")
     state = content_hash()
     out = io.StringIO()

@@ -69,7 +69,9 @@ class TestCreateSnapshots:
 
 class TestBackfillSnapshots:
     def test_it_takes_every_boundary_in_the_range(self, holding):
-        out, err = run("backfill_snapshots", "--period", "daily", "--since", "2025-12-30", "--until", "2026-01-03T12:00Z")
+        out, err = run(
+            "backfill_snapshots", "--period", "daily", "--since", "2025-12-30", "--until", "2026-01-03T12:00Z"
+        )
         assert out.startswith("Backfilled 5 daily boundaries (2025-12-30T00:00Z to 2026-01-03T00:00Z): 2 balances")
         assert sorted(BalanceSnapshot.objects.values_list("as_of", flat=True)) == [utc(2026, 1, 2), utc(2026, 1, 3)]
         assert set(BalanceSnapshot.objects.values_list("source", flat=True)) == {"backfill"}
@@ -84,8 +86,17 @@ class TestBackfillSnapshots:
     def test_it_can_be_limited_to_a_wallet(self, holding, make_wallet, make_tx):
         other = make_wallet()
         make_tx("buy", "1", at=utc(2026, 1, 1), on_wallet=other)
-        out, _ = run("backfill_snapshots", "--period", "monthly", "--since", "2026-02-01", "--until", "2026-03-01",
-                     "--wallet", str(other.id))
+        out, _ = run(
+            "backfill_snapshots",
+            "--period",
+            "monthly",
+            "--since",
+            "2026-02-01",
+            "--until",
+            "2026-03-01",
+            "--wallet",
+            str(other.id),
+        )
         assert f"for wallet {other.id}" in out
         assert set(BalanceSnapshot.objects.values_list("wallet_id", flat=True)) == {other.id}
         assert not SnapshotRun.objects.exists()  # a partial run completes no boundary
@@ -137,8 +148,17 @@ class TestExportSnapshots:
         rows = list(csv.reader(io.StringIO(out)))
         assert rows == [
             ["period", "as_of", "wallet", "chain", "token", "amount", "price_usd", "value_usd", "source"],
-            ["daily", "2026-01-03T00:00:00Z", wallet.address, "ethereum", "ETH", "1.500000000000000001",
-             "0.000000000000000001", "0.000000000000000002", "backfill"],
+            [
+                "daily",
+                "2026-01-03T00:00:00Z",
+                wallet.address,
+                "ethereum",
+                "ETH",
+                "1.500000000000000001",
+                "0.000000000000000001",
+                "0.000000000000000002",
+                "backfill",
+            ],
         ]
 
     def test_json(self, snapshots):

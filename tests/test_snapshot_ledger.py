@@ -43,8 +43,11 @@ def build_history(rng, wallets, tokens):
         if status == "confirmed":
             held[key] = held.get(key, 0) + (amount if kind in ("buy", "transfer_in") else -amount)
         price = random_decimal(rng, 4, rng.choice([2, 18])) if rng.random() < 0.7 else None
-        rows.append(Transaction(wallet=wallet, token=token, kind=kind, status=status, amount=amount,
-                                price_usd=price, timestamp=at))
+        rows.append(
+            Transaction(
+                wallet=wallet, token=token, kind=kind, status=status, amount=amount, price_usd=price, timestamp=at
+            )
+        )
     Transaction.objects.bulk_create(rows)
     return rows
 
@@ -96,7 +99,8 @@ def test_the_snapshot_equals_the_ledger_from_scratch_at_random_boundaries(settin
     txs = build_history(rng, wallets, tokens)
     for _ in range(25):
         Price.objects.get_or_create(
-            token=rng.choice(tokens[:2]), as_of=START + timedelta(hours=rng.randrange(0, 240)),
+            token=rng.choice(tokens[:2]),
+            as_of=START + timedelta(hours=rng.randrange(0, 240)),
             defaults={"price_usd": random_decimal(rng, 3, 18)},
         )
     prices = list(Price.objects.all())
@@ -105,6 +109,7 @@ def test_the_snapshot_equals_the_ledger_from_scratch_at_random_boundaries(settin
     boundaries = {START + timedelta(hours=rng.randrange(0, 24 * 11)) for _ in range(40)}
     boundaries |= {t.timestamp.replace(minute=0) for t in rng.sample(txs, 10)}
     boundaries |= {START, START + timedelta(days=12)}  # before everything, after everything
+
     def take_and_compare(inactive):
         compared = 0
         for as_of in sorted(boundaries):
@@ -113,8 +118,13 @@ def test_the_snapshot_equals_the_ledger_from_scratch_at_random_boundaries(settin
             actual = {
                 (r.wallet_id, r.token_id): (r.amount, r.price_usd, r.value_usd, r.avg_buy_price_usd) for r in rows
             }
-            expected = expected_snapshot(list(Transaction.objects.all()), list(Price.objects.all()), as_of,
-                                         settings.BALANCE_DUST_THRESHOLD, inactive)
+            expected = expected_snapshot(
+                list(Transaction.objects.all()),
+                list(Price.objects.all()),
+                as_of,
+                settings.BALANCE_DUST_THRESHOLD,
+                inactive,
+            )
             assert actual == expected, as_of
             compared += len(expected)
         assert compared > 300  # the comparison is not vacuous
@@ -123,9 +133,18 @@ def test_the_snapshot_equals_the_ledger_from_scratch_at_random_boundaries(settin
     assert BalanceSnapshot.objects.filter(as_of=START).count() == 0
 
     # History changes behind every boundary; re-taking them all must give the new truth.
-    more = [Transaction(wallet=rng.choice(wallets), token=rng.choice(tokens), kind="buy", status="confirmed",
-                        amount=random_decimal(rng, 2, 6), price_usd=random_decimal(rng, 3, 18),
-                        timestamp=START + timedelta(minutes=rng.randrange(0, 60 * 24 * 10))) for _ in range(60)]
+    more = [
+        Transaction(
+            wallet=rng.choice(wallets),
+            token=rng.choice(tokens),
+            kind="buy",
+            status="confirmed",
+            amount=random_decimal(rng, 2, 6),
+            price_usd=random_decimal(rng, 3, 18),
+            timestamp=START + timedelta(minutes=rng.randrange(0, 60 * 24 * 10)),
+        )
+        for _ in range(60)
+    ]
     Transaction.objects.bulk_create(more)
     for tx in rng.sample(txs, 40):
         Transaction.objects.filter(pk=tx.pk).update(price_usd=random_decimal(rng, 2, 18))

@@ -156,8 +156,9 @@ class TestPriceAtTheBoundary:
         r = row(wallet, token, as_of=utc(2026, 3, 2))
         assert (r.price_usd, r.value_usd) == (D(160), D(320))
 
-    def test_without_a_price_the_latest_priced_transaction_of_any_wallet(self, make_tx, make_price, make_wallet,
-                                                                         wallet, token):
+    def test_without_a_price_the_latest_priced_transaction_of_any_wallet(
+        self, make_tx, make_price, make_wallet, wallet, token
+    ):
         other = make_wallet()
         make_price("999", at=utc(2026, 3, 2, 1))  # after the boundary: ignored
         make_tx("buy", "3", at=utc(2026, 3, 1))  # unpriced
@@ -187,7 +188,11 @@ def test_the_run_is_recorded(make_tx, wallet, token):
     take_snapshot("daily", utc(2026, 3, 2), "backfill")
     run = SnapshotRun.objects.get()
     assert (run.period, run.as_of, run.source, run.status, run.rows) == (
-        "daily", utc(2026, 3, 2), "backfill", "completed", 1
+        "daily",
+        utc(2026, 3, 2),
+        "backfill",
+        "completed",
+        1,
     )
     assert run.finished_at >= run.started_at
 

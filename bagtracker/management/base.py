@@ -32,5 +32,6 @@ class Command(BaseCommand):
             if options.get("traceback"):
                 raise
             reason = " ".join(str(error).split()) or type(error).__name__
-            raise CommandError(f"database error: {reason}; the step in progress was rolled back, "
-                               "run the command again") from error
+            raise CommandError(
+                f"database error: {reason}; the step in progress was rolled back, run the command again"
+            ) from error

@@ -5,141 +5,219 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Chain',
+            name="Chain",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField(unique=True)),
-                ('name', models.CharField(max_length=100)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("slug", models.SlugField(unique=True)),
+                ("name", models.CharField(max_length=100)),
             ],
             options={
-                'ordering': ['slug'],
+                "ordering": ["slug"],
             },
         ),
         migrations.CreateModel(
-            name='Token',
+            name="Token",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('symbol', models.CharField(max_length=32)),
-                ('name', models.CharField(blank=True, max_length=100)),
-                ('contract_address', models.CharField(blank=True, default='', max_length=128)),
-                ('decimals', models.PositiveSmallIntegerField(default=18)),
-                ('chain', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='tokens', to='bagtracker.chain')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("symbol", models.CharField(max_length=32)),
+                ("name", models.CharField(blank=True, max_length=100)),
+                ("contract_address", models.CharField(blank=True, default="", max_length=128)),
+                ("decimals", models.PositiveSmallIntegerField(default=18)),
+                (
+                    "chain",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="tokens", to="bagtracker.chain"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['chain__slug', 'symbol'],
+                "ordering": ["chain__slug", "symbol"],
             },
         ),
         migrations.CreateModel(
-            name='Price',
+            name="Price",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('as_of', models.DateTimeField()),
-                ('price_usd', models.DecimalField(decimal_places=18, max_digits=38)),
-                ('source', models.CharField(default='manual', max_length=50)),
-                ('token', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='prices', to='bagtracker.token')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("as_of", models.DateTimeField()),
+                ("price_usd", models.DecimalField(decimal_places=18, max_digits=38)),
+                ("source", models.CharField(default="manual", max_length=50)),
+                (
+                    "token",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="prices", to="bagtracker.token"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-as_of'],
+                "ordering": ["-as_of"],
             },
         ),
         migrations.CreateModel(
-            name='Wallet',
+            name="Wallet",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('address', models.CharField(max_length=128)),
-                ('name', models.CharField(blank=True, max_length=100)),
-                ('is_active', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('chain', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='wallets', to='bagtracker.chain')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("address", models.CharField(max_length=128)),
+                ("name", models.CharField(blank=True, max_length=100)),
+                ("is_active", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "chain",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="wallets", to="bagtracker.chain"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='Transaction',
+            name="Transaction",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('buy', 'Buy'), ('sell', 'Sell'), ('transfer_in', 'Transfer In'), ('transfer_out', 'Transfer Out')], max_length=12)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('confirmed', 'Confirmed'), ('failed', 'Failed'), ('cancelled', 'Cancelled')], default='confirmed', max_length=10)),
-                ('amount', models.DecimalField(decimal_places=18, max_digits=78)),
-                ('price_usd', models.DecimalField(blank=True, decimal_places=18, max_digits=38, null=True)),
-                ('timestamp', models.DateTimeField()),
-                ('tx_hash', models.CharField(blank=True, max_length=128, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('token', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='transactions', to='bagtracker.token')),
-                ('wallet', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='transactions', to='bagtracker.wallet')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("buy", "Buy"),
+                            ("sell", "Sell"),
+                            ("transfer_in", "Transfer In"),
+                            ("transfer_out", "Transfer Out"),
+                        ],
+                        max_length=12,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("confirmed", "Confirmed"),
+                            ("failed", "Failed"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="confirmed",
+                        max_length=10,
+                    ),
+                ),
+                ("amount", models.DecimalField(decimal_places=18, max_digits=78)),
+                ("price_usd", models.DecimalField(blank=True, decimal_places=18, max_digits=38, null=True)),
+                ("timestamp", models.DateTimeField()),
+                ("tx_hash", models.CharField(blank=True, max_length=128, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "token",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="transactions", to="bagtracker.token"
+                    ),
+                ),
+                (
+                    "wallet",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="transactions", to="bagtracker.wallet"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-timestamp', '-id'],
+                "ordering": ["-timestamp", "-id"],
             },
         ),
         migrations.AddConstraint(
-            model_name='token',
-            constraint=models.UniqueConstraint(fields=('chain', 'symbol'), name='token_unique_symbol_per_chain'),
+            model_name="token",
+            constraint=models.UniqueConstraint(fields=("chain", "symbol"), name="token_unique_symbol_per_chain"),
         ),
         migrations.AddConstraint(
-            model_name='token',
-            constraint=models.UniqueConstraint(condition=models.Q(('contract_address', ''), _negated=True), fields=('chain', 'contract_address'), name='token_unique_contract_per_chain'),
+            model_name="token",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("contract_address", ""), _negated=True),
+                fields=("chain", "contract_address"),
+                name="token_unique_contract_per_chain",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='token',
-            constraint=models.CheckConstraint(condition=models.Q(('decimals__gte', 0), ('decimals__lte', 18)), name='token_decimals_0_18'),
+            model_name="token",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("decimals__gte", 0), ("decimals__lte", 18)), name="token_decimals_0_18"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='price',
-            constraint=models.UniqueConstraint(fields=('token', 'as_of'), name='price_unique_token_as_of'),
+            model_name="price",
+            constraint=models.UniqueConstraint(fields=("token", "as_of"), name="price_unique_token_as_of"),
         ),
         migrations.AddConstraint(
-            model_name='price',
-            constraint=models.CheckConstraint(condition=models.Q(('price_usd__gte', 0)), name='price_not_negative'),
+            model_name="price",
+            constraint=models.CheckConstraint(condition=models.Q(("price_usd__gte", 0)), name="price_not_negative"),
         ),
         migrations.AddConstraint(
-            model_name='wallet',
-            constraint=models.UniqueConstraint(fields=('chain', 'address'), name='wallet_unique_address_per_chain'),
+            model_name="wallet",
+            constraint=models.UniqueConstraint(fields=("chain", "address"), name="wallet_unique_address_per_chain"),
         ),
         migrations.AddConstraint(
-            model_name='wallet',
-            constraint=models.CheckConstraint(condition=models.Q(('address', ''), _negated=True), name='wallet_address_not_empty'),
+            model_name="wallet",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("address", ""), _negated=True), name="wallet_address_not_empty"
+            ),
         ),
         migrations.AddIndex(
-            model_name='transaction',
-            index=models.Index(fields=['wallet', 'token', 'timestamp', 'id'], name='transaction_ledger_order'),
+            model_name="transaction",
+            index=models.Index(fields=["wallet", "token", "timestamp", "id"], name="transaction_ledger_order"),
         ),
         migrations.AddIndex(
-            model_name='transaction',
-            index=models.Index(condition=models.Q(('price_usd__isnull', False), ('status', 'confirmed')), fields=['token', 'timestamp'], name='transaction_priced_by_token'),
+            model_name="transaction",
+            index=models.Index(
+                condition=models.Q(("price_usd__isnull", False), ("status", "confirmed")),
+                fields=["token", "timestamp"],
+                name="transaction_priced_by_token",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='transaction',
-            constraint=models.CheckConstraint(condition=models.Q(('amount__gt', 0)), name='transaction_amount_positive'),
+            model_name="transaction",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("amount__gt", 0)), name="transaction_amount_positive"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='transaction',
-            constraint=models.CheckConstraint(condition=models.Q(('price_usd__isnull', True), ('price_usd__gte', 0), _connector='OR'), name='transaction_price_not_negative'),
+            model_name="transaction",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("price_usd__isnull", True), ("price_usd__gte", 0), _connector="OR"),
+                name="transaction_price_not_negative",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='transaction',
-            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['buy', 'sell', 'transfer_in', 'transfer_out'])), name='transaction_kind_valid'),
+            model_name="transaction",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("kind__in", ["buy", "sell", "transfer_in", "transfer_out"])),
+                name="transaction_kind_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='transaction',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['pending', 'confirmed', 'failed', 'cancelled'])), name='transaction_status_valid'),
+            model_name="transaction",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("status__in", ["pending", "confirmed", "failed", "cancelled"])),
+                name="transaction_status_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='transaction',
-            constraint=models.CheckConstraint(condition=models.Q(('tx_hash__isnull', True), models.Q(('tx_hash', ''), _negated=True), _connector='OR'), name='transaction_tx_hash_null_not_empty'),
+            model_name="transaction",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("tx_hash__isnull", True), models.Q(("tx_hash", ""), _negated=True), _connector="OR"
+                ),
+                name="transaction_tx_hash_null_not_empty",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='transaction',
-            constraint=models.UniqueConstraint(condition=models.Q(('tx_hash__isnull', False)), fields=('wallet', 'token', 'tx_hash', 'kind'), name='transaction_unique_hash_per_wallet_token_kind'),
+            model_name="transaction",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("tx_hash__isnull", False)),
+                fields=("wallet", "token", "tx_hash", "kind"),
+                name="transaction_unique_hash_per_wallet_token_kind",
+            ),
         ),
     ]

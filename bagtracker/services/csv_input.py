@@ -47,7 +47,7 @@ def _decoded_lines(stream, progress=None):
     for number, raw in enumerate(stream, start=1):
         read += len(raw)
         if number == 1 and raw.startswith(BOM):
-            raw = raw[len(BOM):]
+            raw = raw[len(BOM) :]
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as error:
@@ -88,9 +88,7 @@ def read_records(stream, columns, progress=None):
             header = _check_header(row, columns, start)
             continue
         if len(row) != len(header):
-            raise ImportRejected(
-                f"expected {len(header)} fields ({','.join(header)}), found {len(row)}", start
-            )
+            raise ImportRejected(f"expected {len(header)} fields ({','.join(header)}), found {len(row)}", start)
         yield Record(start, {name: value.strip() for name, value in zip(header, row)})
     if header is None:
         raise ImportRejected(f"the file is empty; expected a header line: {','.join(columns)}")
@@ -103,7 +101,9 @@ def _check_header(row, columns, line):
         for delimiter in OTHER_DELIMITERS:
             if delimiter in names[0]:
                 shown = "tab" if delimiter == "\t" else repr(delimiter)
-                raise ImportRejected(f"the header is separated by {shown}; separate columns with commas: {expected}", line)
+                raise ImportRejected(
+                    f"the header is separated by {shown}; separate columns with commas: {expected}", line
+                )
     seen = set()
     for name in names:
         if name in seen:

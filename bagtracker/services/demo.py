@@ -46,27 +46,47 @@ ASSETS = {
 
 # chain slug, name, share of wallets, tokens: (symbol, name, contract address, decimals, places traded)
 CHAINS = [
-    ("ethereum", "Ethereum", 40, [
-        ("ETH", "Ether", "", 18, 6),
-        ("USDC", "USD Coin", "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48", 6, 2),
-        ("LINK", "Chainlink", "0x514910771AF9Ca656af840dff83E8264EcF986CA", 18, 4),
-        ("UNI", "Uniswap", "0x1f9840a85d5aF5bf1D1762F925BDADdC4201F984", 18, 4),
-    ]),
-    ("solana", "Solana", 30, [
-        ("SOL", "Solana", "", 9, 4),
-        ("USDC", "USD Coin", "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v", 6, 2),
-        ("BONK", "Bonk", "DezXAZ8z7PnrnRJjz3wXBoRgixCa6xjnB7YaB1pPB263", 5, 0),
-        ("JUP", "Jupiter", "JUPyiwrYJFskUPiHa7hkeR8VUtAeFoSYbKedZNsDvCN", 6, 2),
-    ]),
-    ("arbitrum", "Arbitrum One", 15, [
-        ("ETH", "Ether", "", 18, 6),
-        ("ARB", "Arbitrum", "0x912CE59144191C1204E64559FE8253a0e49E6548", 18, 2),
-        ("USDC", "USD Coin", "0xaf88d065e77c8cC2239327C5EDb3A432268e5831", 6, 2),
-    ]),
-    ("base", "Base", 15, [
-        ("ETH", "Ether", "", 18, 6),
-        ("USDC", "USD Coin", "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913", 6, 2),
-    ]),
+    (
+        "ethereum",
+        "Ethereum",
+        40,
+        [
+            ("ETH", "Ether", "", 18, 6),
+            ("USDC", "USD Coin", "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48", 6, 2),
+            ("LINK", "Chainlink", "0x514910771AF9Ca656af840dff83E8264EcF986CA", 18, 4),
+            ("UNI", "Uniswap", "0x1f9840a85d5aF5bf1D1762F925BDADdC4201F984", 18, 4),
+        ],
+    ),
+    (
+        "solana",
+        "Solana",
+        30,
+        [
+            ("SOL", "Solana", "", 9, 4),
+            ("USDC", "USD Coin", "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v", 6, 2),
+            ("BONK", "Bonk", "DezXAZ8z7PnrnRJjz3wXBoRgixCa6xjnB7YaB1pPB263", 5, 0),
+            ("JUP", "Jupiter", "JUPyiwrYJFskUPiHa7hkeR8VUtAeFoSYbKedZNsDvCN", 6, 2),
+        ],
+    ),
+    (
+        "arbitrum",
+        "Arbitrum One",
+        15,
+        [
+            ("ETH", "Ether", "", 18, 6),
+            ("ARB", "Arbitrum", "0x912CE59144191C1204E64559FE8253a0e49E6548", 18, 2),
+            ("USDC", "USD Coin", "0xaf88d065e77c8cC2239327C5EDb3A432268e5831", 6, 2),
+        ],
+    ),
+    (
+        "base",
+        "Base",
+        15,
+        [
+            ("ETH", "Ether", "", 18, 6),
+            ("USDC", "USD Coin", "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913", 6, 2),
+        ],
+    ),
 ]
 
 WALLET_LABELS = ["Main", "Trading", "Cold storage", "DeFi", "Savings", "Airdrops", "Hot wallet", "Ledger"]
@@ -103,8 +123,15 @@ def default_end():
     return datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def seed_demo(wallets=DEFAULT_WALLETS, transactions=DEFAULT_TRANSACTIONS, days=DEFAULT_DAYS, seed=DEFAULT_SEED,
-              end=None, if_empty=False, progress=None):
+def seed_demo(
+    wallets=DEFAULT_WALLETS,
+    transactions=DEFAULT_TRANSACTIONS,
+    days=DEFAULT_DAYS,
+    seed=DEFAULT_SEED,
+    end=None,
+    if_empty=False,
+    progress=None,
+):
     """Create ``wallets`` wallets with about ``transactions`` transactions each over ``days`` days.
 
     With ``if_empty``, does nothing (result.skipped) when any wallet exists. ``progress(done, total)``
@@ -127,8 +154,9 @@ def seed_demo(wallets=DEFAULT_WALLETS, transactions=DEFAULT_TRANSACTIONS, days=D
         new_wallets = _plan_wallets(rng, wallets)
         wallet_ids = _insert_wallets(new_wallets)
         result.wallets = len(wallet_ids)
-        result.transactions = _load_transactions(rng, new_wallets, wallet_ids, tokens, paths, start, end, transactions,
-                                                 progress)
+        result.transactions = _load_transactions(
+            rng, new_wallets, wallet_ids, tokens, paths, start, end, transactions, progress
+        )
         result.balances_written, _ = apply_to_wallets(wallet_ids)
     result.duration_seconds = time.monotonic() - started
     return result
@@ -141,10 +169,13 @@ def _ensure_catalogue():
         chain, _ = Chain.objects.get_or_create(slug=slug, defaults={"name": name})
         for symbol, token_name, contract, decimals, places in catalogue:
             token, _ = Token.objects.get_or_create(
-                chain=chain, symbol=symbol,
+                chain=chain,
+                symbol=symbol,
                 defaults={"name": token_name, "contract_address": contract, "decimals": decimals},
             )
-            tokens[slug, symbol] = _Token(token.pk, symbol, token.decimals, Decimal(1).scaleb(-min(places, token.decimals)))
+            tokens[slug, symbol] = _Token(
+                token.pk, symbol, token.decimals, Decimal(1).scaleb(-min(places, token.decimals))
+            )
     return tokens
 
 
@@ -237,7 +268,9 @@ def _insert_wallets(planned):
         )
         clash = cursor.fetchone()
         if clash:
-            raise DemoError(f"the demo wallets of this seed already exist ({clash[0]} on {clash[1]}); use another --seed")
+            raise DemoError(
+                f"the demo wallets of this seed already exist ({clash[0]} on {clash[1]}); use another --seed"
+            )
         cursor.execute(
             "INSERT INTO bagtracker_wallet (chain_id, address, name, is_active, created_at) "
             "SELECT chain_id, address, name, true, now() "

@@ -252,4 +252,3 @@ def import_prices(stream, progress=None):
         result.inserted = cursor.rowcount
     result.duration_seconds = time.monotonic() - started
     return result
-

@@ -89,11 +89,14 @@ def recalculate_selected_wallets(modeladmin, request, queryset):
             task_id = queue_job("recalculate_wallet_balances", wallet.pk, create_snapshots=create_snapshots)
             queued.append(f"#{wallet.pk} (task {task_id})")
     except QueueError as error:
-        modeladmin.message_user(request, f"{error}. Queued before the error: {_listing(queued) or 'none'}", messages.ERROR)
+        modeladmin.message_user(
+            request, f"{error}. Queued before the error: {_listing(queued) or 'none'}", messages.ERROR
+        )
         return None
     what = "recalculation and snapshot rebuild" if create_snapshots else "recalculation"
     modeladmin.message_user(
-        request, f"Queued the {what} of {len(queued):,} wallet{'s' if len(queued) != 1 else ''}: {_listing(queued)}",
+        request,
+        f"Queued the {what} of {len(queued):,} wallet{'s' if len(queued) != 1 else ''}: {_listing(queued)}",
         messages.SUCCESS,
     )
     return None

@@ -31,13 +31,15 @@ def chart_data(histories, per_token=True, selected=None):
                 {"label": f"{t.symbol} ({t.chain})", "data": [_number(v) for v in t.values], "total": False}
                 for t in history.tokens
             ]
-        periods.append({
-            "period": period,
-            "labels": [t.strftime(label_format) for t in history.as_of],
-            "datasets": datasets,
-            "unpriced_points": sum(1 for n in history.unpriced if n),
-            "loaded": True,
-        })
+        periods.append(
+            {
+                "period": period,
+                "labels": [t.strftime(label_format) for t in history.as_of],
+                "datasets": datasets,
+                "unpriced_points": sum(1 for n in history.unpriced if n),
+                "loaded": True,
+            }
+        )
     with_points = [p["period"] for p in periods if p["labels"]]
     if selected:
         return {"periods": periods, "default": selected}

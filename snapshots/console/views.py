@@ -65,7 +65,8 @@ class BackfillForm(forms.Form):
     period = forms.ChoiceField(choices=Period.choices, initial=Period.DAILY)
     since = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), help_text="00:00 UTC of this day")
     until = forms.DateField(
-        required=False, widget=forms.DateInput(attrs={"type": "date"}),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
         help_text="00:00 UTC of this day, inclusive; empty = now",
     )
 
@@ -109,11 +110,15 @@ def wallet_backfill(model_admin, request, object_id):
     if request.POST.get("confirmed") != "yes" or not boundaries:
         cutoff = retention_cutoff(period, now)
         context.update(
-            period=period, boundaries=len(boundaries),
-            first=boundaries and format_boundary(boundaries[0]), last=boundaries and format_boundary(boundaries[-1]),
-            since_text=format_boundary(since), until_text=format_boundary(until),
+            period=period,
+            boundaries=len(boundaries),
+            first=boundaries and format_boundary(boundaries[0]),
+            last=boundaries and format_boundary(boundaries[-1]),
+            since_text=format_boundary(since),
+            until_text=format_boundary(until),
             past_retention=bool(cutoff and boundaries and boundaries[0] < cutoff),
-            retention_days=retention_days(period), retention_setting=retention_setting(period),
+            retention_days=retention_days(period),
+            retention_setting=retention_setting(period),
         )
         return TemplateResponse(request, "admin/console/wallet_backfill_confirm.html", context)
 
@@ -143,15 +148,18 @@ def job_health(now):
     for job in monitoring.job_statuses():
         period = _SNAPSHOT_JOBS.get(job.job)
         runs = [t for t in (job.last_success, job.last_failure) if t]
-        rows.append({
-            "job": job,
-            "last_run": max(runs) if runs else None,
-            "last_run_failed": bool(runs) and job.last_failure == max(runs),
-            "overdue": bool(job.next_run and job.next_run < now),
-            "freshness": freshness.get(period),
-            "age": monitoring.format_age(freshness[period].age_seconds)
-            if period and freshness[period].age_seconds is not None else None,
-        })
+        rows.append(
+            {
+                "job": job,
+                "last_run": max(runs) if runs else None,
+                "last_run_failed": bool(runs) and job.last_failure == max(runs),
+                "overdue": bool(job.next_run and job.next_run < now),
+                "freshness": freshness.get(period),
+                "age": monitoring.format_age(freshness[period].age_seconds)
+                if period and freshness[period].age_seconds is not None
+                else None,
+            }
+        )
     return rows
 
 

@@ -5,31 +5,43 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('bagtracker', '0001_initial'),
+        ("bagtracker", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Balance',
+            name="Balance",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('amount', models.DecimalField(decimal_places=18, max_digits=78)),
-                ('total_in', models.DecimalField(decimal_places=18, max_digits=78)),
-                ('total_out', models.DecimalField(decimal_places=18, max_digits=78)),
-                ('avg_buy_price_usd', models.DecimalField(blank=True, decimal_places=18, max_digits=38, null=True)),
-                ('avg_sell_price_usd', models.DecimalField(blank=True, decimal_places=18, max_digits=38, null=True)),
-                ('realized_pnl_usd', models.DecimalField(decimal_places=18, max_digits=38)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('token', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='balances', to='bagtracker.token')),
-                ('wallet', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='balances', to='bagtracker.wallet')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("amount", models.DecimalField(decimal_places=18, max_digits=78)),
+                ("total_in", models.DecimalField(decimal_places=18, max_digits=78)),
+                ("total_out", models.DecimalField(decimal_places=18, max_digits=78)),
+                ("avg_buy_price_usd", models.DecimalField(blank=True, decimal_places=18, max_digits=38, null=True)),
+                ("avg_sell_price_usd", models.DecimalField(blank=True, decimal_places=18, max_digits=38, null=True)),
+                ("realized_pnl_usd", models.DecimalField(decimal_places=18, max_digits=38)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "token",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="balances", to="bagtracker.token"
+                    ),
+                ),
+                (
+                    "wallet",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="balances", to="bagtracker.wallet"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['wallet_id', 'token_id'],
-                'constraints': [models.UniqueConstraint(fields=('wallet', 'token'), name='balance_unique_wallet_token'), models.CheckConstraint(condition=models.Q(('amount__gte', 0)), name='balance_amount_not_negative')],
+                "ordering": ["wallet_id", "token_id"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("wallet", "token"), name="balance_unique_wallet_token"),
+                    models.CheckConstraint(condition=models.Q(("amount__gte", 0)), name="balance_amount_not_negative"),
+                ],
             },
         ),
     ]

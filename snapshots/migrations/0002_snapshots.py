@@ -28,61 +28,133 @@ ON bagtracker_transaction (timestamp) WHERE status = 'confirmed'
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('bagtracker', '0002_transaction_integrity_trigger'),
-        ('snapshots', '0001_initial'),
+        ("bagtracker", "0002_transaction_integrity_trigger"),
+        ("snapshots", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='balance',
-            name='priced_in_qty',
+            model_name="balance",
+            name="priced_in_qty",
             field=models.DecimalField(decimal_places=18, default=0, max_digits=78),
         ),
         migrations.AddField(
-            model_name='balance',
-            name='priced_in_value_usd',
+            model_name="balance",
+            name="priced_in_value_usd",
             field=models.DecimalField(decimal_places=36, default=0, max_digits=130),
         ),
         migrations.CreateModel(
-            name='SnapshotRun',
+            name="SnapshotRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('period', models.CharField(choices=[('hourly', 'Hourly'), ('daily', 'Daily'), ('weekly', 'Weekly'), ('monthly', 'Monthly')], max_length=8)),
-                ('as_of', models.DateTimeField()),
-                ('source', models.CharField(choices=[('scheduled', 'Scheduled'), ('manual', 'Manual'), ('backfill', 'Backfill')], max_length=10)),
-                ('status', models.CharField(choices=[('completed', 'Completed'), ('failed', 'Failed')], max_length=10)),
-                ('rows', models.PositiveIntegerField(default=0)),
-                ('started_at', models.DateTimeField()),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('error', models.TextField(blank=True, default='')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "period",
+                    models.CharField(
+                        choices=[
+                            ("hourly", "Hourly"),
+                            ("daily", "Daily"),
+                            ("weekly", "Weekly"),
+                            ("monthly", "Monthly"),
+                        ],
+                        max_length=8,
+                    ),
+                ),
+                ("as_of", models.DateTimeField()),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[("scheduled", "Scheduled"), ("manual", "Manual"), ("backfill", "Backfill")],
+                        max_length=10,
+                    ),
+                ),
+                ("status", models.CharField(choices=[("completed", "Completed"), ("failed", "Failed")], max_length=10)),
+                ("rows", models.PositiveIntegerField(default=0)),
+                ("started_at", models.DateTimeField()),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("error", models.TextField(blank=True, default="")),
             ],
             options={
-                'ordering': ['-as_of', 'period', '-started_at'],
-                'indexes': [models.Index(fields=['period', 'as_of'], name='snapshot_run_period_as_of')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('status', 'completed')), fields=('period', 'as_of'), name='snapshot_run_one_completed'), models.CheckConstraint(condition=models.Q(('period__in', ('hourly', 'daily', 'weekly', 'monthly'))), name='snapshot_run_period_valid')],
+                "ordering": ["-as_of", "period", "-started_at"],
+                "indexes": [models.Index(fields=["period", "as_of"], name="snapshot_run_period_as_of")],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("status", "completed")),
+                        fields=("period", "as_of"),
+                        name="snapshot_run_one_completed",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("period__in", ("hourly", "daily", "weekly", "monthly"))),
+                        name="snapshot_run_period_valid",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='BalanceSnapshot',
+            name="BalanceSnapshot",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('period', models.CharField(choices=[('hourly', 'Hourly'), ('daily', 'Daily'), ('weekly', 'Weekly'), ('monthly', 'Monthly')], max_length=8)),
-                ('as_of', models.DateTimeField()),
-                ('amount', models.DecimalField(decimal_places=18, max_digits=78)),
-                ('price_usd', models.DecimalField(blank=True, decimal_places=18, max_digits=38, null=True)),
-                ('value_usd', models.DecimalField(blank=True, decimal_places=18, max_digits=38, null=True)),
-                ('avg_buy_price_usd', models.DecimalField(blank=True, decimal_places=18, max_digits=38, null=True)),
-                ('source', models.CharField(choices=[('scheduled', 'Scheduled'), ('manual', 'Manual'), ('backfill', 'Backfill')], max_length=10)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('token', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='snapshots', to='bagtracker.token')),
-                ('wallet', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='snapshots', to='bagtracker.wallet')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "period",
+                    models.CharField(
+                        choices=[
+                            ("hourly", "Hourly"),
+                            ("daily", "Daily"),
+                            ("weekly", "Weekly"),
+                            ("monthly", "Monthly"),
+                        ],
+                        max_length=8,
+                    ),
+                ),
+                ("as_of", models.DateTimeField()),
+                ("amount", models.DecimalField(decimal_places=18, max_digits=78)),
+                ("price_usd", models.DecimalField(blank=True, decimal_places=18, max_digits=38, null=True)),
+                ("value_usd", models.DecimalField(blank=True, decimal_places=18, max_digits=38, null=True)),
+                ("avg_buy_price_usd", models.DecimalField(blank=True, decimal_places=18, max_digits=38, null=True)),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[("scheduled", "Scheduled"), ("manual", "Manual"), ("backfill", "Backfill")],
+                        max_length=10,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "token",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="snapshots",
+                        to="bagtracker.token",
+                    ),
+                ),
+                (
+                    "wallet",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="snapshots",
+                        to="bagtracker.wallet",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-as_of', 'wallet_id', 'token_id'],
-                'indexes': [models.Index(fields=['wallet', 'period', 'as_of'], name='snapshot_wallet_history')],
-                'constraints': [models.UniqueConstraint(fields=('period', 'as_of', 'wallet', 'token'), name='snapshot_unique_period_as_of_wallet_token'), models.CheckConstraint(condition=models.Q(('amount__gt', 0)), name='snapshot_amount_positive'), models.CheckConstraint(condition=models.Q(('period__in', ('hourly', 'daily', 'weekly', 'monthly'))), name='snapshot_period_valid'), models.CheckConstraint(condition=models.Q(('source__in', ['scheduled', 'manual', 'backfill'])), name='snapshot_source_valid')],
+                "ordering": ["-as_of", "wallet_id", "token_id"],
+                "indexes": [models.Index(fields=["wallet", "period", "as_of"], name="snapshot_wallet_history")],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("period", "as_of", "wallet", "token"), name="snapshot_unique_period_as_of_wallet_token"
+                    ),
+                    models.CheckConstraint(condition=models.Q(("amount__gt", 0)), name="snapshot_amount_positive"),
+                    models.CheckConstraint(
+                        condition=models.Q(("period__in", ("hourly", "daily", "weekly", "monthly"))),
+                        name="snapshot_period_valid",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("source__in", ["scheduled", "manual", "backfill"])),
+                        name="snapshot_source_valid",
+                    ),
+                ],
             },
         ),
         migrations.RunSQL(FILL_PRICED_IN_SUMS, migrations.RunSQL.noop),

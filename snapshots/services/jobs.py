@@ -11,7 +11,16 @@ logger = logging.getLogger("snapshots.jobs")
 
 TASKS_MODULE = "snapshots.tasks"
 LOGGED_FIELDS = (
-    "status", "reason", "period", "as_of", "source", "rows", "caught_up", "wallets", "balances_written", "duration_seconds",
+    "status",
+    "reason",
+    "period",
+    "as_of",
+    "source",
+    "rows",
+    "caught_up",
+    "wallets",
+    "balances_written",
+    "duration_seconds",
 )
 
 

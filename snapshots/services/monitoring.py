@@ -131,7 +131,9 @@ def _summary(result):
 
 def job_statuses(jobs=JOBS):
     statuses = []
-    schedules = {s.func: s for s in Schedule.objects.filter(func__in=[f"{TASKS_MODULE}.{j}" for j in jobs]).order_by("id")}
+    schedules = {
+        s.func: s for s in Schedule.objects.filter(func__in=[f"{TASKS_MODULE}.{j}" for j in jobs]).order_by("id")
+    }
     for job in jobs:
         status = JobStatus(job)
         schedule = schedules.get(status.func)
@@ -158,7 +160,6 @@ def job_statuses(jobs=JOBS):
                 break
         statuses.append(status)
     return statuses
-
 
 
 # --- Snapshot freshness --------------------------------------------------------------------------

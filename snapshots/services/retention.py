@@ -53,8 +53,7 @@ WHERE period = %(period)s AND as_of = %(as_of)s
 SCAN_IN_HEAP_ORDER = "SET LOCAL enable_bitmapscan = on; SET LOCAL enable_indexscan = off"
 # Back to the server's settings, in case the caller's transaction goes on after the batch.
 DEFAULT_PLANS = (
-    "SET LOCAL enable_bitmapscan TO DEFAULT; SET LOCAL enable_seqscan TO DEFAULT; "
-    "SET LOCAL enable_indexscan TO DEFAULT"
+    "SET LOCAL enable_bitmapscan TO DEFAULT; SET LOCAL enable_seqscan TO DEFAULT; SET LOCAL enable_indexscan TO DEFAULT"
 )
 
 _FIRST_KEY = (0, 0)

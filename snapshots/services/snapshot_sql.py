@@ -76,6 +76,7 @@ WITH recent AS (
 )
 """
 
+
 def _upsert_from(rows):
     return f"""
 INSERT INTO snapshots_balancesnapshot AS s
@@ -92,6 +93,7 @@ WHERE (s.amount, s.price_usd, s.value_usd, s.avg_buy_price_usd)
       IS DISTINCT FROM (EXCLUDED.amount, EXCLUDED.price_usd, EXCLUDED.value_usd, EXCLUDED.avg_buy_price_usd)
 """
 
+
 # A boundary with no rows yet (the usual scheduled run): a plain INSERT … SELECT, streamed, with
 # nothing to compare and nothing stale. The advisory lock guarantees no one else writes it meanwhile.
 WRITE_NEW_SNAPSHOT_SQL = SNAPSHOT_ROWS_CTES + _upsert_from("snapshot")
@@ -100,7 +102,9 @@ WRITE_NEW_SNAPSHOT_SQL = SNAPSHOT_ROWS_CTES + _upsert_from("snapshot")
 # what differs (written), what is new (inserted) and what no longer qualifies (deleted by ctid:
 # the whole statement sees one snapshot). Unchanged rows — usually all of them — cost a hash probe,
 # not an ON CONFLICT index probe and row lock each.
-REFRESH_SNAPSHOT_SQL = SNAPSHOT_ROWS_CTES + """\
+REFRESH_SNAPSHOT_SQL = (
+    SNAPSHOT_ROWS_CTES
+    + """\
 , existing AS (
     SELECT e.ctid AS tid, e.wallet_id, e.token_id, e.amount, e.price_usd, e.value_usd, e.avg_buy_price_usd
     FROM snapshots_balancesnapshot e
@@ -115,7 +119,9 @@ REFRESH_SNAPSHOT_SQL = SNAPSHOT_ROWS_CTES + """\
            ) AS differs
     FROM snapshot n
     FULL JOIN existing e ON e.wallet_id = n.wallet_id AND e.token_id = n.token_id
-), upserted AS (""" + _upsert_from("compared WHERE differs") + """\
+), upserted AS ("""
+    + _upsert_from("compared WHERE differs")
+    + """\
 RETURNING 1
 ), removed AS (
     DELETE FROM snapshots_balancesnapshot
@@ -125,6 +131,7 @@ RETURNING 1
 SELECT (SELECT count(*) FROM compared WHERE qualifies), (SELECT count(*) FROM upserted),
        (SELECT count(*) FROM removed)
 """
+)
 
 # Re-taking a boundary hashes a million rows and holds them once (CTE): with the default 4MB
 # work_mem both spill to disk. Server memory, for this transaction only.

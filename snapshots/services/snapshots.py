@@ -240,8 +240,13 @@ def take_snapshot(period, as_of, source, wallets=None, *, excluding_wallets=(), 
                     period=period,
                     as_of=as_of,
                     status=SnapshotRun.Status.COMPLETED,
-                    defaults={"source": source, "rows": result.rows, "started_at": started_at,
-                              "finished_at": _now(), "error": ""},
+                    defaults={
+                        "source": source,
+                        "rows": result.rows,
+                        "started_at": started_at,
+                        "finished_at": _now(),
+                        "error": "",
+                    },
                 )
             else:
                 completed.update(rows=snapshot_sql.count_rows(cursor, period, as_of))
@@ -260,8 +265,14 @@ def _record_failure(result, started_at):
     try:
         with transaction.atomic():
             SnapshotRun.objects.create(
-                period=result.period, as_of=result.as_of, source=result.source, status=SnapshotRun.Status.FAILED,
-                rows=0, started_at=started_at, finished_at=_now(), error=result.error[:10000],
+                period=result.period,
+                as_of=result.as_of,
+                source=result.source,
+                status=SnapshotRun.Status.FAILED,
+                rows=0,
+                started_at=started_at,
+                finished_at=_now(),
+                error=result.error[:10000],
             )
     except Exception:  # the database may be what failed; the caller still gets the original error
         logger.exception("could not record the failed snapshot run")

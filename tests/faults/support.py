@@ -113,9 +113,21 @@ class PrivateRedis:
         assert binary, "redis-server is not installed"
         self.directory.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_until(self.answers, 10, interval=0.05, what=f"redis-server on port {self.port}")
         return self
@@ -143,8 +155,12 @@ def raw_connection():
 
     db = connection.settings_dict
     return psycopg.connect(
-        dbname=db["NAME"], user=db["USER"], password=db.get("PASSWORD") or None,
-        host=db.get("HOST") or "127.0.0.1", port=db.get("PORT") or 5432, application_name="bagtracker-faults-blocker",
+        dbname=db["NAME"],
+        user=db["USER"],
+        password=db.get("PASSWORD") or None,
+        host=db.get("HOST") or "127.0.0.1",
+        port=db.get("PORT") or 5432,
+        application_name="bagtracker-faults-blocker",
     )
 
 

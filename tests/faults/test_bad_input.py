@@ -68,116 +68,245 @@ def price_file(id, data, message, **kwargs):
 
 CASES = [
     # create_snapshots
-    Case("create_snapshots: unknown period", ["create_snapshots", "--period", "yearly"], "invalid choice: 'yearly'",
-         subprocess=True),
-    Case("create_snapshots: malformed --at", ["create_snapshots", "--period", "daily", "--at", "yesterday"],
-         "--at: 'yesterday' is not an ISO 8601 date or time"),
-    Case("create_snapshots: impossible date", ["create_snapshots", "--period", "daily", "--at", "2026-02-30"],
-         "--at: '2026-02-30' is not an ISO 8601"),
-    Case("create_snapshots: offset out of range", ["create_snapshots", "--period", "hourly", "--at",
-                                                   "2026-01-01T00:00+25:00"], "is not an ISO 8601"),
-    Case("create_snapshots: time without offset",
-         ["create_snapshots", "--period", "hourly", "--at", "2026-01-05T10:30:00"], "has no UTC offset"),
-    Case("create_snapshots: future", ["create_snapshots", "--period", "daily", "--at", "2999-01-01"],
-         "--at 2999-01-01 is in the future"),
+    Case(
+        "create_snapshots: unknown period",
+        ["create_snapshots", "--period", "yearly"],
+        "invalid choice: 'yearly'",
+        subprocess=True,
+    ),
+    Case(
+        "create_snapshots: malformed --at",
+        ["create_snapshots", "--period", "daily", "--at", "yesterday"],
+        "--at: 'yesterday' is not an ISO 8601 date or time",
+    ),
+    Case(
+        "create_snapshots: impossible date",
+        ["create_snapshots", "--period", "daily", "--at", "2026-02-30"],
+        "--at: '2026-02-30' is not an ISO 8601",
+    ),
+    Case(
+        "create_snapshots: offset out of range",
+        ["create_snapshots", "--period", "hourly", "--at", "2026-01-01T00:00+25:00"],
+        "is not an ISO 8601",
+    ),
+    Case(
+        "create_snapshots: time without offset",
+        ["create_snapshots", "--period", "hourly", "--at", "2026-01-05T10:30:00"],
+        "has no UTC offset",
+    ),
+    Case(
+        "create_snapshots: future",
+        ["create_snapshots", "--period", "daily", "--at", "2999-01-01"],
+        "--at 2999-01-01 is in the future",
+    ),
     # recalculate
-    Case("recalculate: unknown wallet", ["recalculate", "--wallet", "999999"], "wallet 999999 does not exist",
-         subprocess=True),
+    Case(
+        "recalculate: unknown wallet",
+        ["recalculate", "--wallet", "999999"],
+        "wallet 999999 does not exist",
+        subprocess=True,
+    ),
     Case("recalculate: negative id", ["recalculate", "--wallet", "-1"], "wallet -1 does not exist"),
-    Case("recalculate: id beyond bigint", ["recalculate", "--wallet", "99999999999999999999"],
-         "wallet 99999999999999999999 does not exist"),
-    Case("recalculate: id not a number", ["recalculate", "--wallet", "abc"], "argument --wallet: invalid int value: 'abc'"),
+    Case(
+        "recalculate: id beyond bigint",
+        ["recalculate", "--wallet", "99999999999999999999"],
+        "wallet 99999999999999999999 does not exist",
+    ),
+    Case(
+        "recalculate: id not a number",
+        ["recalculate", "--wallet", "abc"],
+        "argument --wallet: invalid int value: 'abc'",
+    ),
     Case("recalculate: no target", ["recalculate"], "one of the arguments --wallet --all is required"),
     Case("recalculate: two targets", ["recalculate", "--wallet", "1", "--all"], "not allowed with argument --wallet"),
-    Case("recalculate --async: unknown wallet", ["recalculate", "--wallet", "999999", "--async"],
-         "wallet 999999 does not exist"),
+    Case(
+        "recalculate --async: unknown wallet",
+        ["recalculate", "--wallet", "999999", "--async"],
+        "wallet 999999 does not exist",
+    ),
     # backfill_snapshots
-    Case("backfill: since after until", ["backfill_snapshots", "--period", "daily", "--since", "2026-03-02",
-                                         "--until", "2026-03-01"], "--since 2026-03-02 is after --until 2026-03-01",
-         subprocess=True),
-    Case("backfill: unknown period", ["backfill_snapshots", "--period", "fortnightly", "--since", "2026-01-01"],
-         "invalid choice: 'fortnightly'"),
-    Case("backfill: malformed since", ["backfill_snapshots", "--period", "daily", "--since", "March"],
-         "--since: 'March' is not an ISO 8601"),
-    Case("backfill: malformed until", ["backfill_snapshots", "--period", "daily", "--since", "2026-01-01",
-                                       "--until", "2026-01-01T25:00Z"], "--until: '2026-01-01T25:00Z' is not an ISO 8601"),
-    Case("backfill: future since", ["backfill_snapshots", "--period", "daily", "--since", "2999-01-01"],
-         "--since 2999-01-01 is in the future"),
-    Case("backfill: unknown wallet", ["backfill_snapshots", "--period", "daily", "--since", "2026-01-01",
-                                      "--wallet", "999999"], "wallet 999999 does not exist"),
+    Case(
+        "backfill: since after until",
+        ["backfill_snapshots", "--period", "daily", "--since", "2026-03-02", "--until", "2026-03-01"],
+        "--since 2026-03-02 is after --until 2026-03-01",
+        subprocess=True,
+    ),
+    Case(
+        "backfill: unknown period",
+        ["backfill_snapshots", "--period", "fortnightly", "--since", "2026-01-01"],
+        "invalid choice: 'fortnightly'",
+    ),
+    Case(
+        "backfill: malformed since",
+        ["backfill_snapshots", "--period", "daily", "--since", "March"],
+        "--since: 'March' is not an ISO 8601",
+    ),
+    Case(
+        "backfill: malformed until",
+        ["backfill_snapshots", "--period", "daily", "--since", "2026-01-01", "--until", "2026-01-01T25:00Z"],
+        "--until: '2026-01-01T25:00Z' is not an ISO 8601",
+    ),
+    Case(
+        "backfill: future since",
+        ["backfill_snapshots", "--period", "daily", "--since", "2999-01-01"],
+        "--since 2999-01-01 is in the future",
+    ),
+    Case(
+        "backfill: unknown wallet",
+        ["backfill_snapshots", "--period", "daily", "--since", "2026-01-01", "--wallet", "999999"],
+        "wallet 999999 does not exist",
+    ),
     # cleanup_snapshots
-    Case("cleanup: unknown option", ["cleanup_snapshots", "--days", "3"], "unrecognized arguments: --days 3",
-         subprocess=True),
+    Case(
+        "cleanup: unknown option",
+        ["cleanup_snapshots", "--days", "3"],
+        "unrecognized arguments: --days 3",
+        subprocess=True,
+    ),
     # export_snapshots
-    Case("export_snapshots: since after until", ["export_snapshots", "--period", "daily", "--since", "2026-03-02",
-                                                 "--until", "2026-03-01"], "is after --until", subprocess=True),
+    Case(
+        "export_snapshots: since after until",
+        ["export_snapshots", "--period", "daily", "--since", "2026-03-02", "--until", "2026-03-01"],
+        "is after --until",
+        subprocess=True,
+    ),
     Case("export_snapshots: unknown period", ["export_snapshots", "--period", "yearly"], "invalid choice: 'yearly'"),
-    Case("export_snapshots: malformed since", ["export_snapshots", "--period", "daily", "--since", "31/12/2026"],
-         "--since: '31/12/2026' is not an ISO 8601"),
-    Case("export_snapshots: unknown format", ["export_snapshots", "--period", "daily", "--format", "xml"],
-         "invalid choice: 'xml'"),
+    Case(
+        "export_snapshots: malformed since",
+        ["export_snapshots", "--period", "daily", "--since", "31/12/2026"],
+        "--since: '31/12/2026' is not an ISO 8601",
+    ),
+    Case(
+        "export_snapshots: unknown format",
+        ["export_snapshots", "--period", "daily", "--format", "xml"],
+        "invalid choice: 'xml'",
+    ),
     # export_balances
-    Case("export_balances: unknown wallet", ["export_balances", "--wallet", "999999"], "wallet 999999 does not exist",
-         subprocess=True),
+    Case(
+        "export_balances: unknown wallet",
+        ["export_balances", "--wallet", "999999"],
+        "wallet 999999 does not exist",
+        subprocess=True,
+    ),
     Case("export_balances: id not a number", ["export_balances", "--wallet", "0x1"], "invalid int value: '0x1'"),
     Case("export_balances: unknown format", ["export_balances", "--format", "xlsx"], "invalid choice: 'xlsx'"),
     # jobs_status
-    Case("jobs_status: both outputs", ["jobs_status", "--json", "--quiet"], "not allowed with argument --json",
-         subprocess=True),
+    Case(
+        "jobs_status: both outputs",
+        ["jobs_status", "--json", "--quiet"],
+        "not allowed with argument --json",
+        subprocess=True,
+    ),
     # import_transactions
-    Case("import_transactions: missing file", ["import_transactions", "/nonexistent/tx.csv"],
-         "cannot read /nonexistent/tx.csv: No such file or directory"),
+    Case(
+        "import_transactions: missing file",
+        ["import_transactions", "/nonexistent/tx.csv"],
+        "cannot read /nonexistent/tx.csv: No such file or directory",
+    ),
     Case("import_transactions: a directory", ["import_transactions", "/tmp"], "cannot read /tmp: Is a directory"),
     tx_file("empty file", b"", "the file is empty; expected a header line"),
     tx_file("BOM only", BOM, "the file is empty"),
     tx_file("header only", csv_bytes(TX_HEADER), "the file has a header but no rows"),
-    tx_file("semicolons", csv_bytes(TX_HEADER.replace(",", ";"), GOOD_TX.replace(",", ";")),
-            "line 1: the header is separated by ';'"),
+    tx_file(
+        "semicolons",
+        csv_bytes(TX_HEADER.replace(",", ";"), GOOD_TX.replace(",", ";")),
+        "line 1: the header is separated by ';'",
+    ),
     tx_file("tabs", csv_bytes(TX_HEADER.replace(",", "\t")), "line 1: the header is separated by tab"),
-    tx_file("not UTF-8", csv_bytes(TX_HEADER, GOOD_TX) + tx_row(tx_hash="0x2").replace("ETH", "ÉTH").encode("latin-1"),
-            "line 3: byte 0xc9 at column", subprocess=True),
+    tx_file(
+        "not UTF-8",
+        csv_bytes(TX_HEADER, GOOD_TX) + tx_row(tx_hash="0x2").replace("ETH", "ÉTH").encode("latin-1"),
+        "line 3: byte 0xc9 at column",
+        subprocess=True,
+    ),
     tx_file("NUL bytes", csv_bytes(TX_HEADER) + b"\x00\x01\x02", "line 2: contains a NUL byte"),
-    tx_file("amount NaN", csv_bytes(TX_HEADER, GOOD_TX, tx_row("NaN", tx_hash="0x2")), "line 3: amount 'NaN' is not a finite number"),
-    tx_file("amount Infinity", csv_bytes(TX_HEADER, tx_row("Infinity")), "line 2: amount 'Infinity' is not a finite number"),
+    tx_file(
+        "amount NaN",
+        csv_bytes(TX_HEADER, GOOD_TX, tx_row("NaN", tx_hash="0x2")),
+        "line 3: amount 'NaN' is not a finite number",
+    ),
+    tx_file(
+        "amount Infinity", csv_bytes(TX_HEADER, tx_row("Infinity")), "line 2: amount 'Infinity' is not a finite number"
+    ),
     tx_file("amount -1", csv_bytes(TX_HEADER, tx_row("-1")), "line 2: amount -1 must be greater than 0"),
-    tx_file("amount 1e400", csv_bytes(TX_HEADER, tx_row("1e400")), "line 2: amount 1e400 has 401 integer digits; at most 60"),
+    tx_file(
+        "amount 1e400", csv_bytes(TX_HEADER, tx_row("1e400")), "line 2: amount 1e400 has 401 integer digits; at most 60"
+    ),
     tx_file("amount of 61 digits", csv_bytes(TX_HEADER, tx_row("9" * 61)), "line 2: amount 999"),
     tx_file("amount of 19 places", csv_bytes(TX_HEADER, tx_row("0." + "0" * 18 + "1")), "has 19 decimal places"),
     tx_file("price NaN", csv_bytes(TX_HEADER, tx_row(price="NaN")), "line 2: price_usd 'NaN' is not a finite number"),
     tx_file("price of 61 digits", csv_bytes(TX_HEADER, tx_row(price="9" * 61)), "has 61 integer digits; at most 20"),
-    tx_file("timestamp without offset", csv_bytes(TX_HEADER, tx_row(at="2026-01-05T00:00:00")),
-            "line 2: timestamp '2026-01-05T00:00:00' has no UTC offset"),
-    tx_file("malformed timestamp", csv_bytes(TX_HEADER, tx_row(at="05/01/2026")),
-            "line 2: timestamp '05/01/2026' is not an ISO 8601 date-time"),
-    tx_file("a duplicate tx_hash with other values", csv_bytes(TX_HEADER, GOOD_TX, tx_row("2", tx_hash="0xgood")),
-            "line 3: same wallet, token, tx_hash and kind as line 2"),
-    tx_file("a sale of more than is held", csv_bytes(TX_HEADER, tx_row("5", kind="sell")),
-            "line 2: would make a running amount negative"),
+    tx_file(
+        "timestamp without offset",
+        csv_bytes(TX_HEADER, tx_row(at="2026-01-05T00:00:00")),
+        "line 2: timestamp '2026-01-05T00:00:00' has no UTC offset",
+    ),
+    tx_file(
+        "malformed timestamp",
+        csv_bytes(TX_HEADER, tx_row(at="05/01/2026")),
+        "line 2: timestamp '05/01/2026' is not an ISO 8601 date-time",
+    ),
+    tx_file(
+        "a duplicate tx_hash with other values",
+        csv_bytes(TX_HEADER, GOOD_TX, tx_row("2", tx_hash="0xgood")),
+        "line 3: same wallet, token, tx_hash and kind as line 2",
+    ),
+    tx_file(
+        "a sale of more than is held",
+        csv_bytes(TX_HEADER, tx_row("5", kind="sell")),
+        "line 2: would make a running amount negative",
+    ),
     # import_prices
-    price_file("unknown token", csv_bytes(PRICE_HEADER, GOOD_PRICE, price_row(token="DOGE")),
-               "line 3: unknown token 'DOGE' on ethereum", subprocess=True),
+    price_file(
+        "unknown token",
+        csv_bytes(PRICE_HEADER, GOOD_PRICE, price_row(token="DOGE")),
+        "line 3: unknown token 'DOGE' on ethereum",
+        subprocess=True,
+    ),
     price_file("unknown chain", csv_bytes(PRICE_HEADER, price_row(chain="bitcoin")), "line 2: unknown chain 'bitcoin'"),
     price_file("empty file", b"", "the file is empty; expected a header line: chain,token,as_of,price_usd"),
     price_file("BOM only", BOM, "the file is empty"),
     price_file("header only", csv_bytes(PRICE_HEADER), "the file has a header but no rows"),
     price_file("semicolons", csv_bytes(PRICE_HEADER.replace(",", ";")), "line 1: the header is separated by ';'"),
-    price_file("not UTF-8", csv_bytes(PRICE_HEADER, GOOD_PRICE) + NOT_UTF8 + b"thereum,ETH,2026-01-05T00:00:00Z,1\n",
-               "line 3: byte 0xc9 at column 1 is not UTF-8"),
-    price_file("price NaN", csv_bytes(PRICE_HEADER, price_row("NaN")), "line 2: price_usd 'NaN' is not a finite number"),
+    price_file(
+        "not UTF-8",
+        csv_bytes(PRICE_HEADER, GOOD_PRICE) + NOT_UTF8 + b"thereum,ETH,2026-01-05T00:00:00Z,1\n",
+        "line 3: byte 0xc9 at column 1 is not UTF-8",
+    ),
+    price_file(
+        "price NaN", csv_bytes(PRICE_HEADER, price_row("NaN")), "line 2: price_usd 'NaN' is not a finite number"
+    ),
     price_file("price Infinity", csv_bytes(PRICE_HEADER, price_row("Infinity")), "not a finite number"),
     price_file("price -1", csv_bytes(PRICE_HEADER, price_row("-1")), "line 2: price_usd -1 must not be negative"),
     price_file("price 1e400", csv_bytes(PRICE_HEADER, price_row("1e400")), "has 401 integer digits; at most 20"),
     price_file("price of 61 digits", csv_bytes(PRICE_HEADER, price_row("9" * 61)), "has 61 integer digits; at most 20"),
-    price_file("price of 19 places", csv_bytes(PRICE_HEADER, price_row("0." + "0" * 18 + "1")), "has 19 decimal places"),
+    price_file(
+        "price of 19 places", csv_bytes(PRICE_HEADER, price_row("0." + "0" * 18 + "1")), "has 19 decimal places"
+    ),
     price_file("as_of without offset", csv_bytes(PRICE_HEADER, price_row(at="2026-01-05 00:00")), "has no UTC offset"),
-    price_file("malformed as_of", csv_bytes(PRICE_HEADER, price_row(at="2026-01-05T24:61Z")), "is not an ISO 8601 date-time"),
-    price_file("a duplicate with another price", csv_bytes(PRICE_HEADER, GOOD_PRICE, price_row("1", at="2026-01-04T00:00:00Z")),
-               "line 3: same token and as_of as line 2 but a different price"),
+    price_file(
+        "malformed as_of", csv_bytes(PRICE_HEADER, price_row(at="2026-01-05T24:61Z")), "is not an ISO 8601 date-time"
+    ),
+    price_file(
+        "a duplicate with another price",
+        csv_bytes(PRICE_HEADER, GOOD_PRICE, price_row("1", at="2026-01-04T00:00:00Z")),
+        "line 3: same token and as_of as line 2 but a different price",
+    ),
 ]
 
-TABLES = ["bagtracker_chain", "bagtracker_wallet", "bagtracker_token", "bagtracker_transaction", "bagtracker_price",
-          "snapshots_balance", "snapshots_balancesnapshot", "snapshots_snapshotrun", "django_q_schedule", "django_q_ormq",
-          "django_q_task"]
+TABLES = [
+    "bagtracker_chain",
+    "bagtracker_wallet",
+    "bagtracker_token",
+    "bagtracker_transaction",
+    "bagtracker_price",
+    "snapshots_balance",
+    "snapshots_balancesnapshot",
+    "snapshots_snapshotrun",
+    "django_q_schedule",
+    "django_q_ormq",
+    "django_q_task",
+]
 
 
 def database_state():
@@ -227,7 +356,11 @@ def test_the_real_manage_py_exits_non_zero_with_one_line_on_stderr(case, history
     before = database_state()
     result = subprocess.run(
         [sys.executable, "manage.py", *case.argv(file_for(case, tmp_path))],
-        cwd=ROOT, env=process_env(), capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=process_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode != 0
     assert "Traceback" not in result.stderr

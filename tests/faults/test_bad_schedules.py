@@ -44,8 +44,9 @@ def broker(monkeypatch):
 
 
 def due_schedule(name, due, args="1.5"):
-    schedule = Schedule.objects.create(name=name, func="math.floor", args=args, schedule_type=Schedule.CRON,
-                                       cron="0 * * * *")
+    schedule = Schedule.objects.create(
+        name=name, func="math.floor", args=args, schedule_type=Schedule.CRON, cron="0 * * * *"
+    )
     Schedule.objects.filter(pk=schedule.pk).update(next_run=due)  # save() of a CRON row computes its own
     return schedule
 
@@ -61,7 +62,9 @@ def test_schedules_broken_by_sql_are_paused_and_the_others_fire_once(broker, cap
     Schedule.objects.all().delete()
     due = timezone.now() - timedelta(minutes=5)
     good_before = due_schedule("good before", due)
-    broken = [force(name, column, value, due + timedelta(seconds=i + 1)) for i, (name, column, value) in enumerate(BROKEN)]
+    broken = [
+        force(name, column, value, due + timedelta(seconds=i + 1)) for i, (name, column, value) in enumerate(BROKEN)
+    ]
     good_after = due_schedule("good after", due + timedelta(minutes=1), args="2.5")
 
     with caplog.at_level(logging.ERROR, logger="snapshots.jobs"):

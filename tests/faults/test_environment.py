@@ -71,16 +71,24 @@ def test_a_malformed_variable_stops_start_up_with_one_line_naming_it(name, value
 
 def test_well_formed_variables_start():
     result = check(
-        BALANCE_DUST_THRESHOLD="0", BALANCE_HOURLY_SNAPSHOTS="off", BALANCE_HOURLY_RETENTION_DAYS="0",
-        REDIS_URL="redis://:pw@127.0.0.1:6379/8", METRICS_TOKEN="0123456789abcdef0123",
-        METRICS_ALLOWED_IPS="10.0.0.0/8, ::1", LOG_LEVEL="warning",
+        BALANCE_DUST_THRESHOLD="0",
+        BALANCE_HOURLY_SNAPSHOTS="off",
+        BALANCE_HOURLY_RETENTION_DAYS="0",
+        REDIS_URL="redis://:pw@127.0.0.1:6379/8",
+        METRICS_TOKEN="0123456789abcdef0123",
+        METRICS_ALLOWED_IPS="10.0.0.0/8, ::1",
+        LOG_LEVEL="warning",
     )
     assert result.returncode == 0, result.stderr
 
 
 def test_traceback_is_still_there_for_whoever_asks():
     result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--traceback"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+        [sys.executable, "manage.py", "check", "--traceback"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.local", "REDIS_DB": "x"},
     )
     assert result.returncode != 0 and "Traceback" in result.stderr and "REDIS_DB" in result.stderr

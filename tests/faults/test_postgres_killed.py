@@ -24,8 +24,11 @@ def private_redis(tmp_path):
 
 
 def balances(wallet):
-    return list(Balance.objects.filter(wallet=wallet).order_by("token_id").values_list(
-        "token_id", "amount", "total_in", "total_out", "avg_buy_price_usd", "realized_pnl_usd"))
+    return list(
+        Balance.objects.filter(wallet=wallet)
+        .order_by("token_id")
+        .values_list("token_id", "amount", "total_in", "total_out", "avg_buy_price_usd", "realized_pnl_usd")
+    )
 
 
 def test_a_recalculation_whose_connection_is_killed_changes_nothing_and_a_retry_succeeds(
@@ -44,8 +47,9 @@ def test_a_recalculation_whose_connection_is_killed_changes_nothing_and_a_retry_
     # The test holds the ETH balance row: the job's upsert, having locked the wallet and checked
     # its history, waits on it, mid-statement. Then its connection is killed.
     blocker = raw_connection()
-    blocker.execute("SELECT 1 FROM snapshots_balance WHERE wallet_id = %s AND token_id = %s FOR UPDATE",
-                    [wallet.pk, token.pk])
+    blocker.execute(
+        "SELECT 1 FROM snapshots_balance WHERE wallet_id = %s AND token_id = %s FOR UPDATE", [wallet.pk, token.pk]
+    )
     try:
         task_id = queue_on(private_redis.url, "snapshots.tasks.recalculate_wallet_balances", wallet.pk)
         pid, _ = active_backend("WITH agg AS", waiting_on="Lock", timeout=30)  # the upsert (first 1 kB)
@@ -83,8 +87,14 @@ def test_the_recalculate_command_whose_connection_is_killed_says_so_in_one_line(
     blocker = raw_connection()
     blocker.execute("SELECT 1 FROM snapshots_balance WHERE wallet_id = %s FOR UPDATE", [wallet.pk])
     try:
-        command = subprocess.Popen([sys.executable, "manage.py", "recalculate", "--wallet", str(wallet.pk)], cwd=ROOT,
-                                   env=process_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        command = subprocess.Popen(
+            [sys.executable, "manage.py", "recalculate", "--wallet", str(wallet.pk)],
+            cwd=ROOT,
+            env=process_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         pid, _ = active_backend("WITH agg AS", waiting_on="Lock", timeout=30)
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
@@ -97,7 +107,13 @@ def test_the_recalculate_command_whose_connection_is_killed_says_so_in_one_line(
     assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1, stderr
     assert "database" in stderr and "terminating connection due to administrator command" in stderr
     assert balances(wallet) == damaged
-    rerun = subprocess.run([sys.executable, "manage.py", "recalculate", "--wallet", str(wallet.pk)], cwd=ROOT,
-                           env=process_env(), capture_output=True, text=True, timeout=60)
+    rerun = subprocess.run(
+        [sys.executable, "manage.py", "recalculate", "--wallet", str(wallet.pk)],
+        cwd=ROOT,
+        env=process_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert rerun.returncode == 0, rerun.stderr
     assert Balance.objects.get(wallet=wallet).amount == Decimal("3")

@@ -50,15 +50,29 @@ def joined(started):
 
 
 def ledger(wallet):
-    return list(Balance.objects.filter(wallet=wallet).order_by("token_id").values_list(
-        "token_id", "amount", "total_in", "total_out", "avg_buy_price_usd", "avg_sell_price_usd", "realized_pnl_usd",
-        "priced_in_qty", "priced_in_value_usd"))
+    return list(
+        Balance.objects.filter(wallet=wallet)
+        .order_by("token_id")
+        .values_list(
+            "token_id",
+            "amount",
+            "total_in",
+            "total_out",
+            "avg_buy_price_usd",
+            "avg_sell_price_usd",
+            "realized_pnl_usd",
+            "priced_in_qty",
+            "priced_in_value_usd",
+        )
+    )
 
 
 def waiting_backends(fragment):
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock' "
-                       "AND query LIKE %s", [connection.settings_dict["NAME"], f"%{fragment}%"])
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock' AND query LIKE %s",
+            [connection.settings_dict["NAME"], f"%{fragment}%"],
+        )
         return cursor.fetchone()[0]
 
 
@@ -101,15 +115,21 @@ def test_a_recalculation_racing_a_snapshot_of_the_same_boundary_ends_as_a_serial
     # The test's uncommitted "completed" run of the boundary: the snapshot, its rows written,
     # waits there to record its own run, as a long snapshot would still be writing.
     holder = raw_connection()
-    holder.execute("INSERT INTO snapshots_snapshotrun (period, as_of, source, status, rows, started_at, error) "
-                   "VALUES ('hourly', %s, 'manual', 'completed', 0, now(), '')", [boundary])
+    holder.execute(
+        "INSERT INTO snapshots_snapshotrun (period, as_of, source, status, rows, started_at, error) "
+        "VALUES ('hourly', %s, 'manual', 'completed', 0, now(), '')",
+        [boundary],
+    )
     try:
         snapshot = in_thread(tasks.create_hourly_snapshots, scheduled_at=(boundary + timedelta(minutes=5)).isoformat())
         active_backend("snapshots_snapshotrun", waiting_on="Lock", timeout=30)
         recalculation = in_thread(tasks.recalculate_wallet_balances, wallet.pk, create_snapshots=True)
         # It finishes, or waits for the snapshot in progress (the guard): either way, let the snapshot go.
-        wait_until(lambda: not recalculation[0].is_alive() or waiting_backends("pg_advisory_lock(") == 1, 30,
-                   what="the recalculation to finish or wait for the snapshot")
+        wait_until(
+            lambda: not recalculation[0].is_alive() or waiting_backends("pg_advisory_lock(") == 1,
+            30,
+            what="the recalculation to finish or wait for the snapshot",
+        )
     finally:
         holder.rollback()
         holder.close()

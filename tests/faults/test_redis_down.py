@@ -54,8 +54,11 @@ def test_a_schedule_due_while_redis_is_down_fires_when_it_is_back_and_catches_up
 
     private_redis.kill()
     Schedule.objects.filter(name="hourly_balance_snapshots").update(next_run=due + timedelta(minutes=5))
-    wait_until(lambda: "Could not create task from schedule" in cluster.log(), SCHEDULER_TICK + 30,
-               what="the scheduler's tick with Redis down")
+    wait_until(
+        lambda: "Could not create task from schedule" in cluster.log(),
+        SCHEDULER_TICK + 30,
+        what="the scheduler's tick with Redis down",
+    )
     assert Schedule.objects.get(name="hourly_balance_snapshots").next_run == due + timedelta(minutes=5)  # not lost
     assert completed(due) is None
     private_redis.start()  # same port
@@ -65,8 +68,9 @@ def test_a_schedule_due_while_redis_is_down_fires_when_it_is_back_and_catches_up
     assert time.monotonic() - started < 3 * SCHEDULER_TICK + 45
     for boundary in (history_starts, missed, due):
         assert completed(boundary) is not None
-        assert list(BalanceSnapshot.objects.filter(period="hourly", as_of=boundary).values_list("amount", flat=True)) \
-            == [Decimal("5")]
+        assert list(
+            BalanceSnapshot.objects.filter(period="hourly", as_of=boundary).values_list("amount", flat=True)
+        ) == [Decimal("5")]
     assert completed(missed).source == "scheduled"
     assert Task.objects.filter(group="hourly_balance_snapshots").count() == 1  # fired once
     assert Schedule.objects.get(name="hourly_balance_snapshots").next_run > timezone.now()

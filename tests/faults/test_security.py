@@ -52,8 +52,9 @@ def test_a_user_who_is_not_staff_is_refused_everywhere_and_cannot_run_a_job(clie
         response = client.get(url)
         assert response.status_code == 302 and response.url.startswith(reverse("admin:login")), url
     hourly = Schedule.objects.get(name="hourly_balance_snapshots")
-    response = client.post(reverse("admin:django_q_schedule_changelist"),
-                           {"action": "run_now", "_selected_action": [hourly.pk]})
+    response = client.post(
+        reverse("admin:django_q_schedule_changelist"), {"action": "run_now", "_selected_action": [hourly.pk]}
+    )
     assert response.status_code == 302 and response.url.startswith(reverse("admin:login"))
     assert not OrmQ.objects.exists()
 
@@ -73,9 +74,11 @@ def test_production_settings_pass_the_deployment_checks():
 
 
 def test_production_settings_are_secure_whatever_the_environment_says():
-    code = ("import json, django; from django.conf import settings; django.setup(); print(json.dumps({k: getattr("
-            "settings, k) for k in ['DEBUG', 'SESSION_COOKIE_SECURE', 'CSRF_COOKIE_SECURE', 'SECURE_HSTS_SECONDS', "
-            "'SECURE_SSL_REDIRECT', 'ALLOWED_HOSTS', 'CSRF_TRUSTED_ORIGINS', 'METRICS_TOKEN', 'METRICS_ALLOWED_IPS']}))")
+    code = (
+        "import json, django; from django.conf import settings; django.setup(); print(json.dumps({k: getattr("
+        "settings, k) for k in ['DEBUG', 'SESSION_COOKIE_SECURE', 'CSRF_COOKIE_SECURE', 'SECURE_HSTS_SECONDS', "
+        "'SECURE_SSL_REDIRECT', 'ALLOWED_HOSTS', 'CSRF_TRUSTED_ORIGINS', 'METRICS_TOKEN', 'METRICS_ALLOWED_IPS']}))"
+    )
     result = production("-c", code, DJANGO_DEBUG="true")
     assert result.returncode == 0, result.stderr
     values = json.loads(result.stdout.strip().splitlines()[-1])

@@ -40,8 +40,11 @@ def private_redis(tmp_path):
 
 def rows_at(as_of):
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*), count(DISTINCT (wallet_id, token_id)) FROM snapshots_balancesnapshot "
-                       "WHERE period = 'hourly' AND as_of = %s", [as_of])
+        cursor.execute(
+            "SELECT count(*), count(DISTINCT (wallet_id, token_id)) FROM snapshots_balancesnapshot "
+            "WHERE period = 'hourly' AND as_of = %s",
+            [as_of],
+        )
         return cursor.fetchone()
 
 
@@ -69,11 +72,15 @@ def test_a_worker_killed_mid_snapshot_leaves_nothing_and_the_next_run_catches_it
     blocker = raw_connection()
     blocker.execute(
         "INSERT INTO snapshots_balancesnapshot (wallet_id, token_id, period, as_of, amount, source, created_at) "
-        "SELECT max(wallet_id), max(token_id), 'hourly', %s, 1, 'manual', now() FROM snapshots_balance", [killed]
+        "SELECT max(wallet_id), max(token_id), 'hourly', %s, 1, 'manual', now() FROM snapshots_balance",
+        [killed],
     )
     try:
-        queue_on(private_redis.url, "snapshots.tasks.create_hourly_snapshots",
-                 scheduled_at=(killed + timedelta(minutes=5)).isoformat())
+        queue_on(
+            private_redis.url,
+            "snapshots.tasks.create_hourly_snapshots",
+            scheduled_at=(killed + timedelta(minutes=5)).isoformat(),
+        )
         # (pg_stat_activity keeps the first 1 kB of a statement: the snapshot's starts "WITH recent AS".)
         pid, port = active_backend("WITH recent AS", waiting_on="Lock", timeout=60)
         assert heap_bytes() - one_boundary > one_boundary // 2  # most rows are on disk…
@@ -94,8 +101,14 @@ def test_a_worker_killed_mid_snapshot_leaves_nothing_and_the_next_run_catches_it
     assert "reincarnated worker" in cluster.log()
 
     # The next scheduled run, at the current hour's :05, takes its own boundary and catches up.
-    task = finished_task(queue_on(private_redis.url, "snapshots.tasks.create_hourly_snapshots",
-                                  scheduled_at=(current + timedelta(minutes=5)).isoformat()), timeout=120)
+    task = finished_task(
+        queue_on(
+            private_redis.url,
+            "snapshots.tasks.create_hourly_snapshots",
+            scheduled_at=(current + timedelta(minutes=5)).isoformat(),
+        ),
+        timeout=120,
+    )
     assert task.success, task.result
     assert task.result["status"] == "success" and task.result["caught_up"] == 1
     for boundary in (first, killed, current):

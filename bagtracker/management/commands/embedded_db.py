@@ -16,7 +16,9 @@ class Command(BaseCommand):
             raise CommandError("DATABASE_URL is set: there is no embedded PostgreSQL to manage")
         directory = embedded_postgres.data_dir(settings.BASE_DIR)
         if action == "status":
-            self.stdout.write(f"embedded PostgreSQL running in {directory} (socket {settings.DATABASES['default']['HOST']})")
+            self.stdout.write(
+                f"embedded PostgreSQL running in {directory} (socket {settings.DATABASES['default']['HOST']})"
+            )
             return
         from django.db import connections
 

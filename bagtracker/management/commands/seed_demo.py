@@ -18,26 +18,55 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--wallets", type=int, default=demo.DEFAULT_WALLETS, metavar="N",
-                            help=f"wallets to create (default {demo.DEFAULT_WALLETS})")
-        parser.add_argument("--transactions", type=int, default=demo.DEFAULT_TRANSACTIONS, metavar="M",
-                            help="transactions PER WALLET, on average: each wallet gets between M/2 and 3M/2 "
-                                 f"(default {demo.DEFAULT_TRANSACTIONS})")
-        parser.add_argument("--days", type=int, default=demo.DEFAULT_DAYS, metavar="D",
-                            help=f"days of history ending at --end (default {demo.DEFAULT_DAYS})")
-        parser.add_argument("--seed", type=int, default=demo.DEFAULT_SEED, metavar="S",
-                            help=f"random seed (default {demo.DEFAULT_SEED}); another seed gives other wallets")
-        parser.add_argument("--end", type=end_date, metavar="YYYY-MM-DD",
-                            help="last day of history, 00:00 UTC (default: today)")
-        parser.add_argument("--if-empty", action="store_true",
-                            help="do nothing if the database already has a wallet (used by `dev.py up`)")
+        parser.add_argument(
+            "--wallets",
+            type=int,
+            default=demo.DEFAULT_WALLETS,
+            metavar="N",
+            help=f"wallets to create (default {demo.DEFAULT_WALLETS})",
+        )
+        parser.add_argument(
+            "--transactions",
+            type=int,
+            default=demo.DEFAULT_TRANSACTIONS,
+            metavar="M",
+            help="transactions PER WALLET, on average: each wallet gets between M/2 and 3M/2 "
+            f"(default {demo.DEFAULT_TRANSACTIONS})",
+        )
+        parser.add_argument(
+            "--days",
+            type=int,
+            default=demo.DEFAULT_DAYS,
+            metavar="D",
+            help=f"days of history ending at --end (default {demo.DEFAULT_DAYS})",
+        )
+        parser.add_argument(
+            "--seed",
+            type=int,
+            default=demo.DEFAULT_SEED,
+            metavar="S",
+            help=f"random seed (default {demo.DEFAULT_SEED}); another seed gives other wallets",
+        )
+        parser.add_argument(
+            "--end", type=end_date, metavar="YYYY-MM-DD", help="last day of history, 00:00 UTC (default: today)"
+        )
+        parser.add_argument(
+            "--if-empty",
+            action="store_true",
+            help="do nothing if the database already has a wallet (used by `dev.py up`)",
+        )
 
     def handle(self, *args, **options):
         progress = Progress("Seeding", stream=self.stderr._out, verbosity=options["verbosity"])
         try:
             result = demo.seed_demo(
-                wallets=options["wallets"], transactions=options["transactions"], days=options["days"],
-                seed=options["seed"], end=options["end"], if_empty=options["if_empty"], progress=progress,
+                wallets=options["wallets"],
+                transactions=options["transactions"],
+                days=options["days"],
+                seed=options["seed"],
+                end=options["end"],
+                if_empty=options["if_empty"],
+                progress=progress,
             )
         except demo.DemoError as error:
             raise CommandError(str(error)) from None

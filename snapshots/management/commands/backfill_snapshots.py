@@ -15,12 +15,17 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         add_period_argument(parser)
         parser.add_argument(
-            "--since", required=True, metavar="DATE",
+            "--since",
+            required=True,
+            metavar="DATE",
             help="first instant: an ISO 8601 date (00:00 UTC) or a time with offset (2026-11-29T10:00Z)",
         )
         parser.add_argument("--until", metavar="DATE", help="last instant (default: now)")
         parser.add_argument(
-            "--wallet", type=int, action="append", metavar="ID",
+            "--wallet",
+            type=int,
+            action="append",
+            metavar="ID",
             help="only this wallet's rows (repeatable); other wallets' rows are untouched",
         )
 
@@ -38,7 +43,9 @@ class Command(BaseCommand):
 
         boundaries = list(boundaries_between(period, since, until))
         if not boundaries:
-            self.stdout.write(f"No {period} boundary between {format_boundary(since)} and {format_boundary(until)}; nothing written.")
+            self.stdout.write(
+                f"No {period} boundary between {format_boundary(since)} and {format_boundary(until)}; nothing written."
+            )
             return
         cutoff = retention_cutoff(period, now)
         if cutoff and boundaries[0] < cutoff:

@@ -15,7 +15,9 @@ class Command(BaseCommand):
         add_period_argument(parser)
         parser.add_argument("--at", metavar="ISO8601", help="instant whose boundary to take (default: now)")
         parser.add_argument("--force", action="store_true", help="run even if the period is disabled in settings")
-        parser.add_argument("--async", dest="run_async", action="store_true", help="queue the job and print its task id")
+        parser.add_argument(
+            "--async", dest="run_async", action="store_true", help="queue the job and print its task id"
+        )
 
     def handle(self, *args, **options):
         period = options["period"]

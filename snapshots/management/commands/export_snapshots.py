@@ -8,16 +8,34 @@ from snapshots.management.arguments import add_period_argument, parse_range
 from snapshots.models import BalanceSnapshot
 
 COLUMNS = ["period", "as_of", "wallet", "chain", "token", "amount", "price_usd", "value_usd", "source"]
-_FIELDS = ["period", "as_of", "wallet__address", "wallet__chain__slug", "token__symbol",
-           "amount", "price_usd", "value_usd", "source"]
+_FIELDS = [
+    "period",
+    "as_of",
+    "wallet__address",
+    "wallet__chain__slug",
+    "token__symbol",
+    "amount",
+    "price_usd",
+    "value_usd",
+    "source",
+]
 # Rows are streamed from a server-side cursor in chunks: memory does not grow with the export.
 CHUNK_SIZE = 5000
 
 
 def _record(values):
     period, as_of, wallet, chain, token, amount, price, value, source = values
-    return [period, as_of.isoformat().replace("+00:00", "Z"), wallet, chain, token,
-            plain(amount), plain(price), plain(value), source]
+    return [
+        period,
+        as_of.isoformat().replace("+00:00", "Z"),
+        wallet,
+        chain,
+        token,
+        plain(amount),
+        plain(price),
+        plain(value),
+        source,
+    ]
 
 
 class Command(BaseCommand):

@@ -30,12 +30,17 @@ class Command(BaseCommand):
         stale = [p for p in periods if p.stale]
 
         if options["json"]:
-            self.stdout.write(json.dumps({
-                "now": now.isoformat(),
-                "stale": bool(stale),
-                "jobs": [j.as_dict() for j in jobs],
-                "periods": [p.as_dict() for p in periods],
-            }, indent=2))
+            self.stdout.write(
+                json.dumps(
+                    {
+                        "now": now.isoformat(),
+                        "stale": bool(stale),
+                        "jobs": [j.as_dict() for j in jobs],
+                        "periods": [p.as_dict() for p in periods],
+                    },
+                    indent=2,
+                )
+            )
         elif not options["quiet"]:
             self._table(jobs, periods, now)
         if stale:
@@ -60,13 +65,16 @@ class Command(BaseCommand):
         self.stdout.write("")
         rows = [("PERIOD", "STATE", "NEWEST SNAPSHOT", "AGE", "ROWS", "FAILED RUNS")]
         for p in periods:
-            rows.append((
-                p.period, p.state,
-                format_boundary(p.newest_as_of) if p.newest_as_of else "never",
-                monitoring.format_age(p.age_seconds) if p.age_seconds is not None else "—",
-                f"{p.rows:,}" if p.rows is not None else "—",
-                f"{p.failed_runs:,}",
-            ))
+            rows.append(
+                (
+                    p.period,
+                    p.state,
+                    format_boundary(p.newest_as_of) if p.newest_as_of else "never",
+                    monitoring.format_age(p.age_seconds) if p.age_seconds is not None else "—",
+                    f"{p.rows:,}" if p.rows is not None else "—",
+                    f"{p.failed_runs:,}",
+                )
+            )
         self._print(rows)
 
     def _print(self, rows):

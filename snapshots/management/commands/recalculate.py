@@ -13,9 +13,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         target = parser.add_mutually_exclusive_group(required=True)
         target.add_argument("--wallet", type=int, metavar="ID", help="database id of the wallet (as in the admin)")
-        target.add_argument("--all", action="store_true", help="every wallet; one failing wallet does not stop the others")
+        target.add_argument(
+            "--all", action="store_true", help="every wallet; one failing wallet does not stop the others"
+        )
         parser.add_argument("--snapshots", action="store_true", help="also rebuild the wallet's retained snapshots")
-        parser.add_argument("--async", dest="run_async", action="store_true", help="queue the job and print its task id")
+        parser.add_argument(
+            "--async", dest="run_async", action="store_true", help="queue the job and print its task id"
+        )
 
     def handle(self, *args, **options):
         if options["run_async"]:
@@ -46,7 +50,9 @@ class Command(BaseCommand):
         if options["snapshots"] and result.wallets:
             self._rebuild_snapshots(options, [f.wallet_id for f in result.failures])
         if result.failures:
-            raise CommandError(f"recalculation of {target}: {len(result.failures):,} wallet(s) failed ({result.status})")
+            raise CommandError(
+                f"recalculation of {target}: {len(result.failures):,} wallet(s) failed ({result.status})"
+            )
 
     def queue(self, options):
         """--async: hand the job to the cluster and print its task id (the only stdout line)."""
