@@ -5,7 +5,6 @@ from django.test import override_settings
 from django_q.conf import Conf
 from django_q.models import Success
 
-from tests.jobs_support import redis_url  # noqa: F401 (fixture)
 
 
 @pytest.mark.django_db
@@ -29,7 +28,7 @@ def test_health_is_503_when_the_broker_is_unreachable(client, monkeypatch):
 
 
 @pytest.mark.django_db
-def test_health_checks_redis_when_it_is_the_broker(client, monkeypatch, redis_url):  # noqa: F811
+def test_health_checks_redis_when_it_is_the_broker(client, monkeypatch, redis_url):
     monkeypatch.setattr(Conf, "ORM", None)
     monkeypatch.setattr(Conf, "REDIS", redis_url)
     body = client.get("/health?only=broker").json()

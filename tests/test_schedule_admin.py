@@ -5,8 +5,9 @@ from datetime import datetime, timedelta
 import pytest
 from django.urls import reverse
 from django.utils import timezone
-from django_q.models import OrmQ, Schedule
-from django_q.signing import SignedPackage
+from django_q.models import Schedule
+
+from tests.jobs_support import queued_payloads
 
 CHANGELIST = reverse("admin:django_q_schedule_changelist")
 
@@ -41,7 +42,7 @@ def hourly(db):
 
 
 def queued_tasks():
-    return [SignedPackage.loads(q.payload) for q in OrmQ.objects.all()]
+    return queued_payloads()
 
 
 def test_run_now_queues_the_job_with_its_intended_time_and_leaves_the_schedule_alone(admin_client, hourly):

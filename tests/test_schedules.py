@@ -15,7 +15,6 @@ from django_q.scheduler import scheduler as unguarded_scheduler
 
 from snapshots import schedules
 from snapshots.schedules import install_schedules
-from tests.jobs_support import redis_url  # noqa: F401 (fixture)
 
 DESIGN = {
     "hourly_balance_snapshots": ("snapshots.tasks.create_hourly_snapshots", "5 * * * *"),
@@ -121,7 +120,7 @@ def _due_pair():
 
 
 @pytest.fixture
-def redis_broker(redis_url, monkeypatch):  # noqa: F811
+def redis_broker(redis_url, monkeypatch):
     monkeypatch.setattr(Conf, "REDIS", redis_url)
     return RedisBroker(list_key="schedule-guard-test")
 

@@ -69,15 +69,13 @@ TEMPLATES = [
 ]
 
 # --- Database: PostgreSQL only -------------------------------------------------------------------
-# DATABASE_URL selects a server; without it an embedded PostgreSQL is started in .data/
-# (or BAGTRACKER_DATA_DIR). SQLite is never an option: its DECIMAL is a float.
-if strict_str("DATABASE_URL"):
-    DATABASES = {"default": strict_database_url("DATABASE_URL")}
-    EMBEDDED_DATABASE = False
-else:
-    DATABASES = {"default": embedded_postgres.ensure_running(BASE_DIR)}
-    EMBEDDED_DATABASE = True
-DATABASES["default"]["CONN_MAX_AGE"] = strict_int("DATABASE_CONN_MAX_AGE", 0)
+# DATABASE_URL selects a server. Without it, local settings start an embedded PostgreSQL in the data
+# directory (config/settings/local.py); production settings refuse to start. SQLite is never an
+# option: its DECIMAL is a float.
+DATABASE_CONFIG = strict_database_url("DATABASE_URL")  # None when unset
+DATABASE_CONN_MAX_AGE = strict_int("DATABASE_CONN_MAX_AGE", 0)
+# The embedded servers' directory (.data/ of the checkout, or BAGTRACKER_DATA_DIR).
+DATA_DIR = embedded_postgres.data_dir(BASE_DIR)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -116,11 +114,15 @@ BALANCE_WEEKLY_RETENTION_DAYS = strict_int("BALANCE_WEEKLY_RETENTION_DAYS", BALA
 BALANCE_MONTHLY_RETENTION_DAYS = strict_int("BALANCE_MONTHLY_RETENTION_DAYS", BALANCE_HISTORY_RETENTION_DAYS)
 
 # --- Broker and job cluster ---------------------------------------------------------------------
+# Redis when REDIS_URL or REDIS_HOST is set. Without either, local settings start an embedded
+# Redis-compatible server (config/embedded_redis.py); production settings refuse to start.
+# BAGTRACKER_BROKER=orm chooses django-q2's ORM broker (the queue in the database) instead.
 REDIS_URL = strict_redis_url("REDIS_URL")
 REDIS_HOST = strict_host("REDIS_HOST")
 REDIS_PORT = strict_int("REDIS_PORT", 6379, minimum=1, maximum=65535)
 REDIS_DB = strict_int("REDIS_DB", 0, minimum=0)
 REDIS_PASSWORD = strict_str("REDIS_PASSWORD")
+BROKER = strict_choice("BAGTRACKER_BROKER", "redis", ("redis", "orm"))
 Q_CLUSTER_WORKERS = strict_int("Q_CLUSTER_WORKERS", 2, minimum=1, maximum=64)
 
 # --- Operations: metrics, Sentry ----------------------------------------------------------------
@@ -141,18 +143,6 @@ LOGGING = {
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
-
-# The job cluster's full configuration (timeouts, retries, recycling) is in config/q_cluster.py.
-from config.q_cluster import q_cluster_settings  # noqa: E402
-
-Q_CLUSTER = q_cluster_settings(
-    redis_url=REDIS_URL,
-    redis_host=REDIS_HOST,
-    redis_port=REDIS_PORT,
-    redis_db=REDIS_DB,
-    redis_password=REDIS_PASSWORD,
-    workers=Q_CLUSTER_WORKERS,
-)
 
 # Optional error reporting: only when SENTRY_DSN is set (web, qcluster and commands alike).
 from config.sentry import init_sentry  # noqa: E402

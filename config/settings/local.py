@@ -1,9 +1,44 @@
-"""Local development and tests: the zero-setup default (no variable needs to be set)."""
+"""Local development: the zero-setup default (no variable needs to be set).
 
+What the environment leaves unset is started here, embedded, in the data directory (.data/ or
+BAGTRACKER_DATA_DIR), and shared by every process that loads these settings: PostgreSQL without
+DATABASE_URL, a Redis-compatible broker (Valkey) without REDIS_URL / REDIS_HOST. Both keep running
+until `python3 dev.py stop`. `manage.py embedded_db` reports on them without starting them.
+"""
+
+from config import embedded_postgres, embedded_redis
 from config.env import strict_bool, strict_str
+from config.q_cluster import q_cluster_settings
 
 from .base import *  # noqa: F403
 
 DEBUG = strict_bool("DJANGO_DEBUG", True)
 # A fixed key is fine for a local machine; production.py has no default.
 SECRET_KEY = strict_str("DJANGO_SECRET_KEY", "local-development-only-not-a-secret")
+
+# manage.py sets this for `embedded_db`, whose status and stop must not start what they report on.
+START_EMBEDDED = strict_bool("BAGTRACKER_START_EMBEDDED", True)
+
+EMBEDDED_DATABASE = DATABASE_CONFIG is None  # noqa: F405
+if not EMBEDDED_DATABASE:
+    DATABASES = {"default": DATABASE_CONFIG}  # noqa: F405
+elif START_EMBEDDED:
+    DATABASES = {"default": embedded_postgres.ensure_running(DATA_DIR)}  # noqa: F405
+else:
+    DATABASES = {"default": embedded_postgres.settings_if_running(DATA_DIR)}  # noqa: F405
+DATABASES["default"]["CONN_MAX_AGE"] = DATABASE_CONN_MAX_AGE  # noqa: F405
+
+EMBEDDED_BROKER = BROKER == "redis" and not (REDIS_URL or REDIS_HOST)  # noqa: F405
+if EMBEDDED_BROKER:
+    REDIS_URL = embedded_redis.ensure_running(DATA_DIR) if START_EMBEDDED else embedded_redis.url(DATA_DIR)  # noqa: F405
+
+# The job cluster's full configuration (timeouts, retries, recycling) is in config/q_cluster.py.
+Q_CLUSTER = q_cluster_settings(
+    redis_url=REDIS_URL,
+    redis_host=REDIS_HOST,  # noqa: F405
+    redis_port=REDIS_PORT,  # noqa: F405
+    redis_db=REDIS_DB,  # noqa: F405
+    redis_password=REDIS_PASSWORD,  # noqa: F405
+    workers=Q_CLUSTER_WORKERS,  # noqa: F405
+    orm=BROKER == "orm",  # noqa: F405
+)

@@ -1,10 +1,36 @@
-"""Production: secrets and hosts come from the environment, with no defaults for secrets."""
+"""Production: secrets and hosts come from the environment, with no defaults for secrets. The
+database and the broker are servers of their own: nothing embedded is ever started here."""
 
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env, strict_bool, strict_int
+from config.q_cluster import q_cluster_settings
 
 from .base import *  # noqa: F403
+
+_missing = [
+    name
+    for name, value in (
+        ("DATABASE_URL", DATABASE_CONFIG),  # noqa: F405
+        ("REDIS_URL or REDIS_HOST", REDIS_URL or REDIS_HOST),  # noqa: F405
+    )
+    if not value
+]
+if _missing:
+    raise ImproperlyConfigured(
+        f"production settings need {' and '.join(_missing)} (they start no embedded database or broker)"
+    )
+DATABASES = {"default": {**DATABASE_CONFIG, "CONN_MAX_AGE": DATABASE_CONN_MAX_AGE}}  # noqa: F405
+EMBEDDED_DATABASE = EMBEDDED_BROKER = False
+# The job cluster's full configuration (timeouts, retries, recycling) is in config/q_cluster.py.
+Q_CLUSTER = q_cluster_settings(
+    redis_url=REDIS_URL,  # noqa: F405
+    redis_host=REDIS_HOST,  # noqa: F405
+    redis_port=REDIS_PORT,  # noqa: F405
+    redis_db=REDIS_DB,  # noqa: F405
+    redis_password=REDIS_PASSWORD,  # noqa: F405
+    workers=Q_CLUSTER_WORKERS,  # noqa: F405
+)
 
 DEBUG = False
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")  # no default: start-up fails without it

@@ -11,7 +11,7 @@ from django.db import connection
 from snapshots.models import Balance
 from tests.conftest import utc
 from tests.faults.support import PrivateRedis, active_backend, finished_task, queue_on, raw_connection
-from tests.jobs_support import process_env, qcluster  # noqa: F401 (fixture)
+from tests.jobs_support import process_env
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
