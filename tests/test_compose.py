@@ -107,7 +107,8 @@ def test_the_dockerfile_is_slim_non_root_and_production():
 
 def test_the_redis_command_runs_with_persistence(tmp_path):
     port = free_port()
-    command = native(SERVICES["redis"]["command"]) + [
+    command = [
+        *native(SERVICES["redis"]["command"]),
         "--port",
         str(port),
         "--bind",
@@ -178,7 +179,7 @@ def _get(port, path):
 def test_the_web_command_migrates_and_gunicorn_answers_health(tmp_path):
     port = free_port()
     env = production_env(GUNICORN_BIND=f"127.0.0.1:{port}", GUNICORN_WORKERS="1")
-    log = open(tmp_path / "web.log", "w")
+    log = open(tmp_path / "web.log", "w")  # noqa: SIM115 -- gunicorn writes to it until the finally below
     web = subprocess.Popen(
         native(SERVICES["web"]["command"]),
         cwd=ROOT,
