@@ -41,6 +41,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /health and /metrics answer any Host (container health checks, in-network scrapes); every
+    # other request is checked against ALLOWED_HOSTS as usual. Why: config/probes.py.
+    "config.probes.ProbeHostMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
