@@ -15,7 +15,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 # A Unix socket path must fit in sockaddr_un (108 bytes on Linux, 104 on macOS).
@@ -109,10 +109,8 @@ def stop(directory):
         return False
     import redis
 
-    try:
+    with suppress(redis.ConnectionError):  # the server closes the connection as it exits
         redis.from_url(url(directory)).shutdown()
-    except redis.ConnectionError:
-        pass  # the server closes the connection as it exits
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while answers(directory) and time.monotonic() < deadline:
         time.sleep(0.05)

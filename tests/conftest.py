@@ -5,7 +5,7 @@ The servers are the run's own (config/settings/test.py): an embedded PostgreSQL 
 is set, and always a private Redis-compatible server, one database per pytest-xdist worker."""
 
 import itertools
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -48,7 +48,7 @@ def qcluster(tmp_path):
 
 
 def utc(*args):
-    return datetime(*args, tzinfo=timezone.utc)
+    return datetime(*args, tzinfo=UTC)
 
 
 @pytest.fixture

@@ -1,10 +1,11 @@
 """/health and /metrics: what a load balancer, a container health check and Prometheus see."""
 
+from datetime import UTC
+
 import pytest
 from django.test import override_settings
 from django_q.conf import Conf
 from django_q.models import Success
-
 
 
 @pytest.mark.django_db
@@ -65,10 +66,10 @@ def test_metrics_answer_an_allowed_network(client):
 @pytest.mark.django_db
 @override_settings(METRICS_TOKEN="t")
 def test_metrics_report_the_last_success_duration_rows_and_failures_of_a_job(client):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    started = datetime(2026, 11, 29, 10, 5, 0, tzinfo=timezone.utc)
-    stopped = datetime(2026, 11, 29, 10, 5, 2, 500000, tzinfo=timezone.utc)
+    started = datetime(2026, 11, 29, 10, 5, 0, tzinfo=UTC)
+    stopped = datetime(2026, 11, 29, 10, 5, 2, 500000, tzinfo=UTC)
     func = "snapshots.tasks.create_hourly_snapshots"
     Success.objects.create(
         id="a" * 32,

@@ -1,7 +1,6 @@
 """`manage.py recalculate (--wallet ID | --all)`: a repair tool with a one-line summary."""
 
 import io
-import os
 import re
 import subprocess
 import sys
@@ -9,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
 
 from bagtracker.models import Transaction
 from snapshots.models import Balance
@@ -69,7 +67,7 @@ def test_it_refuses_an_unknown_wallet_with_one_line_and_a_failing_exit(db):
 def test_an_unknown_wallet_writes_nothing(make_tx, wallet):
     make_tx("buy", "1")
     Balance.objects.update(amount=5)
-    with pytest.raises(CommandError, match="^wallet 987654321 does not exist$"):
+    with pytest.raises(CommandError, match=r"^wallet 987654321 does not exist$"):
         recalculate("--wallet", "987654321")
     assert Balance.objects.get().amount == 5
 
@@ -160,4 +158,3 @@ def test_it_draws_a_progress_bar_on_a_terminal_only(make_tx, wallet):
 def test_it_needs_exactly_one_target(db, args, message):
     with pytest.raises(CommandError, match=re.escape(message)):
         recalculate(*args)
-

@@ -10,7 +10,19 @@ from config import embedded_postgres, embedded_redis
 from config.env import strict_bool, strict_str
 from config.q_cluster import q_cluster_settings
 
-from .base import *  # noqa: F403
+from .base import *  # noqa: F403 -- Django settings layering: local = base + overrides
+from .base import (  # the values built on below
+    BROKER,
+    DATA_DIR,
+    DATABASE_CONFIG,
+    DATABASE_CONN_MAX_AGE,
+    Q_CLUSTER_WORKERS,
+    REDIS_DB,
+    REDIS_HOST,
+    REDIS_PASSWORD,
+    REDIS_PORT,
+    REDIS_URL,
+)
 
 DEBUG = strict_bool("DJANGO_DEBUG", True)
 # A fixed key is fine for a local machine; production.py has no default.
@@ -19,26 +31,26 @@ SECRET_KEY = strict_str("DJANGO_SECRET_KEY", "local-development-only-not-a-secre
 # manage.py sets this for `embedded_db`, whose status and stop must not start what they report on.
 START_EMBEDDED = strict_bool("BAGTRACKER_START_EMBEDDED", True)
 
-EMBEDDED_DATABASE = DATABASE_CONFIG is None  # noqa: F405
+EMBEDDED_DATABASE = DATABASE_CONFIG is None
 if not EMBEDDED_DATABASE:
-    DATABASES = {"default": DATABASE_CONFIG}  # noqa: F405
+    DATABASES = {"default": DATABASE_CONFIG}
 elif START_EMBEDDED:
-    DATABASES = {"default": embedded_postgres.ensure_running(DATA_DIR)}  # noqa: F405
+    DATABASES = {"default": embedded_postgres.ensure_running(DATA_DIR)}
 else:
-    DATABASES = {"default": embedded_postgres.settings_if_running(DATA_DIR)}  # noqa: F405
-DATABASES["default"]["CONN_MAX_AGE"] = DATABASE_CONN_MAX_AGE  # noqa: F405
+    DATABASES = {"default": embedded_postgres.settings_if_running(DATA_DIR)}
+DATABASES["default"]["CONN_MAX_AGE"] = DATABASE_CONN_MAX_AGE
 
-EMBEDDED_BROKER = BROKER == "redis" and not (REDIS_URL or REDIS_HOST)  # noqa: F405
+EMBEDDED_BROKER = BROKER == "redis" and not (REDIS_URL or REDIS_HOST)
 if EMBEDDED_BROKER:
-    REDIS_URL = embedded_redis.ensure_running(DATA_DIR) if START_EMBEDDED else embedded_redis.url(DATA_DIR)  # noqa: F405
+    REDIS_URL = embedded_redis.ensure_running(DATA_DIR) if START_EMBEDDED else embedded_redis.url(DATA_DIR)
 
 # The job cluster's full configuration (timeouts, retries, recycling) is in config/q_cluster.py.
 Q_CLUSTER = q_cluster_settings(
     redis_url=REDIS_URL,
-    redis_host=REDIS_HOST,  # noqa: F405
-    redis_port=REDIS_PORT,  # noqa: F405
-    redis_db=REDIS_DB,  # noqa: F405
-    redis_password=REDIS_PASSWORD,  # noqa: F405
-    workers=Q_CLUSTER_WORKERS,  # noqa: F405
-    orm=BROKER == "orm",  # noqa: F405
+    redis_host=REDIS_HOST,
+    redis_port=REDIS_PORT,
+    redis_db=REDIS_DB,
+    redis_password=REDIS_PASSWORD,
+    workers=Q_CLUSTER_WORKERS,
+    orm=BROKER == "orm",
 )

@@ -6,13 +6,23 @@ from django.core.exceptions import ImproperlyConfigured
 from config.env import env, strict_bool, strict_int
 from config.q_cluster import q_cluster_settings
 
-from .base import *  # noqa: F403
+from .base import *  # noqa: F403 -- Django settings layering: production = base + overrides
+from .base import (  # the values built on below
+    DATABASE_CONFIG,
+    DATABASE_CONN_MAX_AGE,
+    Q_CLUSTER_WORKERS,
+    REDIS_DB,
+    REDIS_HOST,
+    REDIS_PASSWORD,
+    REDIS_PORT,
+    REDIS_URL,
+)
 
 _missing = [
     name
     for name, value in (
-        ("DATABASE_URL", DATABASE_CONFIG),  # noqa: F405
-        ("REDIS_URL or REDIS_HOST", REDIS_URL or REDIS_HOST),  # noqa: F405
+        ("DATABASE_URL", DATABASE_CONFIG),
+        ("REDIS_URL or REDIS_HOST", REDIS_URL or REDIS_HOST),
     )
     if not value
 ]
@@ -20,16 +30,16 @@ if _missing:
     raise ImproperlyConfigured(
         f"production settings need {' and '.join(_missing)} (they start no embedded database or broker)"
     )
-DATABASES = {"default": {**DATABASE_CONFIG, "CONN_MAX_AGE": DATABASE_CONN_MAX_AGE}}  # noqa: F405
+DATABASES = {"default": {**DATABASE_CONFIG, "CONN_MAX_AGE": DATABASE_CONN_MAX_AGE}}
 EMBEDDED_DATABASE = EMBEDDED_BROKER = False
 # The job cluster's full configuration (timeouts, retries, recycling) is in config/q_cluster.py.
 Q_CLUSTER = q_cluster_settings(
-    redis_url=REDIS_URL,  # noqa: F405
-    redis_host=REDIS_HOST,  # noqa: F405
-    redis_port=REDIS_PORT,  # noqa: F405
-    redis_db=REDIS_DB,  # noqa: F405
-    redis_password=REDIS_PASSWORD,  # noqa: F405
-    workers=Q_CLUSTER_WORKERS,  # noqa: F405
+    redis_url=REDIS_URL,
+    redis_host=REDIS_HOST,
+    redis_port=REDIS_PORT,
+    redis_db=REDIS_DB,
+    redis_password=REDIS_PASSWORD,
+    workers=Q_CLUSTER_WORKERS,
 )
 
 DEBUG = False
@@ -55,4 +65,5 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REDIRECT_EXEMPT = [r"^health$", r"^metrics$"]
 
 # gunicorn serves the admin's static files itself (collected into STATIC_ROOT in the image).
-MIDDLEWARE = [MIDDLEWARE[0], "whitenoise.middleware.WhiteNoiseMiddleware", *MIDDLEWARE[1:]]  # noqa: F405
+_security = MIDDLEWARE.index("django.middleware.security.SecurityMiddleware")  # noqa: F405 -- from base
+MIDDLEWARE = [*MIDDLEWARE[: _security + 1], "whitenoise.middleware.WhiteNoiseMiddleware", *MIDDLEWARE[_security + 1 :]]  # noqa: F405 -- from base
