@@ -10,7 +10,7 @@ class SnapshotsConfig(AppConfig):
         import django_q.cluster
         from django_q.models import Schedule
 
-        from snapshots import schedules
+        from snapshots import schedules, shutdown
 
         post_migrate.connect(_install_schedules, sender=self, dispatch_uid="snapshots.install_schedules")
         pre_save.connect(_validate_schedule, sender=Schedule, dispatch_uid="snapshots.validate_schedule")
@@ -18,6 +18,8 @@ class SnapshotsConfig(AppConfig):
         # cannot roll back the tick and make the other due schedules fire again.
         if not getattr(django_q.cluster.scheduler, "guarded", False):
             django_q.cluster.scheduler = schedules.guarded(django_q.cluster.scheduler)
+        # See snapshots/shutdown.py: a qcluster stops within a bound, even if its whole group is signalled.
+        shutdown.install()
 
 
 def _install_schedules(sender, using="default", **kwargs):

@@ -130,6 +130,9 @@ REDIS_DB = strict_int("REDIS_DB", 0, minimum=0)
 REDIS_PASSWORD = strict_str("REDIS_PASSWORD")
 BROKER = strict_choice("BAGTRACKER_BROKER", "redis", ("redis", "orm"))
 Q_CLUSTER_WORKERS = strict_int("Q_CLUSTER_WORKERS", 2, minimum=1, maximum=64)
+# On SIGTERM a busy qcluster lets its running jobs finish for at most this long, then abandons them
+# (snapshots/shutdown.py). Below compose's stop_grace_period (60 s), which then SIGKILLs silently.
+Q_CLUSTER_STOP_GRACE_SECONDS = strict_int("Q_CLUSTER_STOP_GRACE_SECONDS", 45, minimum=0, maximum=3600)
 
 # --- Operations: metrics, Sentry ----------------------------------------------------------------
 # /metrics is not public: it answers only a request bearing METRICS_TOKEN ("Authorization: Bearer
