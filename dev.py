@@ -3,7 +3,8 @@
 
     python3 dev.py up       create .venv, install, migrate, load a demo portfolio into an empty
                             database, start the job cluster (qcluster) and the admin (runserver)
-    python3 dev.py test     run the test suite (extra arguments go to pytest)
+    python3 dev.py test     run the test suite on two processes (extra arguments go to pytest);
+                            --fast: the fast tier (no real-process tests)
     python3 dev.py stop     stop the embedded PostgreSQL and Valkey (started when DATABASE_URL /
                             REDIS_URL are unset); Ctrl-C on `up` leaves them running
 
@@ -148,8 +149,18 @@ def stop_processes(processes, seconds=3.5):
             process.wait()
 
 
+# The fast tier: everything but the tests that start real processes (clusters, servers, a browser).
+FAST = ["-m", "not e2e and not faults and not bench"]
+
+
 def test(args):
+    """pytest on two processes (pytest-xdist; `-n 0` for one), `--fast` for the fast tier. The tests
+    start their own PostgreSQL (unless DATABASE_URL is set) and Redis: config/settings/test.py."""
     ensure_venv()
+    if "--fast" in args:
+        args = [*FAST, *(a for a in args if a != "--fast")]
+    if "no:xdist" not in args and not any(a.startswith(("-n", "--numprocesses", "--dist")) for a in args):
+        args = ["-n", "2", *args]
     return subprocess.run([str(PYTHON), "-m", "pytest", *args], cwd=ROOT).returncode
 
 
