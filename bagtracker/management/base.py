@@ -1,7 +1,21 @@
 """The base of BagTracker's management commands."""
 
+import argparse
+import os
+import sys
+
 from django.core.management.base import BaseCommand, CommandError
 from django.db import InterfaceError, OperationalError
+
+from bagtracker.numbers import NotANumber, parse_integer
+
+
+def integer(text):
+    """argparse type: an int in ASCII digits (int() would also take '١', '７' and '1_000')."""
+    try:
+        return parse_integer(text.strip(" "))
+    except NotANumber:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r} (ASCII digits)") from None
 
 
 class Command(BaseCommand):
@@ -9,6 +23,8 @@ class Command(BaseCommand):
 
     - bad arguments: "manage.py recalculate: error: argument --wallet: invalid int value: 'abc'
       (see --help)"; argparse would print its multi-line usage block first (--help shows it);
+    - output to a reader that stopped reading (`export_snapshots | head -1`): the command stops
+      quietly, exit 0, instead of a BrokenPipeError traceback;
     - a lost or refused database connection (server restarted, backend terminated): "CommandError:
       database error: terminating connection due to administrator command; …" instead of a traceback. The work in flight was rolled back
       with its transaction; running the command again is safe (every command is idempotent).
@@ -27,7 +43,14 @@ class Command(BaseCommand):
 
     def execute(self, *args, **options):
         try:
-            return super().execute(*args, **options)
+            output = super().execute(*args, **options)
+            self.stdout.flush()  # a small output fails here, not in the interpreter's exit
+            return output
+        except BrokenPipeError:
+            # The reader has all it wants. Point stdout at /dev/null so that the interpreter's
+            # final flush does not raise the same error again on the way out.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return None
         except (OperationalError, InterfaceError) as error:
             if options.get("traceback"):
                 raise

@@ -1,7 +1,9 @@
 """Exporting balances as CSV or JSON, streamed: rows are read in chunks and rendered one at a time.
 
 Decimals are exact text (bagtracker.numbers.plain), strings in JSON too; an unknown average is an
-empty CSV field and a JSON null.
+empty CSV field and a JSON null. In CSV, a text column a spreadsheet would evaluate (a leading
+``=``, ``+``, ``-``, ``@``, tab or carriage return) gets a ``'`` in front (``spreadsheet_text``);
+number columns and JSON are never altered (a negative PnL stays -5).
 """
 
 import csv
@@ -24,6 +26,9 @@ BALANCE_COLUMNS = (
     "realized_pnl_usd",
 )
 _DECIMAL_COLUMNS = BALANCE_COLUMNS[3:]
+_TEXT_COLUMNS = BALANCE_COLUMNS[:3]
+# What makes Excel, LibreOffice and Google Sheets read a cell as a formula (OWASP "CSV injection").
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 CHUNK_ROWS = 2000
 FORMATS = ("csv", "json")
 
@@ -48,8 +53,15 @@ def balance_rows(wallet_id=None):
         yield record
 
 
-def render_csv(rows, columns=BALANCE_COLUMNS):
-    """Yield CSV text: the header line, then one line per row."""
+def spreadsheet_text(value):
+    """A text cell as a spreadsheet shows it, never runs it: a leading formula character gets a '."""
+    if value and value.startswith(FORMULA_TRIGGERS):
+        return "'" + value
+    return value
+
+
+def render_csv(rows, columns=BALANCE_COLUMNS, text_columns=_TEXT_COLUMNS):
+    """Yield CSV text: the header line, then one line per row; ``text_columns`` are spreadsheet-safe."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
 
@@ -62,7 +74,12 @@ def render_csv(rows, columns=BALANCE_COLUMNS):
 
     yield line(columns)
     for row in rows:
-        yield line(["" if row[name] is None else row[name] for name in columns])
+        yield line(
+            [
+                "" if row[name] is None else spreadsheet_text(row[name]) if name in text_columns else row[name]
+                for name in columns
+            ]
+        )
 
 
 def render_json(rows):

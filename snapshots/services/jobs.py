@@ -7,6 +7,8 @@ from datetime import datetime, timezone as dt_timezone
 
 from django.utils import timezone
 
+from bagtracker import instants
+
 logger = logging.getLogger("snapshots.jobs")
 
 TASKS_MODULE = "snapshots.tasks"
@@ -50,7 +52,7 @@ def intended_time(scheduled_at):
         scheduled_at = datetime.fromisoformat(scheduled_at)
     if timezone.is_naive(scheduled_at):
         scheduled_at = timezone.make_aware(scheduled_at, dt_timezone.utc)
-    return scheduled_at
+    return instants.to_utc(scheduled_at)  # year 1 with an offset: datetime.min, refused by the service
 
 
 def report(job, result):

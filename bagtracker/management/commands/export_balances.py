@@ -1,9 +1,7 @@
-import os
-import sys
-
 from django.core.management.base import CommandError
 
 from bagtracker.management.base import Command as BaseCommand
+from bagtracker.management.base import integer
 from bagtracker.services.exports import FORMATS, UnknownWallet, export_balances
 
 
@@ -14,7 +12,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--wallet", type=int, metavar="ID", help="only this wallet (database id, as in the admin)")
+        parser.add_argument(
+            "--wallet", type=integer, metavar="ID", help="only this wallet (database id, as in the admin)"
+        )
         parser.add_argument("--format", choices=FORMATS, default="csv")
 
     def handle(self, *args, **options):
@@ -22,9 +22,6 @@ class Command(BaseCommand):
             chunks = export_balances(options["wallet"], options["format"])
         except UnknownWallet as error:
             raise CommandError(str(error)) from None
-        try:
-            for chunk in chunks:
-                self.stdout.write(chunk, ending="")
-            self.stdout.flush()
-        except BrokenPipeError:  # `export_balances | head`: the reader has all it wants
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        for chunk in chunks:  # `export_balances | head` stops quietly: see BaseCommand.execute
+            self.stdout.write(chunk, ending="")
+        self.stdout.flush()

@@ -3,6 +3,7 @@ from datetime import date, datetime, timezone
 from django.core.management.base import CommandError
 
 from bagtracker.management.base import Command as BaseCommand
+from bagtracker.management.base import integer
 from bagtracker.progress import Progress
 from bagtracker.services import demo
 
@@ -20,14 +21,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument(
             "--wallets",
-            type=int,
+            type=integer,
             default=demo.DEFAULT_WALLETS,
             metavar="N",
             help=f"wallets to create (default {demo.DEFAULT_WALLETS})",
         )
         parser.add_argument(
             "--transactions",
-            type=int,
+            type=integer,
             default=demo.DEFAULT_TRANSACTIONS,
             metavar="M",
             help="transactions PER WALLET, on average: each wallet gets between M/2 and 3M/2 "
@@ -35,14 +36,14 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--days",
-            type=int,
+            type=integer,
             default=demo.DEFAULT_DAYS,
             metavar="D",
             help=f"days of history ending at --end (default {demo.DEFAULT_DAYS})",
         )
         parser.add_argument(
             "--seed",
-            type=int,
+            type=integer,
             default=demo.DEFAULT_SEED,
             metavar="S",
             help=f"random seed (default {demo.DEFAULT_SEED}); another seed gives other wallets",

@@ -2,6 +2,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from bagtracker.management.base import Command as BaseCommand
+from bagtracker.management.base import integer
 from bagtracker.models import Wallet
 from bagtracker.progress import Progress
 from snapshots.management.arguments import add_period_argument, parse_range
@@ -23,7 +24,7 @@ class Command(BaseCommand):
         parser.add_argument("--until", metavar="DATE", help="last instant (default: now)")
         parser.add_argument(
             "--wallet",
-            type=int,
+            type=integer,
             action="append",
             metavar="ID",
             help="only this wallet's rows (repeatable); other wallets' rows are untouched",
@@ -32,7 +33,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         period = options["period"]
         now = timezone.now()
-        since, until = parse_range(options, now)
+        since, until = parse_range(options, now, future_since_refused=True)
         until = min(until or now, now)
         wallet_ids = options["wallet"]
         if wallet_ids:

@@ -1,9 +1,9 @@
 import csv
 import json
 
-
 from bagtracker.management.base import Command as BaseCommand
 from bagtracker.numbers import plain
+from bagtracker.services.exports import spreadsheet_text
 from snapshots.management.arguments import add_period_argument, parse_range
 from snapshots.models import BalanceSnapshot
 
@@ -19,6 +19,8 @@ _FIELDS = [
     "value_usd",
     "source",
 ]
+# Text columns a spreadsheet could run as a formula; CSV only, numbers and JSON are never altered.
+_TEXT_COLUMNS = [COLUMNS.index(name) for name in ("wallet", "chain", "token")]
 # Rows are streamed from a server-side cursor in chunks: memory does not grow with the export.
 CHUNK_SIZE = 5000
 
@@ -60,7 +62,10 @@ class Command(BaseCommand):
             writer = csv.writer(out, lineterminator="\n")
             writer.writerow(COLUMNS)
             for values in rows:
-                writer.writerow(_record(values))
+                record = _record(values)
+                for index in _TEXT_COLUMNS:
+                    record[index] = spreadsheet_text(record[index])
+                writer.writerow(record)
             return
         out.write("[", ending="")
         for n, values in enumerate(rows):
