@@ -64,7 +64,7 @@ def checksum_address(value):
     keccak256(lower-case hex) is 8 or more (pycryptodome's Keccak, never a hand-written one)."""
     hex_digits = value[2:].lower()
     digest = keccak.new(digest_bits=256, data=hex_digits.encode("ascii")).hexdigest()
-    return "0x" + "".join(c.upper() if int(h, 16) >= 8 else c for c, h in zip(hex_digits, digest))
+    return "0x" + "".join(c.upper() if int(h, 16) >= 8 else c for c, h in zip(hex_digits, digest[:40], strict=True))
 
 
 def canonical_address(value, name="address"):

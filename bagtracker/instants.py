@@ -11,12 +11,12 @@ raises OverflowError); they come back as the smallest/largest datetime, which ev
 refuses or clamps like any other far-away instant.
 """
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
-EARLIEST = datetime(2009, 1, 3, tzinfo=timezone.utc)
+EARLIEST = datetime(2009, 1, 3, tzinfo=UTC)
 FUTURE_MARGIN = timedelta(days=1)
-_BEFORE_EVERYTHING = datetime.min.replace(tzinfo=timezone.utc)
-_AFTER_EVERYTHING = datetime.max.replace(tzinfo=timezone.utc)
+_BEFORE_EVERYTHING = datetime.min.replace(tzinfo=UTC)
+_AFTER_EVERYTHING = datetime.max.replace(tzinfo=UTC)
 
 
 class InstantOutOfRange(ValueError):
@@ -37,14 +37,14 @@ def latest(now=None):
 def to_utc(instant):
     """An aware datetime in UTC; one beyond what a datetime holds becomes datetime.min/max (UTC)."""
     try:
-        return instant.astimezone(timezone.utc)
+        return instant.astimezone(UTC)
     except OverflowError:
         return _BEFORE_EVERYTHING if instant.year < 2000 else _AFTER_EVERYTHING
 
 
 def from_date(day: date):
     """00:00 UTC of ``day``."""
-    return datetime.combine(day, time(), tzinfo=timezone.utc)
+    return datetime.combine(day, time(), tzinfo=UTC)
 
 
 def parse_iso(text):

@@ -170,7 +170,7 @@ def test_zero_prices_are_stored_as_zero(token):
     ],
 )
 def test_the_price_importer_refuses_the_same(token, row, message):
-    with pytest.raises(ImportRejected, match="^line 2: ") as refused:
+    with pytest.raises(ImportRejected, match=r"^line 2: ") as refused:
         import_prices(io.BytesIO(f"chain,token,as_of,price_usd\n{row}\n".encode()))
     assert message in str(refused.value)
     assert not Price.objects.exists() and Token.objects.count() == 1

@@ -26,8 +26,9 @@ class Command(BaseCommand):
     - output to a reader that stopped reading (`export_snapshots | head -1`): the command stops
       quietly, exit 0, instead of a BrokenPipeError traceback;
     - a lost or refused database connection (server restarted, backend terminated): "CommandError:
-      database error: terminating connection due to administrator command; …" instead of a traceback. The work in flight was rolled back
-      with its transaction; running the command again is safe (every command is idempotent).
+      database error: terminating connection due to administrator command; …" instead of a traceback.
+      The work in flight was rolled back with its transaction; running the command again is safe
+      (every command is idempotent).
     """
 
     def create_parser(self, prog_name, subcommand, **kwargs):

@@ -3,10 +3,12 @@
 The file is read as bytes and decoded one physical line at a time, so a byte that is not UTF-8 is
 reported with its line; a UTF-8 byte-order mark is accepted. Memory is bounded: a line is read at
 most MAX_RECORD_BYTES at a time and a record (a quoted field may span lines) longer than that is
-refused while it is read, so a 200 MB line or /dev/zero costs a megabyte, not the file. Records are yielded as dicts keyed by
-the expected column names, with the 1-based line number where the record starts (the header is
-line 1). Blank lines are skipped. Column order is free; a missing, unknown or repeated column is
-refused, and so is a record with more or fewer fields than the header.
+refused while it is read, so a 200 MB line or /dev/zero costs a megabyte, not the file.
+
+Records are yielded as dicts keyed by the expected column names, with the 1-based line number
+where the record starts (the header is line 1). Blank lines are skipped. Column order is free; a
+missing, unknown or repeated column is refused, and so is a record with more or fewer fields than
+the header.
 
 The field parsers turn text into exact values (Decimal, aware UTC datetime) or raise BadValue:
 numbers in ASCII digits (bagtracker.numbers), identifiers by the rules of bagtracker.identifiers,
@@ -16,8 +18,6 @@ instants inside [2009-01-03, now + 1 day] (bagtracker.instants).
 import csv
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
 
 from bagtracker import instants
 from bagtracker.identifiers import BadIdentifier, canonical_address, check_identifier
@@ -130,7 +130,7 @@ def read_records(stream, columns, progress=None):
         if len(row) != len(header):
             raise ImportRejected(f"expected {len(header)} fields ({','.join(header)}), found {len(row)}", start)
         # Spaces after a comma are layout ("a, b"); any other character at either end is checked.
-        yield Record(start, {name: value.strip(" ") for name, value in zip(header, row)})
+        yield Record(start, {name: value.strip(" ") for name, value in zip(header, row, strict=True)})
     if header is None:
         raise ImportRejected(f"the file is empty; expected a header line: {','.join(columns)}")
 

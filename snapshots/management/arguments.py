@@ -9,7 +9,6 @@ from datetime import date
 from django.core.management.base import CommandError
 
 from bagtracker import instants
-
 from snapshots.periods import PERIODS
 
 PERIOD_HELP = f"one of {', '.join(PERIODS)}"
