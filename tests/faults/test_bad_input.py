@@ -581,7 +581,7 @@ def _refused_import(path, command="import_transactions"):
 def test_a_200_mb_line_is_refused_quickly_in_bounded_memory(command, tmp_path):
     path = tmp_path / "one-line.csv"
     with path.open("wb") as out:
-        out.write(TX_HEADER.encode() + b"\n")
+        out.write((TX_HEADER if command == "import_transactions" else PRICE_HEADER).encode() + b"\n")
         chunk = b"a" * (8 * 1024 * 1024)
         for _ in range(25):  # 200 MB, no newline
             out.write(chunk)
