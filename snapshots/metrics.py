@@ -8,8 +8,8 @@ Prometheus sets itself on every scraped series (a `job` label of ours would be r
 """
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from snapshots.models import JobRunStats
 from snapshots.services import job_metrics, monitoring
