@@ -36,12 +36,12 @@ ON CONFLICT (task, outcome) DO UPDATE SET
 """
 
 
-def known_jobs():
+def known_jobs() -> tuple[str, ...]:
     """The jobs whose runs are counted and exposed: the one list of jobs (monitoring.JOBS)."""
     return tuple(JOBS)
 
 
-def bucket_index(seconds):
+def bucket_index(seconds: float) -> int:
     """0-based slot of the bucket a run of `seconds` falls in; len(DURATION_BUCKETS) is +Inf."""
     for index, upper in enumerate(DURATION_BUCKETS):
         if seconds <= upper:
@@ -49,24 +49,26 @@ def bucket_index(seconds):
     return len(DURATION_BUCKETS)
 
 
-def outcome_of(success, result):
+def outcome_of(success: bool | None, result: object) -> str:
     if not success:
         return "error"
     status = result.get("status") if isinstance(result, dict) else None
     return str(status) if status in OUTCOMES else "success"
 
 
-def record_run(task, outcome, seconds):
+def record_run(task: str, outcome: str, seconds: float) -> None:
     """Count one run of `task` that ended with `outcome` after `seconds` (one statement)."""
     index = bucket_index(seconds)
     buckets = [0] * (len(DURATION_BUCKETS) + 1)
     buckets[index] = 1
-    params = {"task": task, "outcome": outcome, "seconds": float(seconds), "buckets": buckets, "slot": index + 1}
     with connection.cursor() as cursor:
-        cursor.execute(_UPSERT, params)
+        cursor.execute(
+            _UPSERT,
+            {"task": task, "outcome": outcome, "seconds": float(seconds), "buckets": buckets, "slot": index + 1},
+        )
 
 
-def job_name(func):
+def job_name(func: object) -> str | None:
     """'create_hourly_snapshots' for snapshots.tasks.create_hourly_snapshots (a path or the function)."""
     path = func if isinstance(func, str) else f"{getattr(func, '__module__', '')}.{getattr(func, '__name__', '')}"
     module, _, name = path.rpartition(".")
@@ -75,15 +77,15 @@ def job_name(func):
 
 # --- The worker's side: django-q2 signals ---------------------------------------------------------
 # A worker process runs one task at a time; the start of the running task is kept per task id.
-_started = {}
+_started: dict[str | None, float] = {}
 
 
-def task_started(sender, func=None, task=None, **kwargs):
+def task_started(sender: object, func: object = None, task: dict | None = None, **kwargs: object) -> None:
     if task is not None:
         _started[task.get("id")] = time.monotonic()
 
 
-def task_finished(sender, func=None, task=None, **kwargs):
+def task_finished(sender: object, func: object = None, task: dict | None = None, **kwargs: object) -> None:
     if task is None:
         return
     started = _started.pop(task.get("id"), None)
