@@ -9,8 +9,8 @@ import pytest
 from bagtracker.identifiers import BadIdentifier, canonical_address, checksum_address, identifier_problem
 from bagtracker.models import Price, Token, Transaction, Wallet
 from bagtracker.numbers import NotANumber, parse_decimal, parse_integer
-from bagtracker.services.exports import render_csv, spreadsheet_text
 from bagtracker.services.imports import ImportRejected, import_prices, import_transactions
+from snapshots.services.exports import render_csv, spreadsheet_text
 from tests.csv_factory import HEADER, database_state
 
 # The test vectors of EIP-55 itself.

@@ -1,8 +1,8 @@
 from django.core.management.base import CommandError
 
-from bagtracker.management.base import Command as BaseCommand
-from bagtracker.management.base import integer
-from bagtracker.services.exports import FORMATS, UnknownWallet, export_balances
+from bagtracker.errors import WalletNotFound
+from command_line import BaseCommand, integer
+from snapshots.services.exports import FORMATS, export_balances
 
 
 class Command(BaseCommand):
@@ -20,8 +20,6 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         try:
             chunks = export_balances(options["wallet"], options["format"])
-        except UnknownWallet as error:
+        except WalletNotFound as error:
             raise CommandError(str(error)) from None
-        for chunk in chunks:  # `export_balances | head` stops quietly: see BaseCommand.execute
-            self.stdout.write(chunk, ending="")
-        self.stdout.flush()
+        self.write_chunks(chunks)
