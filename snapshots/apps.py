@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.core.checks import register
 from django.db.models.signals import post_migrate, pre_save
 
 
@@ -10,7 +11,7 @@ class SnapshotsConfig(AppConfig):
         import django_q.cluster
         from django_q.models import Schedule
 
-        from snapshots import schedules
+        from snapshots import schedules, task_policy
 
         post_migrate.connect(_install_schedules, sender=self, dispatch_uid="snapshots.install_schedules")
         pre_save.connect(_validate_schedule, sender=Schedule, dispatch_uid="snapshots.validate_schedule")
@@ -18,6 +19,9 @@ class SnapshotsConfig(AppConfig):
         # cannot roll back the tick and make the other due schedules fire again.
         if not getattr(django_q.cluster.scheduler, "guarded", False):
             django_q.cluster.scheduler = schedules.guarded(django_q.cluster.scheduler)
+        # See snapshots/task_policy.py: the worker runs only the allow-listed functions and hooks.
+        task_policy.install()
+        register(task_policy.check_extra_tasks)
 
 
 def _install_schedules(sender, using="default", **kwargs):
