@@ -125,7 +125,7 @@ class CheckedTaskQueue:
             try:
                 check_task(task)
                 return task
-            except Exception as error:  # noqa: BLE001 - TaskRefused, or a package too malformed to check
+            except Exception as error:  # TaskRefused, or a package too malformed to check
                 reason = str(error) if isinstance(error, TaskRefused) else f"{type(error).__name__}: {error}"
             self._refuse(task, reason)
 
