@@ -2,6 +2,7 @@
 jobs — the installed schedules, jobs_status, /metrics, the overview, the functions a schedule may
 run — sees it."""
 
+import inspect
 import io
 import json
 
@@ -12,11 +13,12 @@ from django.urls import reverse
 from django_q.models import Schedule
 from django_q.tasks import async_task
 
-from snapshots import job_registry
+from snapshots import job_registry, tasks
 from snapshots.job_registry import Job, Outcome
 from snapshots.models import JobRunStats
-from snapshots.schedules import allowed_task_functions, install_schedules
+from snapshots.schedules import install_schedules
 from snapshots.services import job_metrics
+from snapshots.task_policy import allowed_task_functions
 
 pytestmark = pytest.mark.django_db
 
@@ -78,3 +80,14 @@ def test_a_new_job_is_on_the_overview(with_nightly_report, admin_client):
     install_schedules()
     page = admin_client.get(reverse("admin:overview")).content.decode()
     assert 'data-job="nightly_report"' in page
+
+
+def test_every_task_in_tasks_py_is_a_registered_job():
+    # A task without its registry entry would be refused by the allow-list and missing from
+    # jobs_status, /metrics and the overview: say so here, by name.
+    public = {
+        f"{tasks.__name__}.{name}"
+        for name, member in vars(tasks).items()
+        if inspect.isfunction(member) and member.__module__ == tasks.__name__ and not name.startswith("_")
+    }
+    assert public - job_registry.task_functions() == set()
