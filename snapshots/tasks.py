@@ -26,9 +26,9 @@ def _snapshots(period, scheduled_at, at, force):
         else:
             source, instant = SnapshotSource.MANUAL, intended_time(at)
         result = snapshot_service.run_snapshots(period, instant, source=source, force=force)
-    except (
-        ValueError
-    ) as error:  # InstantOutOfRange (e.g. a schedule's kwargs say at=2099-…), a malformed at: refused, nothing recorded
+    except ValueError as error:
+        # InstantOutOfRange (a schedule's kwargs say at=2099-…) or a malformed `at`: refused, and
+        # nothing recorded — a run at 2099 would hide every later staleness.
         return report(job, {"status": "error", "period": period, "error": str(error)})
     return report(job, result.as_dict())
 
