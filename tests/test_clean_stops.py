@@ -19,6 +19,8 @@ from tests.jobs_support import ROOT, QCluster, process_env, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
+SLEEP = "time.sleep"  # the busy job: allowed for these clusters only (snapshots/task_policy.py)
+
 
 def stop_and_time(cluster, signal_group):
     """SIGTERM as a supervisor sends it; the seconds until the cluster's main process exited."""
@@ -51,10 +53,10 @@ def test_an_idle_cluster_stops_on_sigterm_within_5_s(tmp_path, signal_group):
 
 
 def test_a_busy_cluster_lets_its_job_finish_within_the_grace_period_and_says_so(tmp_path):
-    cluster = QCluster(process_env(Q_CLUSTER_STOP_GRACE_SECONDS=30), tmp_path / "qcluster.log").start().wait_ready()
+    cluster = QCluster(process_env(Q_CLUSTER_STOP_GRACE_SECONDS=30, BAGTRACKER_EXTRA_TASKS=SLEEP), tmp_path / "qcluster.log").start().wait_ready()
     try:
-        task_id = async_task("time.sleep", 3)
-        cluster.worker_processing("time.sleep")
+        task_id = async_task(SLEEP, 3)
+        cluster.worker_processing(SLEEP)
         code, seconds = stop_and_time(cluster, signal_group=False)
     finally:
         cluster.stop()
@@ -65,10 +67,10 @@ def test_a_busy_cluster_lets_its_job_finish_within_the_grace_period_and_says_so(
 
 
 def test_a_busy_cluster_abandons_a_job_that_outlasts_the_grace_period_and_says_so(tmp_path):
-    cluster = QCluster(process_env(Q_CLUSTER_STOP_GRACE_SECONDS=2), tmp_path / "qcluster.log").start().wait_ready()
+    cluster = QCluster(process_env(Q_CLUSTER_STOP_GRACE_SECONDS=2, BAGTRACKER_EXTRA_TASKS=SLEEP), tmp_path / "qcluster.log").start().wait_ready()
     try:
-        async_task("time.sleep", 120)
-        worker = cluster.worker_processing("time.sleep")
+        async_task(SLEEP, 120)
+        worker = cluster.worker_processing(SLEEP)
         code, seconds = stop_and_time(cluster, signal_group=False)
     finally:
         cluster.stop()

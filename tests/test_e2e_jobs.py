@@ -16,7 +16,7 @@ from django_q.conf import Conf
 from django_q.models import Schedule, Task
 from django_q.tasks import async_task
 
-from snapshots.models import Balance, BalanceSnapshot, SnapshotRun
+from snapshots.models import Balance, BalanceSnapshot, JobRunStats, SnapshotRun
 from snapshots.periods import floor_boundary
 from tests.conftest import utc
 from tests.jobs_support import manage, process_env, wait_until
@@ -53,6 +53,13 @@ def test_recalculate_async_is_executed_by_the_cluster(broker_env, qcluster, make
     balance = Balance.objects.get(wallet=wallet)
     assert balance.amount == Decimal("2")
     assert balance.realized_pnl_usd == Decimal("10")
+    # The worker counted the run for /metrics (the web process reads it from the database).
+    stats = wait_until(
+        lambda: JobRunStats.objects.filter(task="recalculate_wallet_balances", outcome="success").first(),
+        timeout=10,
+        what="the run's count",
+    )
+    assert stats.runs == 1 and sum(stats.duration_buckets) == 1
 
 
 def _make_hourly_due(wallet, make_tx):
@@ -68,8 +75,9 @@ def _completed_run(as_of):
 
 
 def test_a_due_schedule_fires_and_the_rows_of_its_intended_boundary_appear(
-    broker_env, qcluster, make_tx, wallet, caplog
+    broker_env, qcluster, make_tx, wallet, settings, caplog
 ):
+    settings.BAGTRACKER_EXTRA_TASKS = ["math.floor"]
     intended = _make_hourly_due(wallet, make_tx)
     # A schedule broken behind the ORM's back, due too: the cluster's guard pauses it, so it cannot
     # roll back the scheduler's batch (which would make the hourly schedule fire every tick).
@@ -82,7 +90,7 @@ def test_a_due_schedule_fires_and_the_rows_of_its_intended_boundary_appear(
         next_run=timezone.now() - timedelta(minutes=1),
     )
     Schedule.objects.filter(pk=broken.pk).update(args="1.5,,")
-    cluster = qcluster(broker_env)
+    cluster = qcluster({**broker_env, "BAGTRACKER_EXTRA_TASKS": "math.floor"})
 
     # The cluster's scheduler tick (django_q.cluster.scheduler, with the guard), driven here rather
     # than awaited (the sentinel's first tick comes 30 s after start-up; test_two_clusters… waits

@@ -10,6 +10,7 @@ from config.env import (
     strict_choice,
     strict_database_url,
     strict_decimal,
+    strict_dotted_paths,
     strict_host,
     strict_int,
     strict_networks,
@@ -105,7 +106,11 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").exists() else []
 
 # --- Ledger and snapshots (DESIGN.md) -----------------------------------------------------------
-BALANCE_DUST_THRESHOLD = strict_decimal("BALANCE_DUST_THRESHOLD", "0.000001")
+# Sane ranges: a threshold above a billion units or a retention beyond a century (36,500 days) is a
+# typo that would pass start-up and break every later run (a cutoff before year 1).
+MAX_DUST_THRESHOLD = 10**9
+MAX_RETENTION_DAYS = 36_500
+BALANCE_DUST_THRESHOLD = strict_decimal("BALANCE_DUST_THRESHOLD", "0.000001", maximum=MAX_DUST_THRESHOLD)
 # average (moving average cost) or fifo; docs/ledger.md. A typo stops start-up.
 BALANCE_COST_BASIS = strict_choice("BALANCE_COST_BASIS", cost_basis.DEFAULT, cost_basis.METHODS)
 BALANCE_SNAPSHOT_ENABLED = strict_bool("BALANCE_SNAPSHOT_ENABLED", True)
@@ -114,10 +119,14 @@ BALANCE_DAILY_SNAPSHOTS = strict_bool("BALANCE_DAILY_SNAPSHOTS", True)
 BALANCE_WEEKLY_SNAPSHOTS = strict_bool("BALANCE_WEEKLY_SNAPSHOTS", True)
 BALANCE_MONTHLY_SNAPSHOTS = strict_bool("BALANCE_MONTHLY_SNAPSHOTS", True)
 BALANCE_SNAPSHOT_CATCH_UP = strict_bool("BALANCE_SNAPSHOT_CATCH_UP", True)
-BALANCE_HOURLY_RETENTION_DAYS = strict_int("BALANCE_HOURLY_RETENTION_DAYS", 7)
-BALANCE_HISTORY_RETENTION_DAYS = strict_int("BALANCE_HISTORY_RETENTION_DAYS", 90)
-BALANCE_WEEKLY_RETENTION_DAYS = strict_int("BALANCE_WEEKLY_RETENTION_DAYS", BALANCE_HISTORY_RETENTION_DAYS)
-BALANCE_MONTHLY_RETENTION_DAYS = strict_int("BALANCE_MONTHLY_RETENTION_DAYS", BALANCE_HISTORY_RETENTION_DAYS)
+BALANCE_HOURLY_RETENTION_DAYS = strict_int("BALANCE_HOURLY_RETENTION_DAYS", 7, maximum=MAX_RETENTION_DAYS)
+BALANCE_HISTORY_RETENTION_DAYS = strict_int("BALANCE_HISTORY_RETENTION_DAYS", 90, maximum=MAX_RETENTION_DAYS)
+BALANCE_WEEKLY_RETENTION_DAYS = strict_int(
+    "BALANCE_WEEKLY_RETENTION_DAYS", BALANCE_HISTORY_RETENTION_DAYS, maximum=MAX_RETENTION_DAYS
+)
+BALANCE_MONTHLY_RETENTION_DAYS = strict_int(
+    "BALANCE_MONTHLY_RETENTION_DAYS", BALANCE_HISTORY_RETENTION_DAYS, maximum=MAX_RETENTION_DAYS
+)
 
 # --- Broker and job cluster ---------------------------------------------------------------------
 # Redis when REDIS_URL or REDIS_HOST is set. Without either, local settings start an embedded
@@ -133,6 +142,9 @@ Q_CLUSTER_WORKERS = strict_int("Q_CLUSTER_WORKERS", 2, minimum=1, maximum=64)
 # On SIGTERM a busy qcluster lets its running jobs finish for at most this long, then abandons them
 # (snapshots/shutdown.py). Below compose's stop_grace_period (60 s), which then SIGKILLs silently.
 Q_CLUSTER_STOP_GRACE_SECONDS = strict_int("Q_CLUSTER_STOP_GRACE_SECONDS", 45, minimum=0, maximum=3600)
+# The cluster runs only the project's jobs (snapshots/task_policy.py) plus these functions
+# (comma-separated dotted paths); a schedule, a hook or a queued task naming anything else is refused.
+BAGTRACKER_EXTRA_TASKS = strict_dotted_paths("BAGTRACKER_EXTRA_TASKS")
 
 # --- Operations: metrics, Sentry ----------------------------------------------------------------
 # /metrics is not public: it answers only a request bearing METRICS_TOKEN ("Authorization: Bearer
