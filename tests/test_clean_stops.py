@@ -53,7 +53,8 @@ def test_an_idle_cluster_stops_on_sigterm_within_5_s(tmp_path, signal_group):
 
 
 def test_a_busy_cluster_lets_its_job_finish_within_the_grace_period_and_says_so(tmp_path):
-    cluster = QCluster(process_env(Q_CLUSTER_STOP_GRACE_SECONDS=30, BAGTRACKER_EXTRA_TASKS=SLEEP), tmp_path / "qcluster.log").start().wait_ready()
+    env = process_env(Q_CLUSTER_STOP_GRACE_SECONDS=30, BAGTRACKER_EXTRA_TASKS=SLEEP)
+    cluster = QCluster(env, tmp_path / "qcluster.log").start().wait_ready()
     try:
         task_id = async_task(SLEEP, 3)
         cluster.worker_processing(SLEEP)
@@ -67,7 +68,8 @@ def test_a_busy_cluster_lets_its_job_finish_within_the_grace_period_and_says_so(
 
 
 def test_a_busy_cluster_abandons_a_job_that_outlasts_the_grace_period_and_says_so(tmp_path):
-    cluster = QCluster(process_env(Q_CLUSTER_STOP_GRACE_SECONDS=2, BAGTRACKER_EXTRA_TASKS=SLEEP), tmp_path / "qcluster.log").start().wait_ready()
+    env = process_env(Q_CLUSTER_STOP_GRACE_SECONDS=2, BAGTRACKER_EXTRA_TASKS=SLEEP)
+    cluster = QCluster(env, tmp_path / "qcluster.log").start().wait_ready()
     try:
         async_task(SLEEP, 120)
         worker = cluster.worker_processing(SLEEP)
