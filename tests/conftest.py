@@ -73,8 +73,10 @@ def token(make_token):
 
 @pytest.fixture
 def make_wallet(db, chain):
+    # Decimal digits only: an EVM address without letters reads the same in its EIP-55 checksummed
+    # form, so an import naming it finds this wallet whatever the counter has reached.
     def make(address=None, on_chain=None, **fields):
-        return Wallet.objects.create(chain=on_chain or chain, address=address or f"0x{next(_counter):040x}", **fields)
+        return Wallet.objects.create(chain=on_chain or chain, address=address or f"0x{next(_counter):040d}", **fields)
 
     return make
 

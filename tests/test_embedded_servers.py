@@ -5,9 +5,12 @@ reports without starting anything and `stop` stops the database and the broker. 
 start nothing embedded: without DATABASE_URL or a Redis they stop with one line, also where the
 wheels of the embedded servers are not installed (the image)."""
 
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -22,6 +25,17 @@ def run(*args, env, timeout=120):
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
     )
+
+
+@pytest.fixture
+def data_dir():
+    """A data directory the embedded PostgreSQL may use: as root, pgserver runs it as its own user,
+    who must reach the directory (pytest's tmp_path is private to root)."""
+    directory = Path(tempfile.mkdtemp(prefix="bagtracker-embedded-")) / "data"
+    yield directory
+    embedded_redis.stop(directory)
+    embedded_postgres.stop(directory)
+    shutil.rmtree(directory.parent, ignore_errors=True)
 
 
 @pytest.fixture
@@ -62,8 +76,8 @@ def test_the_orm_broker_is_there_when_chosen(local_env):
     assert not embedded_redis.answers(local_env["BAGTRACKER_DATA_DIR"])  # nothing started for it
 
 
-def test_embedded_db_status_starts_nothing_and_stop_stops_database_and_broker(tmp_path):
-    data = tmp_path / "data"
+def test_embedded_db_status_starts_nothing_and_stop_stops_database_and_broker(data_dir):
+    data = data_dir
     env = process_env(BAGTRACKER_DATA_DIR=data)
     for name in ("DATABASE_URL", "REDIS_URL"):
         del env[name]
