@@ -132,7 +132,7 @@ def import_transactions(stream, progress=None):
                         row = _parse_transaction(record.fields, decimals_of)
                     except BadValue as error:
                         raise ImportRejected(str(error), record.line) from None
-                    copy.write(sql.copy_line((record.line, *row)))
+                    copy.write_row((record.line, *row))
                     result.rows += 1
             if not result.rows:
                 raise ImportRejected("the file has a header but no rows")
@@ -234,7 +234,7 @@ def import_prices(stream, progress=None):
                     row = _parse_price(record.fields, token_ids, chains)
                 except BadValue as error:
                     raise ImportRejected(str(error), record.line) from None
-                copy.write(sql.copy_line((record.line, *row)))
+                copy.write_row((record.line, *row))
                 result.rows += 1
         if not result.rows:
             raise ImportRejected("the file has a header but no rows")
