@@ -10,6 +10,7 @@ from config.env import (
     strict_choice,
     strict_database_url,
     strict_decimal,
+    strict_dotted_paths,
     strict_host,
     strict_int,
     strict_networks,
@@ -107,7 +108,11 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").exists() else []
 
 # --- Ledger and snapshots (DESIGN.md) -----------------------------------------------------------
-BALANCE_DUST_THRESHOLD = strict_decimal("BALANCE_DUST_THRESHOLD", "0.000001")
+# Sane ranges: a threshold above a billion units or a retention beyond a century (36,500 days) is a
+# typo that would pass start-up and break every later run (a cutoff before year 1).
+MAX_DUST_THRESHOLD = 10**9
+MAX_RETENTION_DAYS = 36_500
+BALANCE_DUST_THRESHOLD = strict_decimal("BALANCE_DUST_THRESHOLD", "0.000001", maximum=MAX_DUST_THRESHOLD)
 # average (moving average cost) or fifo; docs/ledger.md. A typo stops start-up.
 BALANCE_COST_BASIS = strict_choice("BALANCE_COST_BASIS", cost_basis.DEFAULT, cost_basis.METHODS)
 BALANCE_SNAPSHOT_ENABLED = strict_bool("BALANCE_SNAPSHOT_ENABLED", True)
@@ -116,10 +121,14 @@ BALANCE_DAILY_SNAPSHOTS = strict_bool("BALANCE_DAILY_SNAPSHOTS", True)
 BALANCE_WEEKLY_SNAPSHOTS = strict_bool("BALANCE_WEEKLY_SNAPSHOTS", True)
 BALANCE_MONTHLY_SNAPSHOTS = strict_bool("BALANCE_MONTHLY_SNAPSHOTS", True)
 BALANCE_SNAPSHOT_CATCH_UP = strict_bool("BALANCE_SNAPSHOT_CATCH_UP", True)
-BALANCE_HOURLY_RETENTION_DAYS = strict_int("BALANCE_HOURLY_RETENTION_DAYS", 7)
-BALANCE_HISTORY_RETENTION_DAYS = strict_int("BALANCE_HISTORY_RETENTION_DAYS", 90)
-BALANCE_WEEKLY_RETENTION_DAYS = strict_int("BALANCE_WEEKLY_RETENTION_DAYS", BALANCE_HISTORY_RETENTION_DAYS)
-BALANCE_MONTHLY_RETENTION_DAYS = strict_int("BALANCE_MONTHLY_RETENTION_DAYS", BALANCE_HISTORY_RETENTION_DAYS)
+BALANCE_HOURLY_RETENTION_DAYS = strict_int("BALANCE_HOURLY_RETENTION_DAYS", 7, maximum=MAX_RETENTION_DAYS)
+BALANCE_HISTORY_RETENTION_DAYS = strict_int("BALANCE_HISTORY_RETENTION_DAYS", 90, maximum=MAX_RETENTION_DAYS)
+BALANCE_WEEKLY_RETENTION_DAYS = strict_int(
+    "BALANCE_WEEKLY_RETENTION_DAYS", BALANCE_HISTORY_RETENTION_DAYS, maximum=MAX_RETENTION_DAYS
+)
+BALANCE_MONTHLY_RETENTION_DAYS = strict_int(
+    "BALANCE_MONTHLY_RETENTION_DAYS", BALANCE_HISTORY_RETENTION_DAYS, maximum=MAX_RETENTION_DAYS
+)
 
 # --- Broker and job cluster ---------------------------------------------------------------------
 REDIS_URL = strict_redis_url("REDIS_URL")
@@ -128,6 +137,9 @@ REDIS_PORT = strict_int("REDIS_PORT", 6379, minimum=1, maximum=65535)
 REDIS_DB = strict_int("REDIS_DB", 0, minimum=0)
 REDIS_PASSWORD = strict_str("REDIS_PASSWORD")
 Q_CLUSTER_WORKERS = strict_int("Q_CLUSTER_WORKERS", 2, minimum=1, maximum=64)
+# The cluster runs only the project's jobs (snapshots/task_policy.py) plus these functions
+# (comma-separated dotted paths); a schedule, a hook or a queued task naming anything else is refused.
+BAGTRACKER_EXTRA_TASKS = strict_dotted_paths("BAGTRACKER_EXTRA_TASKS")
 
 # --- Operations: metrics, Sentry ----------------------------------------------------------------
 # /metrics is not public: it answers only a request bearing METRICS_TOKEN ("Authorization: Bearer
