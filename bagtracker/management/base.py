@@ -1,7 +1,11 @@
 """The base of BagTracker's management commands."""
 
+from contextlib import nullcontext
+
 from django.core.management.base import BaseCommand, CommandError
 from django.db import InterfaceError, OperationalError
+
+from bagtracker.replica import replica_reads
 
 
 class Command(BaseCommand):
@@ -25,9 +29,14 @@ class Command(BaseCommand):
         parser.error = one_line_error
         return parser
 
+    # A read-only command (an export) reads the replica when there is a usable one, once it has
+    # replayed everything committed before the command started (bagtracker/replica.py).
+    reads_replica = False
+
     def execute(self, *args, **options):
         try:
-            return super().execute(*args, **options)
+            with replica_reads(caught_up=True) if self.reads_replica else nullcontext():
+                return super().execute(*args, **options)
         except (OperationalError, InterfaceError) as error:
             if options.get("traceback"):
                 raise

@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from bagtracker.models import Wallet
+from bagtracker.replica import replica_view
 from snapshots.console.charts import chart_data
 from snapshots.models import Period
 from snapshots.periods import boundaries_between, format_boundary, retention_cutoff, retention_days, retention_setting
@@ -43,6 +44,7 @@ def _context(model_admin, request, wallet, title):
     }
 
 
+@replica_view
 def wallet_portfolio(model_admin, request, object_id):
     """The wallet's value over time (total and per token, a tab per period) and its positions."""
     if not model_admin.has_view_permission(request):
@@ -163,6 +165,7 @@ def job_health(now):
     return rows
 
 
+@replica_view
 def overview(request, site):
     """All active wallets' value over time (one period per page: its sum reads every row of the
     fleet's boundaries), and every job's health, at a glance."""

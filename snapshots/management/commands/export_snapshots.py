@@ -39,6 +39,7 @@ def _record(values):
 
 
 class Command(BaseCommand):
+    reads_replica = True
     help = "Export the snapshots of a period (CSV or JSON, exact decimals), oldest boundary first."
 
     def add_arguments(self, parser):
