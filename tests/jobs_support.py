@@ -92,7 +92,7 @@ class QCluster:
         self.process = None
 
     def start(self):
-        self._log = open(self.log_path, "w")
+        self._log = open(self.log_path, "w")  # noqa: SIM115 -- the process writes to it until stop() closes it
         self.process = subprocess.Popen(
             [sys.executable, str(ROOT / "manage.py"), "qcluster"],
             cwd=self.cwd,

@@ -19,6 +19,7 @@ from config.env import (
     strict_str,
     strict_token,
 )
+from snapshots import cost_basis
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -43,6 +44,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /health and /metrics answer any Host (container health checks, in-network scrapes); every
+    # other request is checked against ALLOWED_HOSTS as usual. Why: config/probes.py.
+    "config.probes.ProbeHostMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -123,6 +127,8 @@ STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").exists() else 
 
 # --- Ledger and snapshots (DESIGN.md) -----------------------------------------------------------
 BALANCE_DUST_THRESHOLD = strict_decimal("BALANCE_DUST_THRESHOLD", "0.000001")
+# average (moving average cost) or fifo; docs/ledger.md. A typo stops start-up.
+BALANCE_COST_BASIS = strict_choice("BALANCE_COST_BASIS", cost_basis.DEFAULT, cost_basis.METHODS)
 BALANCE_SNAPSHOT_ENABLED = strict_bool("BALANCE_SNAPSHOT_ENABLED", True)
 BALANCE_HOURLY_SNAPSHOTS = strict_bool("BALANCE_HOURLY_SNAPSHOTS", True)
 BALANCE_DAILY_SNAPSHOTS = strict_bool("BALANCE_DAILY_SNAPSHOTS", True)
@@ -162,7 +168,7 @@ LOGGING = {
 }
 
 # The job cluster's full configuration (timeouts, retries, recycling) is in config/q_cluster.py.
-from config.q_cluster import q_cluster_settings  # noqa: E402
+from config.q_cluster import q_cluster_settings  # noqa: E402 -- beside the setting it builds
 
 Q_CLUSTER = q_cluster_settings(
     redis_url=REDIS_URL,
@@ -174,6 +180,6 @@ Q_CLUSTER = q_cluster_settings(
 )
 
 # Optional error reporting: only when SENTRY_DSN is set (web, qcluster and commands alike).
-from config.sentry import init_sentry  # noqa: E402
+from config.sentry import init_sentry  # noqa: E402 -- runs once every setting above is read
 
 init_sentry(SENTRY_DSN, SENTRY_ENVIRONMENT)
