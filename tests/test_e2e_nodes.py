@@ -17,7 +17,7 @@ from django_q.models import Task
 from django_q.tasks import async_task
 
 from snapshots import tasks
-from snapshots.models import Balance, BalanceSnapshot, SnapshotRun
+from snapshots.models import Balance, BalanceSnapshot, SnapshotRun, WalletSnapshot
 from snapshots.periods import floor_boundary
 from tests.jobs_support import QCluster, process_env, redis_test_url, wait_until
 
@@ -89,6 +89,7 @@ def state():
 
     return {
         "snapshots": rows(BalanceSnapshot, ["period", "as_of", "wallet_id", "token_id"]),
+        "summaries": rows(WalletSnapshot, ["period", "as_of", "wallet_id"]),
         "runs": rows(SnapshotRun, ["period", "as_of"]),
         "balances": rows(Balance, ["wallet_id", "token_id"]),
     }
@@ -121,6 +122,7 @@ def test_two_nodes_share_the_queue_and_each_task_runs_once(redis_env, nodes, mak
 
     # The same jobs, one after the other, in this process, from nothing.
     BalanceSnapshot.objects.all().delete()
+    WalletSnapshot.objects.all().delete()
     SnapshotRun.objects.all().delete()
     for func, args, kwargs in work:
         assert getattr(tasks, func)(*args, **kwargs)["status"] == "success"
