@@ -9,11 +9,16 @@ class SnapshotsConfig(AppConfig):
     def ready(self):
         import django_q.cluster
         from django_q.models import Schedule
+        from django_q.signals import post_execute_in_worker, pre_execute
 
         from snapshots import schedules
+        from snapshots.services import job_metrics
 
         post_migrate.connect(_install_schedules, sender=self, dispatch_uid="snapshots.install_schedules")
         pre_save.connect(_validate_schedule, sender=Schedule, dispatch_uid="snapshots.validate_schedule")
+        # Every run of a job is counted by the worker that ran it (/metrics' run counter, histogram).
+        pre_execute.connect(job_metrics.task_started, dispatch_uid="snapshots.job_started")
+        post_execute_in_worker.connect(job_metrics.task_finished, dispatch_uid="snapshots.job_finished")
         # See snapshots/schedules.py: pause a broken schedule before each scheduler tick, so it
         # cannot roll back the tick and make the other due schedules fire again.
         if not getattr(django_q.cluster.scheduler, "guarded", False):

@@ -13,7 +13,7 @@ from django_q.conf import Conf
 from django_q.models import Schedule, Task
 from django_q.tasks import async_task
 
-from snapshots.models import Balance, BalanceSnapshot, SnapshotRun
+from snapshots.models import Balance, BalanceSnapshot, JobRunStats, SnapshotRun
 from snapshots.periods import floor_boundary
 from tests.conftest import utc
 from tests.jobs_support import manage, process_env, qcluster, redis_test_url, wait_until  # noqa: F401
@@ -56,6 +56,13 @@ def test_recalculate_async_is_executed_by_the_cluster(broker_env, qcluster, make
     balance = Balance.objects.get(wallet=wallet)
     assert balance.amount == Decimal("2")
     assert balance.realized_pnl_usd == Decimal("10")
+    # The worker counted the run for /metrics (the web process reads it from the database).
+    stats = wait_until(
+        lambda: JobRunStats.objects.filter(task="recalculate_wallet_balances", outcome="success").first(),
+        timeout=10,
+        what="the run's count",
+    )
+    assert stats.runs == 1 and sum(stats.duration_buckets) == 1
 
 
 def _make_hourly_due(wallet, make_tx):
