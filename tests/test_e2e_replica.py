@@ -29,7 +29,8 @@ PROJECT_TABLE = re.compile(r"\b(bagtracker|snapshots|django_q)_\w+")
 
 def environment(pair=None, primary_url=None, **settings):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "DATABASE_", "PG"))}
-    env.update(DJANGO_SETTINGS_MODULE="config.settings.local", PYTHONUNBUFFERED="1")
+    # No job is queued here: the ORM broker, so no Redis is needed or started.
+    env.update(DJANGO_SETTINGS_MODULE="config.settings.local", PYTHONUNBUFFERED="1", BAGTRACKER_BROKER="orm")
     env["DATABASE_URL"] = primary_url or pair.primary.url()
     if pair:
         env["DATABASE_REPLICA_URL"] = pair.replica.url()
