@@ -11,8 +11,14 @@ class SnapshotsConfig(AppConfig):
         from django_q.models import Schedule
         from django_q.signals import post_execute_in_worker, pre_execute
 
+        from bagtracker.balances import register_balance_updater
         from snapshots import schedules
         from snapshots.services import job_metrics
+        from snapshots.services.ledger import apply_to_wallets
+
+        # The domain's writes of transactions call this, inside their own database transaction
+        # (bagtracker/balances.py): balances stay current without the domain importing the ledger.
+        register_balance_updater(apply_to_wallets)
 
         post_migrate.connect(_install_schedules, sender=self, dispatch_uid="snapshots.install_schedules")
         pre_save.connect(_validate_schedule, sender=Schedule, dispatch_uid="snapshots.validate_schedule")

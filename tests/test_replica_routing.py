@@ -1,4 +1,4 @@
-"""bagtracker/replica.py without a replica configured (the default): everything on the primary,
+"""read_replica.py without a replica configured (the default): everything on the primary,
 no cookie; and the router's rules, which hold whatever is configured. With a real replica:
 tests/test_e2e_replica.py."""
 
@@ -7,8 +7,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
 from bagtracker.models import Wallet
-from bagtracker.replica import PIN_COOKIE, ReplicaRouter, read_alias, replica_reads
 from config.env import strict_database_url, strict_int
+from read_replica import PIN_COOKIE, ReplicaRouter, read_alias, replica_reads
 from snapshots.models import BalanceSnapshot
 
 
@@ -23,7 +23,7 @@ def test_without_a_replica_reads_stay_on_the_primary():
 def test_inside_a_replica_block_only_the_projects_data_is_routed():
     from django.contrib.sessions.models import Session
 
-    from bagtracker import replica
+    import read_replica as replica
 
     router = ReplicaRouter()
     token = replica._reading.set("replica")

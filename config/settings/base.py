@@ -54,8 +54,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    # With a replica: a browser that has just written reads the primary (bagtracker/replica.py).
-    "bagtracker.replica.read_your_writes_middleware",
+    # With a replica: a browser that has just written reads the primary (read_replica.py).
+    "read_replica.read_your_writes_middleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -89,7 +89,7 @@ DATABASES["default"]["CONN_MAX_AGE"] = strict_int("DATABASE_CONN_MAX_AGE", 0)
 
 # An optional streaming replica of that server: the console's pages and the exports read it while
 # it trails the primary by at most DATABASE_REPLICA_MAX_LAG_SECONDS; everything else (writes, jobs,
-# migrations) uses the primary. Unset: one database, as before (bagtracker/replica.py).
+# migrations) uses the primary. Unset: one database, as before (read_replica.py).
 DATABASE_REPLICA_MAX_LAG_SECONDS = strict_int("DATABASE_REPLICA_MAX_LAG_SECONDS", 5)
 if strict_str("DATABASE_REPLICA_URL"):
     if EMBEDDED_DATABASE:
@@ -100,7 +100,7 @@ if strict_str("DATABASE_REPLICA_URL"):
     DATABASES["replica"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
     # Tests read the test database through the replica alias instead of creating another.
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
-DATABASE_ROUTERS = ["bagtracker.replica.ReplicaRouter"]
+DATABASE_ROUTERS = ["read_replica.ReplicaRouter"]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

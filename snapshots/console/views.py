@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from bagtracker.models import Wallet
-from bagtracker.replica import replica_view
+from read_replica import replica_view
 from snapshots.console.charts import chart_data
 from snapshots.models import Period
 from snapshots.periods import boundaries_between, format_boundary, retention_cutoff, retention_days, retention_setting

@@ -17,7 +17,7 @@ from decimal import Decimal
 from django.db import connections
 from django.utils import timezone
 
-from bagtracker.replica import read_alias
+from read_replica import read_alias
 from snapshots.periods import PERIODS
 
 # Boundaries per period in one chart: a year of daily snapshots, or a retention of "forever" on

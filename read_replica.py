@@ -1,5 +1,8 @@
 """Reads from a streaming replica (DATABASE_REPLICA_URL), writes and jobs on the primary.
 
+A top-level module like command_line.py: the console (snapshots), every command (command_line) and
+the settings (the router, the middleware) use it; it imports neither app.
+
 Nothing reads the replica unless it asks to: the console's pages (``@replica_view``) and the export
 commands (``reads_replica = True``) enter ``replica_reads()``, which picks one database for
 everything read inside it — the replica when it is configured, healthy and close enough, else the
