@@ -12,14 +12,16 @@ The lag guard asks the primary for its flushed WAL position, then the replica ho
 replayed. Replayed up to that position = no lag, however long ago the last write was (an idle
 primary writes nothing to replay, so ``now() - pg_last_xact_replay_timestamp()`` alone would grow
 without any real lag). Behind it, the lag is ``now()`` minus the commit time of the last replayed
-transaction: everything committed before that instant is on the replica. The verdict is kept for
-CHECK_INTERVAL_SECONDS per process. A replica that is down, promoted or further behind than
-DATABASE_REPLICA_MAX_LAG_SECONDS is skipped: its readers read the primary.
+transaction: everything committed before that instant is on the replica. When that is over the
+limit, the guard watches up to SETTLE_SECONDS for the replica to reach the position (an idle
+primary's checkpoint is replayed a moment later). The verdict is kept for CHECK_INTERVAL_SECONDS
+per process (RECHECK_UNUSABLE_SECONDS once it said "primary"). A replica that is down, promoted or
+further behind than DATABASE_REPLICA_MAX_LAG_SECONDS is skipped: its readers read the primary.
 
 Reading your own writes:
 - a browser request that wrote (any POST, PUT, PATCH or DELETE: an admin save, an action) gets a
-  cookie that makes its console pages read the primary for PIN_SECONDS, longer than the guard lets
-  the replica trail, so the next pages show the write;
+  cookie that makes its console pages read the primary for pin_seconds(), longer than the guard
+  lets the replica trail, so the next pages show the write;
 - an export waits (at most CATCH_UP_WAIT_SECONDS) until the replica has replayed everything the
   primary had committed when the export started, else reads the primary: a script that imports and
   then exports always exports what it imported.
@@ -42,7 +44,10 @@ REPLICA = "replica"
 # written a moment ago must be found by the next request.
 ROUTED_APPS = {"bagtracker", "snapshots", "django_q"}
 CHECK_INTERVAL_SECONDS = 1.0
-SETTLE_SECONDS = 0.1
+# A replica that was unusable is asked again after this long (each look may watch it for
+# SETTLE_SECONDS: not on every page).
+RECHECK_UNUSABLE_SECONDS = 5.0
+SETTLE_SECONDS = 1.0
 CATCH_UP_WAIT_SECONDS = 1.0
 PIN_COOKIE = "bagtracker_read_primary"
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -124,44 +129,52 @@ SELECT pg_is_in_recovery(),
 """
 
 
-def replica_lag():
-    """Seconds the replica trails the primary (about 0 when it has replayed all the primary had
-    flushed); None when it cannot be used at all (unreachable, not a standby, nothing replayed)."""
+def replica_lag(limit):
+    """Seconds the replica trails the primary, precise enough to compare with ``limit``: 0 when it
+    has replayed everything the primary had flushed; None when it cannot be used at all
+    (unreachable, not a standby, nothing replayed since it started)."""
     started = time.monotonic()
     try:
         with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
             cursor.execute(_PRIMARY_POSITION_SQL)
             (position,) = cursor.fetchone()
         with connections[REPLICA].cursor() as cursor:
-            for look in range(2):
+            first_look = True
+            while True:
                 cursor.execute(_REPLICA_STATE_SQL, [position])
                 in_recovery, caught_up, since_last_replay = cursor.fetchone()
-                if caught_up or not in_recovery:
-                    break
-                # WAL just flushed (a checkpoint, an autovacuum) is replayed within milliseconds;
-                # a second look tells that apart from a replica really behind.
-                if not look:
-                    time.sleep(SETTLE_SECONDS)
+                if not in_recovery:
+                    logger.warning("replica unusable, reading the primary: it is not a standby (promoted?)")
+                    return None
+                if caught_up:
+                    # Everything committed before we asked is there: current at the first look,
+                    # else at most as stale as the time we watched.
+                    return 0.0 if first_look else time.monotonic() - started
+                if since_last_replay is not None and since_last_replay <= limit:
+                    return since_last_replay
+                # Behind, and its last replayed commit is old: a truly lagging replica, or an idle
+                # primary that has just flushed WAL without a commit (a checkpoint, a standby
+                # snapshot) which the replica replays a moment later. Watch for a moment.
+                if time.monotonic() - started >= SETTLE_SECONDS:
+                    return since_last_replay
+                first_look = False
+                time.sleep(0.02)
     except DatabaseError as error:
         connections[REPLICA].close()  # a broken connection is not reused by the next check
         logger.warning("replica unusable, reading the primary: %s", " ".join(str(error).split()))
         return None
-    if not in_recovery:
-        logger.warning("replica unusable, reading the primary: it is not a standby (promoted?)")
-        return None
-    if caught_up:
-        return time.monotonic() - started  # everything committed before we asked is there
-    return since_last_replay  # None: it has replayed no transaction since it started
 
 
 def replica_usable():
-    """The guard's verdict, re-checked at most every CHECK_INTERVAL_SECONDS in this process."""
+    """The guard's verdict, re-checked in this process at most every CHECK_INTERVAL_SECONDS while
+    the replica is usable, every RECHECK_UNUSABLE_SECONDS while it is not."""
     now = time.monotonic()
-    if now - _verdict["checked_at"] >= CHECK_INTERVAL_SECONDS:
-        lag = replica_lag()
-        usable = lag is not None and lag <= settings.DATABASE_REPLICA_MAX_LAG_SECONDS
+    interval = CHECK_INTERVAL_SECONDS if _verdict["usable"] else RECHECK_UNUSABLE_SECONDS
+    if now - _verdict["checked_at"] >= interval:
+        limit = settings.DATABASE_REPLICA_MAX_LAG_SECONDS
+        lag = replica_lag(limit)
+        usable = lag is not None and lag <= limit
         if lag is not None and not usable:
-            limit = settings.DATABASE_REPLICA_MAX_LAG_SECONDS
             logger.warning("replica %.1f s behind (limit %s s): reading the primary", lag, limit)
         _verdict.update(checked_at=time.monotonic(), usable=usable)
     return _verdict["usable"]

@@ -95,7 +95,7 @@ def test_the_console_and_the_exports_read_the_replica(pair):
     assert f"{WALLET},ethereum,ETH,5,2000,10000," in snapshots["output"]
     on_replica = " ".join(reads_of_project_tables(pair.replica, "reader"))
     for table in ("bagtracker_wallet", "snapshots_balance", "snapshots_balancesnapshot", "snapshots_snapshotrun"):
-        assert re.search(rf"\b{table}\b", on_replica), f"{table} was not read on the replica"
+        assert re.search(rf"\b{table}\b", on_replica), f"{table} was not read on the replica: {on_replica}"
     # The primary answered the guard (its WAL position), the login and the session, nothing else.
     assert reads_of_project_tables(pair.primary, "reader") == []
 
