@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.core.checks import register
 from django.db.models.signals import post_migrate, pre_save
 
 
@@ -12,7 +13,7 @@ class SnapshotsConfig(AppConfig):
         from django_q.signals import post_execute_in_worker, pre_execute
 
         from bagtracker.balances import register_balance_updater
-        from snapshots import schedules
+        from snapshots import schedules, task_policy
         from snapshots.services import job_metrics
         from snapshots.services.ledger import apply_to_wallets
 
@@ -29,6 +30,9 @@ class SnapshotsConfig(AppConfig):
         # cannot roll back the tick and make the other due schedules fire again.
         if not getattr(django_q.cluster.scheduler, "guarded", False):
             django_q.cluster.scheduler = schedules.guarded(django_q.cluster.scheduler)
+        # See snapshots/task_policy.py: the worker runs only the allow-listed functions and hooks.
+        task_policy.install()
+        register(task_policy.check_extra_tasks)
 
 
 def _install_schedules(sender, using="default", **kwargs):

@@ -77,7 +77,10 @@ def _completed_run(as_of):
     return SnapshotRun.objects.filter(period="hourly", as_of=as_of, status="completed").first()
 
 
-def test_a_due_schedule_fires_and_the_rows_of_its_intended_boundary_appear(broker_env, qcluster, make_tx, wallet):
+def test_a_due_schedule_fires_and_the_rows_of_its_intended_boundary_appear(
+    broker_env, qcluster, make_tx, wallet, settings
+):
+    settings.BAGTRACKER_EXTRA_TASKS = ["math.floor"]
     intended = _make_hourly_due(wallet, make_tx)
     # A schedule broken behind the ORM's back, due too: the cluster's guard pauses it, so it cannot
     # roll back the scheduler's batch (which would make the hourly schedule fire every tick).
@@ -90,7 +93,7 @@ def test_a_due_schedule_fires_and_the_rows_of_its_intended_boundary_appear(broke
         next_run=timezone.now() - timedelta(minutes=1),
     )
     Schedule.objects.filter(pk=broken.pk).update(args="1.5,,")
-    cluster = qcluster(broker_env)
+    cluster = qcluster({**broker_env, "BAGTRACKER_EXTRA_TASKS": "math.floor"})
 
     run = wait_until(lambda: _completed_run(intended), timeout=SCHEDULER_TICK + 45, what="the hourly snapshot")
     assert run.source == "scheduled" and run.rows == 1

@@ -140,15 +140,13 @@ def wallet_backfill(model_admin, request, object_id):
 
 # --- Overview ------------------------------------------------------------------------------------
 
-_SNAPSHOT_JOBS = {f"create_{period}_snapshots": period for period in Period.values}
-
 
 def job_health(now):
     """One row per job: its schedule, last run, next run, last failure, and its period's freshness."""
     freshness = {f.period: f for f in monitoring.snapshot_freshness(now)}
     rows = []
     for job in monitoring.job_statuses():
-        period = _SNAPSHOT_JOBS.get(job.job)
+        period = job.period
         runs = [t for t in (job.last_success, job.last_failure) if t]
         rows.append(
             {
