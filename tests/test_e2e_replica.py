@@ -6,13 +6,18 @@ server (tests/console_client.py). Which server answered is read from each server
 import json
 import os
 import re
+import shlex
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
+import yaml
 
-from tests.replication_support import StreamingPair
+from tests.jobs_support import wait_until
+from tests.replication_support import StreamingPair, binaries, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -86,6 +91,8 @@ def reads_of_project_tables(server, application):
 
 
 def test_the_console_and_the_exports_read_the_replica(pair):
+    # The primary has been idle for seconds (longer than the 5 s limit since its last commit): the
+    # replica is current all the same, because it has replayed everything the primary flushed.
     pair.caught_up()
     portfolio, overview, balances, snapshots = drive(pair, [["get", PORTFOLIO], ["get", OVERVIEW], *EXPORTS], "reader")
 
@@ -154,3 +161,38 @@ def test_a_browser_that_saved_something_reads_the_primary(pair):
     assert save["status"] == 302
     assert after["h1"] == "Portfolio of wallet #1 saved in the admin"
     assert other["h1"] == f"Portfolio of wallet #1 {WALLET}"
+
+
+def test_the_compose_replica_command_copies_the_primary_and_streams_from_it(pair):
+    """docker-compose.yml's db-replica command, run natively: `db` is our primary, the port ours."""
+    command = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["db-replica"]["command"]
+    shell, flag, script = shlex.split(command.replace("$$", "$"))
+    port = free_port()
+    script = script.replace("-h db", f"-h 127.0.0.1 -p {pair.primary.port}").replace(
+        "exec postgres", f"exec postgres -c port={port} -c listen_addresses=127.0.0.1 -k {pair.root}"
+    )
+    env = {
+        "PATH": f"{binaries()}:{os.environ['PATH']}",
+        "PGDATA": str(pair.root / "compose-replica"),
+        "POSTGRES_USER": "postgres",
+    }
+    with open(pair.root / "compose-replica.log", "w") as log:
+        server = subprocess.Popen([shell, flag, script], env=env, user=pair.user, stdout=log, stderr=subprocess.STDOUT)
+    url = f"postgres://postgres@127.0.0.1:{port}/bagtracker"
+
+    def answers(query):
+        assert server.poll() is None, (pair.root / "compose-replica.log").read_text()
+        try:
+            with psycopg.connect(url, connect_timeout=2) as connection:
+                return connection.execute(query).fetchone()[0]
+        except psycopg.OperationalError:
+            return None
+
+    try:
+        assert wait_until(lambda: answers("SELECT pg_is_in_recovery()"), timeout=60, what="the compose replica")
+        pair.primary.sql("UPDATE bagtracker_wallet SET name = 'streamed'")
+        wait_until(lambda: answers("SELECT name FROM bagtracker_wallet") == "streamed", timeout=30, what="streaming")
+    finally:
+        server.send_signal(signal.SIGQUIT)  # immediate shutdown: its data is thrown away
+        server.wait(timeout=30)
+        pair.primary.sql("UPDATE bagtracker_wallet SET name = ''")
