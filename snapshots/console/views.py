@@ -18,6 +18,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
+from bagtracker import instants
 from bagtracker.models import Wallet
 from read_replica import replica_view
 from snapshots.console.charts import chart_data
@@ -86,9 +87,11 @@ class BackfillForm(forms.Form):
         return cleaned
 
     def instants(self):
-        since = _midnight(self.cleaned_data["since"])
+        """(since, until) clamped into [2009-01-03, now]: a range is clamped, never refused for
+        reaching too far (0001-01-01 would otherwise overflow computing a weekly boundary)."""
+        since = instants.clamp(_midnight(self.cleaned_data["since"]), self.now)
         until = self.cleaned_data.get("until")
-        return since, min(_midnight(until), self.now) if until else self.now
+        return since, min(instants.clamp(_midnight(until), self.now), self.now) if until else self.now
 
 
 def _midnight(day: date):

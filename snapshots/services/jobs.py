@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from django.utils import timezone
 
+from bagtracker import instants
 from snapshots.job_registry import Outcome, job_named
 
 logger = logging.getLogger("snapshots.jobs")
@@ -55,7 +56,7 @@ def intended_time(scheduled_at):
         scheduled_at = datetime.fromisoformat(scheduled_at)
     if timezone.is_naive(scheduled_at):
         scheduled_at = timezone.make_aware(scheduled_at, UTC)
-    return scheduled_at
+    return instants.to_utc(scheduled_at)  # year 1 with an offset: datetime.min, refused by the service
 
 
 def report(job, result):
