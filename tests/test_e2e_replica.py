@@ -22,7 +22,7 @@ from tests.replication_support import StreamingPair, binaries, free_port
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parent.parent
-WALLET = "0x00000000000000000000000000000000000000aa"
+WALLET = "0x00000000000000000000000000000000000000AA"  # EIP-55 checksummed, as stored
 TRANSACTIONS = f"""wallet,chain,token,kind,status,amount,price_usd,timestamp,tx_hash
 {WALLET},ethereum,ETH,buy,confirmed,5,2000,2026-01-01T00:00:00Z,
 """
