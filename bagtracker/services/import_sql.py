@@ -143,7 +143,7 @@ LINE_OF_NEW_TX_SQL = "SELECT line FROM import_tx_new WHERE id = %s"
 LINE_TO_BLAME_SQL = """
 SELECT line FROM import_tx_new
 WHERE wallet_id = %(wallet)s AND token_id = %(token)s
-ORDER BY (status = 'confirmed' AND kind IN ('sell', 'transfer_out') AND ts <= %(at)s) DESC, line
+ORDER BY (status = 'confirmed' AND kind = ANY(%(disposals)s) AND ts <= %(at)s) DESC, line
 LIMIT 1
 """
 

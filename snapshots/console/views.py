@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from bagtracker import instants
+from bagtracker.errors import WalletNotFound
 from bagtracker.models import Wallet
 from read_replica import replica_view
 from snapshots.console.charts import chart_data
@@ -31,7 +32,7 @@ from snapshots.services.jobs import QueueError, queue_job
 def _wallet_or_404(model_admin, request, object_id):
     wallet = model_admin.get_object(request, unquote(object_id))
     if wallet is None:
-        raise Http404(f"wallet {object_id} does not exist")
+        raise Http404(str(WalletNotFound(object_id)))
     return wallet
 
 
