@@ -27,7 +27,7 @@ def integer(text):
 
 
 class BaseCommand(DjangoBaseCommand):
-    """Errors are one line on stderr, like every other refusal of a command (DESIGN.md):
+    """Errors are one line on stderr, like every other refusal of a command (docs/interfaces.md, "Exit codes"):
 
     - bad arguments: "manage.py recalculate: error: argument --wallet: invalid int value: 'abc'
       (see --help)"; argparse would print its multi-line usage block first (--help shows it);

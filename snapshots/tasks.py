@@ -1,4 +1,4 @@
-"""django-q2 jobs: thin wrappers over the service layer (DESIGN.md, "Jobs and schedules").
+"""django-q2 jobs: thin wrappers over the service layer (docs/schedules.md).
 
 Each is a plain function — call it in a test or a shell to run it in-process — returning the
 result dict of its service and logging one line. Queue one with

@@ -39,7 +39,7 @@ GROUP BY c.id, r.wallet ORDER BY min(r.line)
 ON CONFLICT (chain_id, address) DO NOTHING
 """
 
-# A token first seen in an import is taken as native-less and 18 decimals (DESIGN.md).
+# A token first seen in an import is taken as native-less and 18 decimals (docs/interfaces.md).
 CREATE_TOKENS_SQL = """
 INSERT INTO bagtracker_token (chain_id, symbol, name, contract_address, decimals)
 SELECT c.id, r.token, '', '', 18

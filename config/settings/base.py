@@ -126,7 +126,7 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").exists() else []
 
-# --- Ledger and snapshots (DESIGN.md) -----------------------------------------------------------
+# --- Ledger and snapshots (docs/ledger.md, docs/snapshots.md) ------------------------------------
 # Sane ranges: a threshold above a billion units or a retention beyond a century (36,500 days) is a
 # typo that would pass start-up and break every later run (a cutoff before year 1).
 MAX_DUST_THRESHOLD = 10**9

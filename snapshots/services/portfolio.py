@@ -139,7 +139,7 @@ def portfolio_value_history(period, max_points=None):
 
 @dataclass
 class Position:
-    """One Balance of a wallet, valued at the current price (DESIGN.md, "Prices")."""
+    """One Balance of a wallet, valued at the current price (docs/snapshots.md)."""
 
     token_id: int
     symbol: str

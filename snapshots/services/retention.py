@@ -1,4 +1,4 @@
-"""Retention cleanup (DESIGN.md, "Retention"): delete snapshot rows with as_of < now − retention.
+"""Retention cleanup (docs/snapshots.md): delete snapshot rows with as_of < now − retention.
 
 Per period: first the SnapshotRun markers of the expired boundaries (one statement), then the
 rows, in bounded batches that each commit. Markers go first so that an interruption between

@@ -1,4 +1,4 @@
-"""Balance snapshots (DESIGN.md, "Snapshots"): take one boundary, the scheduled job with catch-up,
+"""Balance snapshots (docs/snapshots.md): take one boundary, the scheduled job with catch-up,
 backfill, and rebuilding one wallet's retained snapshots.
 
 Every boundary is taken in its own database transaction (take_snapshot), so no reader ever sees
@@ -354,7 +354,7 @@ def backfill_snapshots(period, since, until=None, wallet_ids=None, progress=None
     """
     started = time.monotonic()
     now = _now()
-    # A range is clamped, not refused: to [2009-01-03, now] (DESIGN.md, "Identifiers").
+    # A range is clamped, not refused: to [2009-01-03, now] (docs/interfaces.md).
     until = min(instants.clamp(until, now), now) if until else now
     since = instants.clamp(since, now)
     if wallet_ids is not None:
