@@ -19,7 +19,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from bagtracker import instants
+from bagtracker.errors import WalletNotFound
 from bagtracker.models import Wallet
+from read_replica import replica_view
 from snapshots.console import permissions
 from snapshots.console.charts import chart_data
 from snapshots.models import Period
@@ -31,7 +33,7 @@ from snapshots.services.jobs import QueueError, queue_job
 def _wallet_or_404(model_admin, request, object_id):
     wallet = model_admin.get_object(request, unquote(object_id))
     if wallet is None:
-        raise Http404(f"wallet {object_id} does not exist")
+        raise Http404(str(WalletNotFound(object_id)))
     return wallet
 
 
@@ -45,6 +47,7 @@ def _context(model_admin, request, wallet, title):
     }
 
 
+@replica_view
 def wallet_portfolio(model_admin, request, object_id):
     """The wallet's value over time (total and per token, a tab per period) and its positions."""
     if not permissions.can(request, permissions.PORTFOLIO):
@@ -165,6 +168,7 @@ def job_health(now):
     return rows
 
 
+@replica_view
 def overview(request, site):
     """All active wallets' value over time (one period per page: its sum reads every row of the
     fleet's boundaries), and every job's health, at a glance."""

@@ -1,4 +1,4 @@
-"""Balance snapshots (DESIGN.md, "Snapshots"): take one boundary, the scheduled job with catch-up,
+"""Balance snapshots (docs/snapshots.md): take one boundary, the scheduled job with catch-up,
 backfill, and rebuilding one wallet's retained snapshots.
 
 Every boundary is taken in its own database transaction (take_snapshot), so no reader ever sees
@@ -23,7 +23,9 @@ from django.db.models import Min
 from django.utils import timezone as dj_timezone
 
 from bagtracker import instants
+from bagtracker.errors import WalletNotFound
 from bagtracker.models import Wallet
+from snapshots.job_registry import Outcome
 from snapshots.models import BalanceSnapshot, SnapshotRun, SnapshotSource
 from snapshots.periods import (
     PERIODS,
@@ -61,14 +63,14 @@ class SnapshotResult:
     written: int = 0
     removed: int = 0
     partial: bool = False
-    status: str = "success"
+    status: str = Outcome.SUCCESS
     reason: str = ""
     error: str = ""
     duration_seconds: float = 0.0
 
     def as_dict(self):
         data = {
-            "status": self.status,
+            "status": str(self.status),
             "period": self.period,
             "as_of": _iso(self.as_of),
             "source": self.source,
@@ -100,11 +102,11 @@ class SnapshotJobResult:
     @property
     def status(self):
         if self.reason:
-            return "skipped"
-        failed = [b for b in self.boundaries if b.status == "error"]
+            return Outcome.SKIPPED
+        failed = [b for b in self.boundaries if b.status == Outcome.ERROR]
         if not failed:
-            return "success"
-        return "partial_success" if len(failed) < len(self.boundaries) else "error"
+            return Outcome.SUCCESS
+        return Outcome.PARTIAL_SUCCESS if len(failed) < len(self.boundaries) else Outcome.ERROR
 
     @property
     def own(self):
@@ -113,7 +115,7 @@ class SnapshotJobResult:
 
     @property
     def caught_up(self):
-        return [b for b in self.boundaries if b.as_of != self.as_of and b.status == "success"]
+        return [b for b in self.boundaries if b.as_of != self.as_of and b.status == Outcome.SUCCESS]
 
     @property
     def rows(self):
@@ -121,7 +123,7 @@ class SnapshotJobResult:
 
     def as_dict(self):
         data = {
-            "status": self.status,
+            "status": str(self.status),
             "period": self.period,
             "as_of": _iso(self.as_of),
             "source": self.source,
@@ -132,7 +134,7 @@ class SnapshotJobResult:
         }
         if self.reason:
             data["reason"] = self.reason
-        failed = [b for b in self.boundaries if b.status == "error"]
+        failed = [b for b in self.boundaries if b.status == Outcome.ERROR]
         if failed:
             data["failed_boundaries"] = [{"as_of": _iso(b.as_of), "error": b.error} for b in failed]
         return data
@@ -150,17 +152,17 @@ class ManyBoundariesResult:
 
     @property
     def failures(self):
-        return [b for b in self.boundaries if b.status == "error"]
+        return [b for b in self.boundaries if b.status == Outcome.ERROR]
 
     @property
     def status(self):
         if not self.failures:
-            return "success"
-        return "partial_success" if len(self.failures) < len(self.boundaries) else "error"
+            return Outcome.SUCCESS
+        return Outcome.PARTIAL_SUCCESS if len(self.failures) < len(self.boundaries) else Outcome.ERROR
 
     @property
     def rows(self):
-        return sum(b.rows for b in self.boundaries if b.status == "success")
+        return sum(b.rows for b in self.boundaries if b.status == Outcome.SUCCESS)
 
     @property
     def written(self):
@@ -172,7 +174,7 @@ class ManyBoundariesResult:
 
     def as_dict(self):
         data = {
-            "status": self.status,
+            "status": str(self.status),
             "kind": self.kind,
             "boundaries": len(self.boundaries),
             "rows": self.rows,
@@ -233,7 +235,7 @@ def take_snapshot(period, as_of, source, wallets=None, *, excluding_wallets=(), 
             snapshot_sql.lock_boundary(cursor, period, as_of)
             completed = SnapshotRun.objects.filter(period=period, as_of=as_of, status=SnapshotRun.Status.COMPLETED)
             if skip_if_completed and completed.exists():
-                result.status, result.reason = "skipped", "already_completed"
+                result.status, result.reason = Outcome.SKIPPED, "already_completed"
                 return result
             result.rows, result.written, result.removed = snapshot_sql.write_snapshot(
                 cursor, period, as_of, source, settings.BALANCE_DUST_THRESHOLD, scope
@@ -254,7 +256,7 @@ def take_snapshot(period, as_of, source, wallets=None, *, excluding_wallets=(), 
             else:
                 completed.update(rows=snapshot_sql.count_rows(cursor, period, as_of))
     except Exception as error:  # recorded for the admin, then re-raised for the caller to report
-        result.status, result.error = "error", f"{type(error).__name__}: {error}".strip()
+        result.status, result.error = Outcome.ERROR, f"{type(error).__name__}: {error}".strip()
         result.duration_seconds = time.monotonic() - started
         _record_failure(result, started_at)
         raise SnapshotError(result) from error
@@ -339,7 +341,7 @@ def _wallets_exist(wallet_ids):
     found = set(Wallet.objects.filter(pk__in=wallet_ids).values_list("pk", flat=True))
     missing = [w for w in wallet_ids if w not in found]
     if missing:
-        raise Wallet.DoesNotExist(f"wallet {', '.join(map(str, missing))} does not exist")
+        raise WalletNotFound(*missing)
     return wallet_ids
 
 
@@ -352,7 +354,7 @@ def backfill_snapshots(period, since, until=None, wallet_ids=None, progress=None
     """
     started = time.monotonic()
     now = _now()
-    # A range is clamped, not refused: to [2009-01-03, now] (DESIGN.md, "Identifiers").
+    # A range is clamped, not refused: to [2009-01-03, now] (docs/interfaces.md).
     until = min(instants.clamp(until, now), now) if until else now
     since = instants.clamp(since, now)
     if wallet_ids is not None:
