@@ -1,29 +1,10 @@
 """The set-based SQL of the importers (bagtracker.services.imports), in one place.
 
-Validated rows are COPYed into a temporary table (dropped at commit), then every step is one
-statement over the whole file: create missing chains, wallets and tokens; resolve ids; refuse
+Validated rows are COPYed into a temporary table (dropped at commit) with psycopg's own
+``Copy.write_row`` (it adapts and escapes each value), then every step is one statement over the
+whole file: create missing chains, wallets and tokens; resolve ids; refuse
 conflicts; insert what is new in file order. Statements that can fail name the line to blame.
 """
-
-from datetime import datetime
-
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def copy_line(values):
-    """One line of COPY text format: None is \\N, text is escaped, datetimes in ISO 8601 with offset."""
-    fields = []
-    for value in values:
-        if value is None:
-            fields.append("\\N")
-        elif isinstance(value, str):
-            fields.append(value.translate(_COPY_ESCAPES))
-        elif isinstance(value, datetime):
-            fields.append(value.isoformat())
-        else:  # int, Decimal: str() is exact (PostgreSQL reads exponent notation too)
-            fields.append(str(value))
-    return "\t".join(fields) + "\n"
-
 
 # Serialises imports: two imports of overlapping files must not both decide a row is new.
 IMPORT_LOCK_SQL = "SELECT pg_advisory_xact_lock(7161343720261)"
@@ -58,7 +39,7 @@ GROUP BY c.id, r.wallet ORDER BY min(r.line)
 ON CONFLICT (chain_id, address) DO NOTHING
 """
 
-# A token first seen in an import is taken as native-less and 18 decimals (DESIGN.md).
+# A token first seen in an import is taken as native-less and 18 decimals (docs/interfaces.md).
 CREATE_TOKENS_SQL = """
 INSERT INTO bagtracker_token (chain_id, symbol, name, contract_address, decimals)
 SELECT c.id, r.token, '', '', 18
@@ -162,7 +143,7 @@ LINE_OF_NEW_TX_SQL = "SELECT line FROM import_tx_new WHERE id = %s"
 LINE_TO_BLAME_SQL = """
 SELECT line FROM import_tx_new
 WHERE wallet_id = %(wallet)s AND token_id = %(token)s
-ORDER BY (status = 'confirmed' AND kind IN ('sell', 'transfer_out') AND ts <= %(at)s) DESC, line
+ORDER BY (status = 'confirmed' AND kind = ANY(%(disposals)s) AND ts <= %(at)s) DESC, line
 LIMIT 1
 """
 

@@ -33,6 +33,7 @@ from bagtracker.errors import RunningAmountNegative
 from bagtracker.models import (
     AMOUNT_DIGITS,
     DECIMAL_PLACES,
+    DISPOSAL_KINDS,
     PRICE_DIGITS,
     Chain,
     Token,
@@ -123,7 +124,7 @@ def _copy_rows(cursor, copy_sql, stream, columns, parse_record, progress):
                     row = parse_record(record)
                 except BadValue as error:
                     raise ImportRejected(str(error), record.line) from None
-                copy.write(sql.copy_line((record.line, *row)))
+                copy.write_row((record.line, *row))
                 rows += 1
         except ImportRejected as error:
             refusal = error
@@ -212,7 +213,13 @@ def _line_to_blame(cursor, error):
     found = cursor.fetchone()
     if not found:
         cursor.execute(
-            sql.LINE_TO_BLAME_SQL, {"wallet": error.wallet_id, "token": error.token_id, "at": error.timestamp}
+            sql.LINE_TO_BLAME_SQL,
+            {
+                "wallet": error.wallet_id,
+                "token": error.token_id,
+                "at": error.timestamp,
+                "disposals": list(DISPOSAL_KINDS),
+            },
         )
         found = cursor.fetchone()
     return found[0] if found else None

@@ -1,4 +1,4 @@
-"""Retention cleanup (DESIGN.md, "Retention"): delete snapshot rows with as_of < now − retention.
+"""Retention cleanup (docs/snapshots.md): delete snapshot rows with as_of < now − retention.
 
 Per period: first the SnapshotRun markers of the expired boundaries (one statement), then the
 rows, in bounded batches that each commit. Markers go first so that an interruption between
@@ -15,8 +15,9 @@ from datetime import UTC, datetime
 from django.db import connection, transaction
 from django.utils import timezone
 
+from snapshots.job_registry import Outcome
 from snapshots.models import SnapshotRun
-from snapshots.periods import PERIODS, retention_cutoff
+from snapshots.periods import Period
 
 # Rows deleted per committed batch; tests shrink it.
 PRUNE_BATCH_SIZE = 50000
@@ -79,7 +80,7 @@ class PruneResult:
 
     @property
     def status(self):
-        return "success"
+        return Outcome.SUCCESS
 
     @property
     def rows(self):
@@ -87,7 +88,7 @@ class PruneResult:
 
     def as_dict(self):
         return {
-            "status": self.status,
+            "status": str(self.status),
             "dry_run": self.dry_run,
             "deleted": {name: p.rows for name, p in self.periods.items()},
             "runs_deleted": {name: p.runs for name, p in self.periods.items()},
@@ -109,9 +110,9 @@ def prune_snapshots(now=None, dry_run=False, batch_size=None, progress=None):
     now = now or timezone.now()
     batch_size = batch_size or PRUNE_BATCH_SIZE
     result = PruneResult(now=now, dry_run=dry_run)
-    for period in PERIODS:
-        cutoff = retention_cutoff(period, now)
-        outcome = result.periods[period] = PeriodPrune(period=period, cutoff=cutoff)
+    for period in Period:
+        cutoff = period.retention_cutoff(now)
+        outcome = result.periods[period.value] = PeriodPrune(period=period.value, cutoff=cutoff)
         if cutoff is None:
             continue
         runs = SnapshotRun.objects.filter(period=period, as_of__lt=cutoff)
