@@ -91,7 +91,8 @@ def client_for(user):
 
 
 def fingerprint():
-    """A digest of every table but the sessions: equal before and after means nothing was written."""
+    """A digest of every table but the sessions, and the length of the run's Redis queue (where the
+    admin queues jobs): equal before and after means nothing was written."""
     tables = sorted({model._meta.db_table for model in apps.get_models()} - {"django_session"})
     query = sql.SQL(" UNION ALL ").join(
         sql.SQL(
@@ -101,7 +102,7 @@ def fingerprint():
     )
     with connection.cursor() as cursor:
         cursor.execute(query.as_string(connection.connection))
-        return dict(cursor.fetchall())
+        return {**dict(cursor.fetchall()), "(queued tasks)": len(queued_payloads())}
 
 
 # --- Every admin URL, from the resolver -----------------------------------------------------------

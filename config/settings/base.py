@@ -90,15 +90,25 @@ DATA_DIR = embedded_postgres.data_dir(BASE_DIR)
 # it trails the primary by at most DATABASE_REPLICA_MAX_LAG_SECONDS; everything else (writes, jobs,
 # migrations) uses the primary. Unset: one database, as before (read_replica.py).
 DATABASE_REPLICA_MAX_LAG_SECONDS = strict_int("DATABASE_REPLICA_MAX_LAG_SECONDS", 5)
-if strict_str("DATABASE_REPLICA_URL"):
-    if EMBEDDED_DATABASE:
+DATABASE_REPLICA_CONFIG = strict_database_url("DATABASE_REPLICA_URL")  # None when unset
+
+
+def databases(default, embedded):
+    """DATABASES from the primary's settings (local.py and production.py choose them), plus the
+    replica of DATABASE_REPLICA_URL when it is set."""
+    default = {**default, "CONN_MAX_AGE": DATABASE_CONN_MAX_AGE}
+    if DATABASE_REPLICA_CONFIG is None:
+        return {"default": default}
+    if embedded:
         raise ImproperlyConfigured("DATABASE_REPLICA_URL needs DATABASE_URL: the embedded database has no replica")
-    DATABASES["replica"] = strict_database_url("DATABASE_REPLICA_URL")
-    DATABASES["replica"]["CONN_MAX_AGE"] = DATABASES["default"]["CONN_MAX_AGE"]
+    replica = {**DATABASE_REPLICA_CONFIG, "CONN_MAX_AGE": DATABASE_CONN_MAX_AGE}
     # A replica that does not answer is skipped quickly, not waited on for each page.
-    DATABASES["replica"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
+    replica.setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
     # Tests read the test database through the replica alias instead of creating another.
-    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+    replica["TEST"] = {"MIRROR": "default"}
+    return {"default": default, "replica": replica}
+
+
 DATABASE_ROUTERS = ["read_replica.ReplicaRouter"]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -15,13 +15,13 @@ from .base import (  # the values built on below
     BROKER,
     DATA_DIR,
     DATABASE_CONFIG,
-    DATABASE_CONN_MAX_AGE,
     Q_CLUSTER_WORKERS,
     REDIS_DB,
     REDIS_HOST,
     REDIS_PASSWORD,
     REDIS_PORT,
     REDIS_URL,
+    databases,
 )
 
 DEBUG = strict_bool("DJANGO_DEBUG", True)
@@ -33,12 +33,11 @@ START_EMBEDDED = strict_bool("BAGTRACKER_START_EMBEDDED", True)
 
 EMBEDDED_DATABASE = DATABASE_CONFIG is None
 if not EMBEDDED_DATABASE:
-    DATABASES = {"default": DATABASE_CONFIG}
+    DATABASES = databases(DATABASE_CONFIG, embedded=False)
 elif START_EMBEDDED:
-    DATABASES = {"default": embedded_postgres.ensure_running(DATA_DIR)}
+    DATABASES = databases(embedded_postgres.ensure_running(DATA_DIR), embedded=True)
 else:
-    DATABASES = {"default": embedded_postgres.settings_if_running(DATA_DIR)}
-DATABASES["default"]["CONN_MAX_AGE"] = DATABASE_CONN_MAX_AGE
+    DATABASES = databases(embedded_postgres.settings_if_running(DATA_DIR), embedded=True)
 
 EMBEDDED_BROKER = BROKER == "redis" and not (REDIS_URL or REDIS_HOST)
 if EMBEDDED_BROKER:

@@ -9,13 +9,13 @@ from config.q_cluster import q_cluster_settings
 from .base import *  # noqa: F403 -- Django settings layering: production = base + overrides
 from .base import (  # the values built on below
     DATABASE_CONFIG,
-    DATABASE_CONN_MAX_AGE,
     Q_CLUSTER_WORKERS,
     REDIS_DB,
     REDIS_HOST,
     REDIS_PASSWORD,
     REDIS_PORT,
     REDIS_URL,
+    databases,
 )
 
 _missing = [
@@ -30,7 +30,7 @@ if _missing:
     raise ImproperlyConfigured(
         f"production settings need {' and '.join(_missing)} (they start no embedded database or broker)"
     )
-DATABASES = {"default": {**DATABASE_CONFIG, "CONN_MAX_AGE": DATABASE_CONN_MAX_AGE}}
+DATABASES = databases(DATABASE_CONFIG, embedded=False)
 EMBEDDED_DATABASE = EMBEDDED_BROKER = False
 # The job cluster's full configuration (timeouts, retries, recycling) is in config/q_cluster.py.
 Q_CLUSTER = q_cluster_settings(
