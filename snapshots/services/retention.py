@@ -9,6 +9,7 @@ boundary is exactly what the next cleanup deletes — so the next run simply fin
 """
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -101,7 +102,12 @@ class PruneResult:
         }
 
 
-def prune_snapshots(now=None, dry_run=False, batch_size=None, progress=None):
+def prune_snapshots(
+    now: datetime | None = None,
+    dry_run: bool = False,
+    batch_size: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> PruneResult:
     """Delete expired snapshots of every period (retention 0 = kept forever).
 
     ``dry_run`` only counts. ``progress(deleted_so_far, expired_total)`` is called after each batch.
