@@ -14,7 +14,7 @@ Transactions (columns wallet,chain,token,kind,status,amount,price_usd,timestamp,
   beyond the copies already stored are inserted, so two identical trades in one file both land and
   importing the same file again adds nothing;
 - the balances of the wallets that received rows are rebuilt in the same transaction
-  (snapshots.services.ledger.apply_to_wallets); a running amount going negative is refused with the
+  (snapshots.services.ledger.apply_to_pairs); a running amount going negative is refused with the
   line to blame.
 
 Prices (columns chain,token,as_of,price_usd): chain and token must exist; (token, as_of) is stored
@@ -40,7 +40,7 @@ from bagtracker.numbers import plain
 from bagtracker.services import csv_input as parse
 from bagtracker.services import import_sql as sql
 from bagtracker.services.csv_input import BadValue, ImportRejected
-from snapshots.services.ledger import LedgerError, apply_to_wallets
+from snapshots.services.ledger import LedgerError, apply_to_pairs
 
 TRANSACTION_COLUMNS = ("wallet", "chain", "token", "kind", "status", "amount", "price_usd", "timestamp", "tx_hash")
 PRICE_COLUMNS = ("chain", "token", "as_of", "price_usd")
@@ -148,13 +148,14 @@ def import_transactions(stream, progress=None):
             cursor.execute(sql.TX_NEW_SQL)
             cursor.execute(sql.INSERT_TX_SQL)
             result.inserted = cursor.rowcount
-            cursor.execute(sql.TOUCHED_WALLETS_SQL)
-            touched = [wallet_id for (wallet_id,) in cursor.fetchall()]
+            cursor.execute(sql.TOUCHED_PAIRS_SQL)
+            touched = cursor.fetchall()
             try:
-                result.balances_written, _ = apply_to_wallets(touched)
+                # Only the (wallet, token) histories the file touched are walked again.
+                result.balances_written, _ = apply_to_pairs(touched)
             except LedgerError as error:
                 raise ImportRejected(f"would make a running amount negative: {error}", _line_to_blame(cursor, error))
-            result.wallets_updated = len(touched)
+            result.wallets_updated = len({wallet_id for wallet_id, _ in touched})
     except IntegrityError as error:  # a concurrent writer beat the checks above; nothing was written
         raise ImportRejected(f"the database refused the import: {str(error).splitlines()[0]}") from None
     result.duration_seconds = time.monotonic() - started

@@ -8,7 +8,7 @@ import copy
 from django.db import transaction
 
 from bagtracker.models import Transaction
-from snapshots.services.ledger import LedgerError, apply_to_wallets
+from snapshots.services.ledger import LedgerError, apply_to_pairs
 
 
 class _DryRun(Exception):
@@ -16,15 +16,15 @@ class _DryRun(Exception):
 
 
 def save_transaction(tx):
-    """Insert or update ``tx`` and rebuild the balances of its wallet (and its old wallet, if moved)."""
+    """Insert or update ``tx`` and rebuild the balance of its (wallet, token) (and the old one, if moved)."""
     adding = tx.pk is None
     try:
         with transaction.atomic():
-            wallets = {tx.wallet_id}
+            pairs = {(tx.wallet_id, tx.token_id)}
             if not adding:
-                wallets.update(Transaction.objects.filter(pk=tx.pk).values_list("wallet_id", flat=True))
+                pairs.update(Transaction.objects.filter(pk=tx.pk).values_list("wallet_id", "token_id"))
             tx.save()
-            apply_to_wallets(wallets)
+            apply_to_pairs(pairs)
     except Exception as error:
         if adding:
             # Rolled back: the id the insert drew names no row. Leave ``tx`` as it came, unsaved.
@@ -36,11 +36,11 @@ def save_transaction(tx):
 
 
 def delete_transactions(queryset):
-    """Delete these transactions and rebuild the balances of the wallets they belonged to."""
+    """Delete these transactions and rebuild the balances of the (wallet, token) pairs they belonged to."""
     with transaction.atomic():
-        wallets = set(queryset.values_list("wallet_id", flat=True).distinct())
+        pairs = set(queryset.values_list("wallet_id", "token_id").distinct())
         deleted, _ = queryset.delete()
-        apply_to_wallets(wallets)
+        apply_to_pairs(pairs)
     return deleted
 
 

@@ -23,7 +23,10 @@ that are new or differ (re-taking an unchanged snapshot writes nothing) and DELE
 no longer qualify — data-modifying CTEs of one statement, touching disjoint rows.
 """
 
-from snapshots.services.ledger import average_sql
+
+def average_sql(value, qty):
+    return f"bt_round_div({value}, {qty})"
+
 
 _ACQUISITION = "t.kind IN ('buy', 'transfer_in')"
 # The largest value NUMERIC(38,18) holds once rounded to 18 places, plus one unit in the last place.
