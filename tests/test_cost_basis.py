@@ -79,9 +79,7 @@ def test_a_full_disposal_takes_all_the_cost_left(history, method):
 
 def test_average_rounds_each_disposal_half_away_from_zero(history):
     # C = 0.000000000000000001 over 2: half of it is 0.5 units of the 18th place, rounded up.
-    b = history(
-        "average", ("buy", "1", "0.000000000000000001"), ("transfer_in", "1", "0"), ("transfer_out", "1", None)
-    )
+    b = history("average", ("buy", "1", "0.000000000000000001"), ("transfer_in", "1", "0"), ("transfer_out", "1", None))
     assert ledger(b) == (1, 0, 0)
 
 

@@ -14,7 +14,8 @@ Transactions (columns wallet,chain,token,kind,status,amount,price_usd,timestamp,
   beyond the copies already stored are inserted, so two identical trades in one file both land and
   importing the same file again adds nothing;
 - the balances of the wallets that received rows are rebuilt in the same transaction
-  (snapshots.services.ledger.apply_to_pairs); a running amount going negative is refused with the
+  (bagtracker.balances.update_pair_balances: only the (wallet, token) histories the file touched);
+  a running amount going negative is refused with the
   line to blame.
 
 Prices (columns chain,token,as_of,price_usd): chain and token must exist; (token, as_of) is stored
@@ -27,6 +28,8 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError, connection, transaction
 
+from bagtracker.balances import update_pair_balances
+from bagtracker.errors import RunningAmountNegative
 from bagtracker.models import (
     AMOUNT_DIGITS,
     DECIMAL_PLACES,
@@ -40,7 +43,6 @@ from bagtracker.numbers import plain
 from bagtracker.services import csv_input as parse
 from bagtracker.services import import_sql as sql
 from bagtracker.services.csv_input import BadValue, ImportRejected
-from snapshots.services.ledger import LedgerError, apply_to_pairs
 
 TRANSACTION_COLUMNS = ("wallet", "chain", "token", "kind", "status", "amount", "price_usd", "timestamp", "tx_hash")
 PRICE_COLUMNS = ("chain", "token", "as_of", "price_usd")
@@ -52,7 +54,7 @@ NEW_TOKEN_DECIMALS = 18
 KINDS = tuple(TransactionKind.values)
 STATUSES = tuple(TransactionStatus.values)
 
-__all__ = ["ImportRejected", "import_transactions", "import_prices"]
+__all__ = ["ImportRejected", "import_prices", "import_transactions"]
 
 
 @dataclass
@@ -152,9 +154,11 @@ def import_transactions(stream, progress=None):
             touched = cursor.fetchall()
             try:
                 # Only the (wallet, token) histories the file touched are walked again.
-                result.balances_written, _ = apply_to_pairs(touched)
-            except LedgerError as error:
-                raise ImportRejected(f"would make a running amount negative: {error}", _line_to_blame(cursor, error))
+                result.balances_written, _ = update_pair_balances(touched)
+            except RunningAmountNegative as error:
+                raise ImportRejected(
+                    f"would make a running amount negative: {error}", _line_to_blame(cursor, error)
+                ) from error
             result.wallets_updated = len({wallet_id for wallet_id, _ in touched})
     except IntegrityError as error:  # a concurrent writer beat the checks above; nothing was written
         raise ImportRejected(f"the database refused the import: {str(error).splitlines()[0]}") from None

@@ -1,14 +1,15 @@
 """Writing transactions: every write updates the wallet's balances in the same database transaction.
 
-If the change would drive a running amount negative, LedgerError is raised and nothing is written.
+If the change would drive a running amount negative, RunningAmountNegative is raised and nothing is written.
 """
 
 import copy
 
 from django.db import transaction
 
+from bagtracker.balances import update_pair_balances
+from bagtracker.errors import RunningAmountNegative
 from bagtracker.models import Transaction
-from snapshots.services.ledger import LedgerError, apply_to_pairs
 
 
 class _DryRun(Exception):
@@ -24,13 +25,13 @@ def save_transaction(tx):
             if not adding:
                 pairs.update(Transaction.objects.filter(pk=tx.pk).values_list("wallet_id", "token_id"))
             tx.save()
-            apply_to_pairs(pairs)
+            update_pair_balances(pairs)
     except Exception as error:
         if adding:
             # Rolled back: the id the insert drew names no row. Leave ``tx`` as it came, unsaved.
             new_id, tx.pk, tx._state.adding = tx.pk, None, True
-            if isinstance(error, LedgerError) and error.transaction_id == new_id:
-                raise error.as_new_transaction()
+            if isinstance(error, RunningAmountNegative) and error.transaction_id == new_id:
+                raise error.as_new_transaction() from None
         raise
     return tx
 
@@ -40,12 +41,12 @@ def delete_transactions(queryset):
     with transaction.atomic():
         pairs = set(queryset.values_list("wallet_id", "token_id").distinct())
         deleted, _ = queryset.delete()
-        apply_to_pairs(pairs)
+        update_pair_balances(pairs)
     return deleted
 
 
 def check_save_transaction(tx):
-    """Dry run of save_transaction: raises LedgerError if it would be refused; writes nothing."""
+    """Dry run of save_transaction: raises RunningAmountNegative if it would be refused; writes nothing."""
     try:
         with transaction.atomic():
             save_transaction(copy.copy(tx))

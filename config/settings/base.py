@@ -10,6 +10,7 @@ from config.env import (
     strict_choice,
     strict_database_url,
     strict_decimal,
+    strict_dotted_paths,
     strict_host,
     strict_int,
     strict_networks,
@@ -42,6 +43,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /health and /metrics answer any Host (container health checks, in-network scrapes); every
+    # other request is checked against ALLOWED_HOSTS as usual. Why: config/probes.py.
+    "config.probes.ProbeHostMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -125,6 +129,9 @@ REDIS_PORT = strict_int("REDIS_PORT", 6379, minimum=1, maximum=65535)
 REDIS_DB = strict_int("REDIS_DB", 0, minimum=0)
 REDIS_PASSWORD = strict_str("REDIS_PASSWORD")
 Q_CLUSTER_WORKERS = strict_int("Q_CLUSTER_WORKERS", 2, minimum=1, maximum=64)
+# The cluster runs only the project's jobs (snapshots/task_policy.py) plus these functions
+# (comma-separated dotted paths); a schedule, a hook or a queued task naming anything else is refused.
+BAGTRACKER_EXTRA_TASKS = strict_dotted_paths("BAGTRACKER_EXTRA_TASKS")
 
 # --- Operations: metrics, Sentry ----------------------------------------------------------------
 # /metrics is not public: it answers only a request bearing METRICS_TOKEN ("Authorization: Bearer
@@ -146,7 +153,7 @@ LOGGING = {
 }
 
 # The job cluster's full configuration (timeouts, retries, recycling) is in config/q_cluster.py.
-from config.q_cluster import q_cluster_settings  # noqa: E402
+from config.q_cluster import q_cluster_settings  # noqa: E402 -- beside the setting it builds
 
 Q_CLUSTER = q_cluster_settings(
     redis_url=REDIS_URL,
@@ -158,6 +165,6 @@ Q_CLUSTER = q_cluster_settings(
 )
 
 # Optional error reporting: only when SENTRY_DSN is set (web, qcluster and commands alike).
-from config.sentry import init_sentry  # noqa: E402
+from config.sentry import init_sentry  # noqa: E402 -- runs once every setting above is read
 
 init_sentry(SENTRY_DSN, SENTRY_ENVIRONMENT)

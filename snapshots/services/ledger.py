@@ -1,7 +1,7 @@
 """The ledger (DESIGN.md, "The ledger"; docs/ledger.md): Balance rows rebuilt from confirmed transactions.
 
 The walk over a scope's transactions in ledger order is the PL/pgSQL function bt_ledger_walk
-(migration snapshots.0004): one row per (wallet, token) with amount, cost basis, realized PnL, the
+(migration snapshots.0005): one row per (wallet, token) with amount, cost basis, realized PnL, the
 trade statistics' sums and the first transaction that would make the running amount negative.
 One statement here writes its rows (INSERT … SELECT … ON CONFLICT … WHERE … IS DISTINCT FROM) and
 reports the refused pairs; one DELETE removes balances that no longer have a confirmed transaction.
@@ -18,6 +18,7 @@ from django.db import DataError, connection, transaction
 from django.utils.dateparse import parse_datetime
 from psycopg import sql
 
+from bagtracker.errors import RunningAmountNegative
 from bagtracker.models import Wallet
 from bagtracker.numbers import plain
 from snapshots.cost_basis import current_method
@@ -128,11 +129,12 @@ _ONLY_PAIRS = sql.SQL(
 )
 
 LOCK_WALLETS_SQL = sql.SQL(
-    "SELECT b.id FROM bagtracker_wallet b WHERE b.id BETWEEN %(lo)s AND %(hi)s AND {scope} ORDER BY b.id FOR NO KEY UPDATE"
+    "SELECT b.id FROM bagtracker_wallet b WHERE b.id BETWEEN %(lo)s AND %(hi)s AND {scope}"
+    " ORDER BY b.id FOR NO KEY UPDATE"
 )
 
 
-class LedgerError(Exception):
+class LedgerError(RunningAmountNegative):
     """A change would drive a running amount below zero. Nothing of that wallet was changed.
 
     The message names the wallet, the token and the transaction at which the running amount first

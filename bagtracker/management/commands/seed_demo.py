@@ -1,14 +1,13 @@
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from django.core.management.base import CommandError
 
-from bagtracker.management.base import Command as BaseCommand
-from bagtracker.progress import Progress
 from bagtracker.services import demo
+from command_line import BaseCommand, Progress
 
 
 def end_date(text):
-    return datetime.combine(date.fromisoformat(text), datetime.min.time(), tzinfo=timezone.utc)
+    return datetime.combine(date.fromisoformat(text), datetime.min.time(), tzinfo=UTC)
 
 
 class Command(BaseCommand):

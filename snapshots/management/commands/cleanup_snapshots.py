@@ -1,5 +1,4 @@
-from bagtracker.management.base import Command as BaseCommand
-from bagtracker.progress import Progress
+from command_line import BaseCommand, Progress
 from snapshots.periods import format_boundary, retention_setting
 from snapshots.services.retention import prune_snapshots
 
@@ -25,7 +24,8 @@ class Command(BaseCommand):
                 self.stdout.write(f"{name}: kept forever ({retention_setting(name)}=0)")
             else:
                 self.stdout.write(
-                    f"{name}: {verb} {outcome.rows:,} rows and {outcome.runs:,} runs before {format_boundary(outcome.cutoff)}"
+                    f"{name}: {verb} {outcome.rows:,} rows and {outcome.runs:,} runs "
+                    f"before {format_boundary(outcome.cutoff)}"
                 )
         summary = "Dry run: would delete" if dry_run else "Deleted"
         self.stdout.write(f"{summary} {result.rows:,} expired snapshot rows in {result.duration_seconds:.2f} s")

@@ -3,7 +3,7 @@ import json
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from bagtracker.management.base import Command as BaseCommand
+from command_line import BaseCommand
 from snapshots.periods import format_boundary
 from snapshots.services import monitoring
 
@@ -80,4 +80,6 @@ class Command(BaseCommand):
     def _print(self, rows):
         widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
         for row in rows:
-            self.stdout.write("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+            self.stdout.write(
+                "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+            )

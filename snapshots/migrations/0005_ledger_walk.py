@@ -66,7 +66,8 @@ BEGIN
     LOOP
         IF NOT started OR r.wallet_id <> wallet_id OR r.token_id <> token_id THEN
             IF started THEN
-                cost_basis_complete := negative_tx IS NOT NULL OR (fifo AND unknown_lots = 0) OR NOT (fifo OR unknown_held);
+                cost_basis_complete := negative_tx IS NOT NULL
+                    OR (fifo AND unknown_lots = 0) OR NOT (fifo OR unknown_held);
                 RETURN NEXT;
             END IF;
             started := true;
@@ -161,7 +162,8 @@ BEGIN
         END IF;
     END LOOP;
     IF started THEN
-        cost_basis_complete := negative_tx IS NOT NULL OR (fifo AND unknown_lots = 0) OR NOT (fifo OR unknown_held);
+        cost_basis_complete := negative_tx IS NOT NULL
+                    OR (fifo AND unknown_lots = 0) OR NOT (fifo OR unknown_held);
         RETURN NEXT;
     END IF;
 END
@@ -170,11 +172,12 @@ $fn$;
 
 
 class Migration(migrations.Migration):
-    dependencies = [("snapshots", "0003_cost_basis")]
+    dependencies = [("snapshots", "0004_job_run_stats")]
 
     operations = [
         migrations.RunSQL(ROUND_DIV_SQL, "DROP FUNCTION IF EXISTS bt_round_div(numeric, numeric)"),
         migrations.RunSQL(
-            LEDGER_WALK_SQL, "DROP FUNCTION IF EXISTS bt_ledger_walk(text, bigint, bigint, bigint[], bigint[], timestamptz)"
+            LEDGER_WALK_SQL,
+            "DROP FUNCTION IF EXISTS bt_ledger_walk(text, bigint, bigint, bigint[], bigint[], timestamptz)",
         ),
     ]
