@@ -12,7 +12,7 @@ import json
 from bagtracker.errors import WalletNotFound
 from bagtracker.models import Wallet
 from bagtracker.numbers import plain
-from snapshots.models import Balance, BalanceSnapshot
+from snapshots.models import Balance, BalanceSnapshot, WalletSnapshot
 
 BALANCE_COLUMNS = (
     "wallet",
@@ -24,8 +24,14 @@ BALANCE_COLUMNS = (
     "avg_buy_price_usd",
     "avg_sell_price_usd",
     "realized_pnl_usd",
+    "cost_basis_usd",
+    "avg_cost_usd",
+    "cost_basis_complete",
+    "realized_pnl_complete",
+    "cost_basis_method",
 )
-_DECIMAL_COLUMNS = BALANCE_COLUMNS[3:]
+_DECIMAL_COLUMNS = BALANCE_COLUMNS[3:11]
+_OTHER_COLUMNS = BALANCE_COLUMNS[11:]
 CHUNK_ROWS = 2000
 FORMATS = ("csv", "json")
 
@@ -38,14 +44,16 @@ def balance_rows(wallet_id=None):
             raise WalletNotFound(wallet_id)
         balances = balances.filter(wallet_id=wallet_id)
     values = balances.order_by("wallet_id", "token__symbol", "token_id").values_list(
-        "wallet__address", "wallet__chain__slug", "token__symbol", *_DECIMAL_COLUMNS
+        "wallet__address", "wallet__chain__slug", "token__symbol", *_DECIMAL_COLUMNS, *_OTHER_COLUMNS
     )
+    decimals_end = 3 + len(_DECIMAL_COLUMNS)
     for row in values.iterator(chunk_size=CHUNK_ROWS):
         record = dict(zip(BALANCE_COLUMNS[:3], row[:3], strict=True))
         record.update(
             (name, None if value is None else plain(value))
-            for name, value in zip(_DECIMAL_COLUMNS, row[3:], strict=True)
+            for name, value in zip(_DECIMAL_COLUMNS, row[3:decimals_end], strict=True)
         )
+        record.update(zip(_OTHER_COLUMNS, row[decimals_end:], strict=True))
         yield record
 
 
@@ -63,7 +71,15 @@ def render_csv(rows, columns=BALANCE_COLUMNS):
 
     yield line(columns)
     for row in rows:
-        yield line(["" if row[name] is None else row[name] for name in columns])
+        yield line([_csv_value(row[name]) for name in columns])
+
+
+def _csv_value(value):
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
 
 
 def render_json(rows):
@@ -94,7 +110,20 @@ def _chain(first, rest):
     yield from rest
 
 
-SNAPSHOT_COLUMNS = ("period", "as_of", "wallet", "chain", "token", "amount", "price_usd", "value_usd", "source")
+SNAPSHOT_COLUMNS = (
+    "period",
+    "as_of",
+    "wallet",
+    "chain",
+    "token",
+    "amount",
+    "price_usd",
+    "value_usd",
+    "cost_basis_usd",
+    "realized_pnl_usd",
+    "cost_basis_method",
+    "source",
+)
 _SNAPSHOT_FIELDS = (
     "period",
     "as_of",
@@ -104,34 +133,92 @@ _SNAPSHOT_FIELDS = (
     "amount",
     "price_usd",
     "value_usd",
+    "cost_basis_usd",
+    "realized_pnl_usd",
+    "cost_basis_method",
     "source",
+)
+SUMMARY_COLUMNS = (
+    "period",
+    "as_of",
+    "wallet",
+    "chain",
+    "value_usd",
+    "cost_basis_usd",
+    "realized_pnl_usd",
+    "unpriced_rows",
+)
+_SUMMARY_FIELDS = (
+    "period",
+    "as_of",
+    "wallet__address",
+    "wallet__chain__slug",
+    "value_usd",
+    "cost_basis_usd",
+    "realized_pnl_usd",
+    "unpriced_rows",
 )
 
 
-def snapshot_rows(period, since=None, until=None):
-    """Yield one dict per snapshot row of ``period`` with as_of in [since, until], oldest boundary first."""
-    rows = BalanceSnapshot.objects.filter(period=period)
+def _in_range(rows, period, since, until):
+    rows = rows.filter(period=period)
     if since:
         rows = rows.filter(as_of__gte=since)
     if until:
         rows = rows.filter(as_of__lte=until)
+    return rows
+
+
+def _iso(instant):
+    return instant.isoformat().replace("+00:00", "Z")
+
+
+def _decimal(value):
+    return None if value is None else plain(value)
+
+
+def snapshot_rows(period, since=None, until=None):
+    """Yield one dict per snapshot row of ``period`` with as_of in [since, until], oldest boundary first."""
+    rows = _in_range(BalanceSnapshot.objects.all(), period, since, until)
     values = rows.order_by("as_of", "wallet_id", "token_id").values_list(*_SNAPSHOT_FIELDS)
-    for period_, as_of, wallet, chain, token, amount, price, value, source in values.iterator(chunk_size=CHUNK_ROWS):
+    for row in values.iterator(chunk_size=CHUNK_ROWS):
+        period_, as_of, wallet, chain, token, amount, price, value, cost_basis, realized, method, source = row
         yield {
             "period": period_,
-            "as_of": as_of.isoformat().replace("+00:00", "Z"),
+            "as_of": _iso(as_of),
             "wallet": wallet,
             "chain": chain,
             "token": token,
             "amount": plain(amount),
-            "price_usd": None if price is None else plain(price),
-            "value_usd": None if value is None else plain(value),
+            "price_usd": _decimal(price),
+            "value_usd": _decimal(value),
+            "cost_basis_usd": plain(cost_basis),
+            "realized_pnl_usd": plain(realized),
+            "cost_basis_method": method,
             "source": source,
         }
 
 
-def export_snapshots(period, since=None, until=None, fmt="csv"):
-    """Yield the snapshots export of ``period`` as text chunks."""
+def summary_rows(period, since=None, until=None):
+    """Yield one dict per wallet summary of ``period`` with as_of in [since, until], oldest boundary first."""
+    rows = _in_range(WalletSnapshot.objects.all(), period, since, until)
+    values = rows.order_by("as_of", "wallet_id").values_list(*_SUMMARY_FIELDS)
+    for period_, as_of, wallet, chain, value, cost_basis, realized, unpriced in values.iterator(chunk_size=CHUNK_ROWS):
+        yield {
+            "period": period_,
+            "as_of": _iso(as_of),
+            "wallet": wallet,
+            "chain": chain,
+            "value_usd": plain(value),
+            "cost_basis_usd": plain(cost_basis),
+            "realized_pnl_usd": plain(realized),
+            "unpriced_rows": unpriced,
+        }
+
+
+def export_snapshots(period, since=None, until=None, fmt="csv", summaries=False):
+    """Yield the snapshots export of ``period`` as text chunks (the wallet summaries with ``summaries``)."""
     _check_format(fmt)
-    rows = snapshot_rows(period, since, until)
-    return render_csv(rows, SNAPSHOT_COLUMNS) if fmt == "csv" else render_json(rows)
+    rows = (summary_rows if summaries else snapshot_rows)(period, since, until)
+    columns = SUMMARY_COLUMNS if summaries else SNAPSHOT_COLUMNS
+    return render_csv(rows, columns) if fmt == "csv" else render_json(rows)

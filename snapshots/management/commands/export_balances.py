@@ -8,7 +8,8 @@ from snapshots.services.exports import FORMATS, export_balances
 class Command(BaseCommand):
     help = (
         "Write balances to stdout as CSV or JSON: wallet (address), chain, token (symbol), amount, total_in, "
-        "total_out, avg_buy_price_usd, avg_sell_price_usd, realized_pnl_usd. Decimals are exact (strings in JSON)."
+        "total_out, avg_buy_price_usd, avg_sell_price_usd, realized_pnl_usd, cost_basis_usd, avg_cost_usd, "
+        "cost_basis_complete, realized_pnl_complete, cost_basis_method. Decimals are exact (strings in JSON)."
     )
 
     def add_arguments(self, parser):
