@@ -22,6 +22,7 @@ from django.db import connection, transaction
 from django.db.models import Min
 from django.utils import timezone as dj_timezone
 
+from bagtracker import instants
 from bagtracker.models import Wallet
 from snapshots.models import BalanceSnapshot, SnapshotRun, SnapshotSource
 from snapshots.periods import (
@@ -208,6 +209,7 @@ def _check_arguments(period, as_of, source):
         raise ValueError(f"unknown source {source!r} (expected one of {', '.join(SOURCES)})")
     if not is_boundary(period, as_of):
         raise ValueError(f"{as_of.isoformat()} is not a {period} boundary")
+    instants.check_boundary(as_of, f"{period} boundary")
 
 
 def take_snapshot(period, as_of, source, wallets=None, *, excluding_wallets=(), skip_if_completed=False):
@@ -217,7 +219,8 @@ def take_snapshot(period, as_of, source, wallets=None, *, excluding_wallets=(), 
     out. Rows of other wallets are untouched, and such a partial run never marks a boundary
     complete: it only refreshes the row count of a boundary that already was.
 
-    Raises SnapshotError (after recording a failed SnapshotRun) if the database refuses the write.
+    Raises SnapshotError (after recording a failed SnapshotRun) if the database refuses the write,
+    and InstantOutOfRange (nothing recorded) for a boundary before 2009-01-03 or in the future.
     """
     as_of = as_utc(as_of)
     _check_arguments(period, as_of, source)
@@ -309,9 +312,14 @@ def run_snapshots(period, at, source="scheduled", force=False, catch_up=None):
     BALANCE_SNAPSHOT_CATCH_UP setting unless ``catch_up`` says otherwise) first takes the missing
     boundaries, oldest first, each in its own transaction. A disabled period is skipped unless
     ``force``. One failing boundary does not stop the others (``partial_success``).
+
+    An ``at`` (or its boundary) before 2009-01-03 or in the future raises InstantOutOfRange before
+    anything is written or recorded: a job given `at=2099-…` must not record a run in 2099.
     """
     started = time.monotonic()
-    as_of = floor_boundary(period, at)
+    now = _now()
+    at = instants.check_instant(at, "at", now)
+    as_of = instants.check_boundary(floor_boundary(period, at), f"{period} boundary", now)
     result = SnapshotJobResult(period=period, as_of=as_of, source=source)
     if not force and not period_enabled(period):
         result.reason = "disabled_in_settings"
@@ -344,10 +352,12 @@ def backfill_snapshots(period, since, until=None, wallet_ids=None, progress=None
     """
     started = time.monotonic()
     now = _now()
-    until = min(as_utc(until), now) if until else now
+    # A range is clamped, not refused: to [2009-01-03, now] (DESIGN.md, "Identifiers").
+    until = min(instants.clamp(until, now), now) if until else now
+    since = instants.clamp(since, now)
     if wallet_ids is not None:
         wallet_ids = _wallets_exist(wallet_ids)
-    boundaries = list(boundaries_between(period, as_utc(since), until))
+    boundaries = list(boundaries_between(period, since, until))
     result = ManyBoundariesResult(kind="backfill", period=period, wallet_ids=wallet_ids)
     for done, boundary in enumerate(boundaries, start=1):
         result.boundaries.append(_take_reporting_errors(period, boundary, SnapshotSource.BACKFILL, wallets=wallet_ids))
@@ -358,14 +368,16 @@ def backfill_snapshots(period, since, until=None, wallet_ids=None, progress=None
 
 
 def retained_boundaries(period, now, wallet_id=None):
-    """Boundaries inside retention that have a completed run (or, given a wallet, rows of it)."""
+    """Boundaries inside retention that have a completed run (or, given a wallet, rows of it), up
+    to ``now`` (a run recorded in the future by older code is listed by `manage.py check`, never
+    re-taken)."""
     cutoff = retention_cutoff(period, now)
-    runs = SnapshotRun.objects.filter(period=period, status=SnapshotRun.Status.COMPLETED)
+    runs = SnapshotRun.objects.filter(period=period, status=SnapshotRun.Status.COMPLETED, as_of__lte=now)
     if cutoff:
         runs = runs.filter(as_of__gte=cutoff)
     found = set(runs.values_list("as_of", flat=True))
     if wallet_id is not None:
-        rows = BalanceSnapshot.objects.filter(wallet_id=wallet_id, period=period)
+        rows = BalanceSnapshot.objects.filter(wallet_id=wallet_id, period=period, as_of__lte=now)
         if cutoff:
             rows = rows.filter(as_of__gte=cutoff)
         found.update(rows.values_list("as_of", flat=True).distinct())
