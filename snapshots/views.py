@@ -32,6 +32,10 @@ def health(request):
     checks = {name: HEALTH_CHECKS[name]() for name in wanted}
     ok = all(check.ok for check in checks.values())
     body = {"status": "ok" if ok else "error", "checks": {name: c.as_dict() for name, c in checks.items()}}
+    user = getattr(request, "user", None)
+    if user is not None and user.is_staff:
+        # Details for staff only; they never change the status.
+        body["details"] = {"cost_basis": monitoring.cost_basis_report().as_dict()}
     return JsonResponse(body, status=200 if ok else 503)
 
 
