@@ -7,6 +7,8 @@ They compute the same values (the same price rule, the same exact rounding), and
 checks that the rows are identical.
 """
 
+from psycopg import sql
+
 BARE_SNAPSHOT = "bench_bare_snapshot"
 # The floor of the ledger (issue 10): the same shape as snapshots_balance, no foreign keys, emptied
 # before each measurement.
@@ -33,14 +35,21 @@ WHERE conrelid = %s::regclass AND contype = 'f'
 
 
 def create_tables(conn):
-    """An empty copy of snapshots_balancesnapshot, foreign keys included; the ledger's floor table."""
+    """An empty copy of snapshots_balancesnapshot (foreign keys included) and the ledger's floor table."""
     for bare, real in ((BARE_SNAPSHOT, "snapshots_balancesnapshot"),):
-        conn.execute(f"DROP TABLE IF EXISTS {bare}")
-        conn.execute(f"CREATE TABLE {bare} (LIKE {real} INCLUDING ALL)")
+        table = sql.Identifier(bare)
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
+        conn.execute(sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL)").format(table, sql.Identifier(real)))
         for name, definition in conn.execute(_FOREIGN_KEYS_SQL, [real]).fetchall():
-            conn.execute(f'ALTER TABLE {bare} ADD CONSTRAINT "bare_{name}" {definition}')
-    conn.execute(f"DROP TABLE IF EXISTS {FLOOR_BALANCE}")
-    conn.execute(f"CREATE TABLE {FLOOR_BALANCE} (LIKE snapshots_balance INCLUDING ALL)")
+            # The definition is PostgreSQL's own text for the constraint (pg_get_constraintdef).
+            conn.execute(
+                sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
+                    table, sql.Identifier(f"bare_{name}"), sql.SQL(definition)
+                )
+            )
+    floor = sql.Identifier(FLOOR_BALANCE)
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(floor))
+    conn.execute(sql.SQL("CREATE TABLE {} (LIKE snapshots_balance INCLUDING ALL)").format(floor))
 
 
 # The floor of recalculate (issue 10): one GROUP BY over the confirmed transactions (of {where})

@@ -20,6 +20,8 @@ rebuilt afterwards: a 5,000,000-row load then takes about a minute instead of ma
 
 from datetime import timedelta
 
+from psycopg import sql
+
 SPAN_DAYS = 180
 HOURLY_PRICE_DAYS = 7
 
@@ -217,18 +219,18 @@ def add_long_history(conn, count, end):
 
 def remove_wallets(conn, wallet_ids):
     for table in ("snapshots_balance", "bagtracker_transaction"):
-        _exec(conn, f"DELETE FROM {table} WHERE wallet_id = ANY(%s)", [wallet_ids])
-    _exec(conn, "DELETE FROM bagtracker_wallet WHERE id = ANY(%s)", [wallet_ids])
+        conn.execute(sql.SQL("DELETE FROM {} WHERE wallet_id = ANY(%s)").format(sql.Identifier(table)), [wallet_ids])
+    conn.execute("DELETE FROM bagtracker_wallet WHERE id = ANY(%s)", [wallet_ids])
+
+
+IMPORTED_CHAINS = "(SELECT id FROM bagtracker_chain WHERE slug IN ('ethereum', 'solana'))"
 
 
 def remove_imported(conn):
     """Undo an import of tests.csv_factory's file: its chains (ethereum, solana) and all on them."""
-    chains = "(SELECT id FROM bagtracker_chain WHERE slug IN ('ethereum', 'solana'))"
-    wallets = [w for (w,) in conn.execute(f"SELECT id FROM bagtracker_wallet WHERE chain_id IN {chains}")]
+    wallets = [w for (w,) in conn.execute("SELECT id FROM bagtracker_wallet WHERE chain_id IN " + IMPORTED_CHAINS)]
     remove_wallets(conn, wallets)
-    _exec(
-        conn,
-        f"DELETE FROM bagtracker_price WHERE token_id IN (SELECT id FROM bagtracker_token WHERE chain_id IN {chains})",
-    )
-    _exec(conn, f"DELETE FROM bagtracker_token WHERE chain_id IN {chains}")
-    _exec(conn, f"DELETE FROM bagtracker_chain WHERE id IN {chains}")
+    tokens = "SELECT id FROM bagtracker_token WHERE chain_id IN " + IMPORTED_CHAINS
+    conn.execute(f"DELETE FROM bagtracker_price WHERE token_id IN ({tokens})")
+    conn.execute("DELETE FROM bagtracker_token WHERE chain_id IN " + IMPORTED_CHAINS)
+    conn.execute("DELETE FROM bagtracker_chain WHERE id IN " + IMPORTED_CHAINS)

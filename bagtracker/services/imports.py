@@ -124,7 +124,7 @@ def _copy_rows(cursor, copy_sql, stream, columns, parse_record, progress):
                     row = parse_record(record)
                 except BadValue as error:
                     raise ImportRejected(str(error), record.line) from None
-                copy.write(sql.copy_line((record.line, *row)))
+                copy.write_row((record.line, *row))
                 rows += 1
         except ImportRejected as error:
             refusal = error
