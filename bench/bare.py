@@ -77,7 +77,7 @@ FROM (
 ) sums
 """
 
-# The price rule of DESIGN.md ("Prices"), once per token.
+# The price rule of docs/snapshots.md, once per token.
 _PRICES_CTE = """
 prices AS MATERIALIZED (
     SELECT tk.id AS token_id, COALESCE(

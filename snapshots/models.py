@@ -4,7 +4,7 @@ from django.db.models import Q
 
 from bagtracker.models import Token, Wallet, amount_field, price_field
 from snapshots.cost_basis import METHODS
-from snapshots.periods import PERIODS
+from snapshots.periods import PERIODS, Period
 
 # A sum of USD values over a wallet's tokens: wider than one value (NUMERIC(38,18)).
 USD_SUM_DIGITS = 48
@@ -20,7 +20,7 @@ def cost_basis_method_field():
 
 
 class Balance(models.Model):
-    """The ledger of one (wallet, token) over its confirmed transactions (DESIGN.md, "The ledger").
+    """The ledger of one (wallet, token) over its confirmed transactions (docs/ledger.md).
 
     Derived data: written only by snapshots.services.ledger, never edited by hand.
     """
@@ -57,16 +57,6 @@ class Balance(models.Model):
         return f"{self.wallet} {self.token.symbol}: {self.amount}"
 
 
-class Period(models.TextChoices):
-    HOURLY = "hourly"
-    DAILY = "daily"
-    WEEKLY = "weekly"
-    MONTHLY = "monthly"
-
-
-assert tuple(Period.values) == PERIODS
-
-
 class SnapshotSource(models.TextChoices):
     SCHEDULED = "scheduled"
     MANUAL = "manual"
@@ -74,7 +64,7 @@ class SnapshotSource(models.TextChoices):
 
 
 class BalanceSnapshot(models.Model):
-    """One (wallet, token) of the ledger as of a period boundary (DESIGN.md, "Snapshots").
+    """One (wallet, token) of the ledger as of a period boundary (docs/snapshots.md).
 
     Written only by snapshots.services.snapshots (set-based SQL); a pure function of history.
     """
@@ -117,7 +107,7 @@ class BalanceSnapshot(models.Model):
 
 
 class WalletSnapshot(models.Model):
-    """The wallet summary of a boundary (DESIGN.md, "Snapshots"): one per wallet the boundary covers
+    """The wallet summary of a boundary (docs/snapshots.md): one per wallet the boundary covers
     (active, with a confirmed transaction before as_of). Written with the boundary's rows, in the
     same transaction, by snapshots.services.snapshots.
 

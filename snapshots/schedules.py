@@ -1,4 +1,4 @@
-"""The job schedules (DESIGN.md, "Jobs and schedules") as django-q2 Schedule rows, and the rules
+"""The job schedules (docs/schedules.md) as django-q2 Schedule rows, and the rules
 that keep one broken schedule from disturbing the others.
 
 Installation: `install_schedules()` runs after every `migrate` (post_migrate, see apps.py) and
@@ -283,6 +283,10 @@ def run_schedule_now(schedule, now=None):
     if schedule.hook:
         q_options["hook"] = schedule.hook
     task_id = async_task(schedule.func, *args, q_options=q_options, **kwargs)
+    # As the scheduler does: the schedule's last task is this one, so the schedule list's last run
+    # and success columns show it once it has run.
+    Schedule.objects.filter(pk=schedule.pk).update(task=task_id)
+    schedule.task = task_id
     logger.info("job=%s queued by run-now from schedule %s task=%s", schedule.func, schedule.name, task_id)
     return task_id
 

@@ -74,7 +74,7 @@ def ledger_order(tx):
 
 
 def reference_cost_basis(history, method):
-    """The walk of DESIGN.md over one (wallet, token)'s confirmed history in ledger order:
+    """The walk of docs/ledger.md over one (wallet, token)'s confirmed history in ledger order:
     {cost_basis_usd, avg_cost_usd, realized_pnl_usd, cost_basis_complete, realized_pnl_complete}."""
     amount, cost, realized, realized_complete = Decimal(0), Decimal(0), Decimal(0), True
     unknown_held = False  # average: an unknown-cost acquisition since the amount was last 0
@@ -127,7 +127,7 @@ def reference_cost_basis(history, method):
 
 
 def reference_balances(txs, method="average"):
-    """DESIGN.md, "The ledger": ({(wallet, token): fields}, []) or (None, [first tx below zero per key])."""
+    """docs/ledger.md: ({(wallet, token): fields}, []) or (None, [first tx below zero per key])."""
     with localcontext() as ctx:
         ctx.prec = 400
         ctx.rounding = ROUND_HALF_UP

@@ -57,7 +57,8 @@ def build_history(rng, wallets, tokens):
 
 
 def expected_snapshot(txs, prices, as_of, dust, inactive, method):
-    """The DESIGN.md rules, computed in Python from the transactions alone: (rows, summaries)."""
+    """The rules of docs/ledger.md and docs/snapshots.md, computed in Python from the transactions alone:
+    (rows, summaries)."""
     history = [
         Tx(t.id, t.wallet_id, t.token_id, t.kind, t.status, t.amount, t.price_usd, t.timestamp)
         for t in txs

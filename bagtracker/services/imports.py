@@ -24,7 +24,9 @@ refused with its line (prices are history, not something an import silently rewr
 """
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -34,6 +36,7 @@ from bagtracker.errors import RunningAmountNegative
 from bagtracker.models import (
     AMOUNT_DIGITS,
     DECIMAL_PLACES,
+    DISPOSAL_KINDS,
     PRICE_DIGITS,
     Chain,
     Token,
@@ -138,7 +141,7 @@ def _stage(cursor, statements):
         cursor.execute(statement)
 
 
-def import_transactions(stream, progress=None):
+def import_transactions(stream: BinaryIO, progress: Callable[[int], None] | None = None) -> TransactionImportResult:
     """Import a transactions CSV from a binary stream; returns TransactionImportResult.
 
     Raises ImportRejected (nothing written) on the first bad row, conflict or negative balance.
@@ -214,7 +217,13 @@ def _line_to_blame(cursor, error):
     found = cursor.fetchone()
     if not found:
         cursor.execute(
-            sql.LINE_TO_BLAME_SQL, {"wallet": error.wallet_id, "token": error.token_id, "at": error.timestamp}
+            sql.LINE_TO_BLAME_SQL,
+            {
+                "wallet": error.wallet_id,
+                "token": error.token_id,
+                "at": error.timestamp,
+                "disposals": list(DISPOSAL_KINDS),
+            },
         )
         found = cursor.fetchone()
     return found[0] if found else None
@@ -240,7 +249,7 @@ def _parse_price(fields, token_ids, chains, now):
     return token_id, as_of, price
 
 
-def import_prices(stream, progress=None):
+def import_prices(stream: BinaryIO, progress: Callable[[int], None] | None = None) -> PriceImportResult:
     """Import a price-history CSV from a binary stream; returns PriceImportResult.
 
     Raises ImportRejected (nothing written) on the first bad row or conflicting price.

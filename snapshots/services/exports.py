@@ -12,6 +12,12 @@ altered (a negative PnL stays -5).
 import csv
 import io
 import json
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import QuerySet
 
 from bagtracker.errors import WalletNotFound
 from bagtracker.models import Wallet
@@ -44,7 +50,7 @@ CHUNK_ROWS = 2000
 FORMATS = ("csv", "json")
 
 
-def balance_rows(wallet_id=None):
+def balance_rows(wallet_id: int | None = None) -> Iterator[dict[str, str | None]]:
     """Yield one dict per balance (decimals as exact strings, None when unknown), by wallet then token."""
     balances = Balance.objects.all()
     if wallet_id is not None:
@@ -65,7 +71,7 @@ def balance_rows(wallet_id=None):
         yield record
 
 
-def spreadsheet_text(value):
+def spreadsheet_text(value: str) -> str:
     """A text cell as a spreadsheet shows it, never runs it: a leading formula character gets a '."""
     if value and value.startswith(FORMULA_TRIGGERS):
         return "'" + value
@@ -80,7 +86,11 @@ def _cell(name, value, text_columns):
     return spreadsheet_text(value) if name in text_columns else value
 
 
-def render_csv(rows, columns=BALANCE_COLUMNS, text_columns=TEXT_COLUMNS):
+def render_csv(
+    rows: Iterable[dict[str, Any]],
+    columns: Sequence[str] = BALANCE_COLUMNS,
+    text_columns: Collection[str] = TEXT_COLUMNS,
+) -> Iterator[str]:
     """Yield CSV text: the header line, then one line per row; ``text_columns`` spreadsheet-safe."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -97,7 +107,7 @@ def render_csv(rows, columns=BALANCE_COLUMNS, text_columns=TEXT_COLUMNS):
         yield line([_cell(name, row[name], text_columns) for name in columns])
 
 
-def render_json(rows):
+def render_json(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
     """Yield a JSON array, one object per line."""
     first = True
     for row in rows:
@@ -111,7 +121,7 @@ def _check_format(fmt):
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 
-def export_balances(wallet_id=None, fmt="csv"):
+def export_balances(wallet_id: int | None = None, fmt: str = "csv") -> Iterator[str]:
     """Yield the balances export as text chunks. Raises WalletNotFound before yielding anything."""
     _check_format(fmt)
     rows = balance_rows(wallet_id)
@@ -175,7 +185,7 @@ _SUMMARY_FIELDS = (
 )
 
 
-def _in_range(rows, period, since, until):
+def _in_range(rows: QuerySet, period: str, since: datetime | None, until: datetime | None) -> QuerySet:
     rows = rows.filter(period=period)
     if since:
         rows = rows.filter(as_of__gte=since)
@@ -184,15 +194,17 @@ def _in_range(rows, period, since, until):
     return rows
 
 
-def _iso(instant):
+def _iso(instant: datetime) -> str:
     return instant.isoformat().replace("+00:00", "Z")
 
 
-def _decimal(value):
+def _decimal(value: Decimal | None) -> str | None:
     return None if value is None else plain(value)
 
 
-def snapshot_rows(period, since=None, until=None):
+def snapshot_rows(
+    period: str, since: datetime | None = None, until: datetime | None = None
+) -> Iterator[dict[str, str | None]]:
     """Yield one dict per snapshot row of ``period`` with as_of in [since, until], oldest boundary first."""
     rows = _in_range(BalanceSnapshot.objects.all(), period, since, until)
     values = rows.order_by("as_of", "wallet_id", "token_id").values_list(*_SNAPSHOT_FIELDS)
@@ -214,7 +226,9 @@ def snapshot_rows(period, since=None, until=None):
         }
 
 
-def summary_rows(period, since=None, until=None):
+def summary_rows(
+    period: str, since: datetime | None = None, until: datetime | None = None
+) -> Iterator[dict[str, str | int | None]]:
     """Yield one dict per wallet summary of ``period`` with as_of in [since, until], oldest boundary first."""
     rows = _in_range(WalletSnapshot.objects.all(), period, since, until)
     values = rows.order_by("as_of", "wallet_id").values_list(*_SUMMARY_FIELDS)
@@ -231,7 +245,13 @@ def summary_rows(period, since=None, until=None):
         }
 
 
-def export_snapshots(period, since=None, until=None, fmt="csv", summaries=False):
+def export_snapshots(
+    period: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    fmt: str = "csv",
+    summaries: bool = False,
+) -> Iterator[str]:
     """Yield the snapshots export of ``period`` as text chunks (the wallet summaries with ``summaries``)."""
     _check_format(fmt)
     rows = (summary_rows if summaries else snapshot_rows)(period, since, until)

@@ -1,4 +1,4 @@
-"""The ledger (DESIGN.md, "The ledger"; docs/ledger.md): Balance rows rebuilt from confirmed transactions.
+"""The ledger (docs/ledger.md): Balance rows rebuilt from confirmed transactions.
 
 The walk over a scope's transactions in ledger order is the PL/pgSQL function bt_ledger_walk
 (migration snapshots.0005): one row per (wallet, token) with amount, cost basis, realized PnL, the
@@ -41,8 +41,8 @@ def average_sql(value, qty):
     choosing (36 places here), and rounding twice is wrong when the exact quotient lies just below
     a half: 1.500000000000000002 / 3.000000000000000001 = 0.500000000000000000 4999…98 must give
     0.500000000000000000, but its 36-place rounding ends in 5000… and then rounds up. div() and
-    mod() are exact (bt_round_div). Both operands are >= 0; qty is NULL (no priced row) or > 0.
-    ``value`` and ``qty`` are SQL fragments (psycopg.sql.Composable) or plain SQL text.
+    mod() are exact (bt_round_div), so this is the one rounding docs/ledger.md asks for. Both operands are
+    >= 0; qty is NULL (no priced row) or > 0. ``value`` and ``qty`` are SQL fragments (psycopg.sql) or text.
     """
     value, qty = (part if isinstance(part, sql.Composable) else sql.SQL(part) for part in (value, qty))
     return sql.SQL("bt_round_div({value}, {qty})").format(value=value, qty=qty)

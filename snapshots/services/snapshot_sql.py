@@ -12,7 +12,7 @@ The ledger as of the boundary (docs/ledger.md, "As of a boundary"):
 So every row equals a from-scratch computation over the transactions before the boundary
 (tests/test_snapshot_ledger.py checks this for both methods).
 
-Price at T (DESIGN.md, "Prices"): the latest Price with as_of <= T, else the price of the token's
+Price at T (docs/snapshots.md): the latest Price with as_of <= T, else the price of the token's
 latest priced confirmed transaction with timestamp <= T (any wallet), else null. It is looked up
 once per token, through the (token, as_of) and (token, timestamp) indexes.
 

@@ -1,4 +1,4 @@
-"""Balance snapshots (DESIGN.md, "Snapshots"): take one boundary, the scheduled job with catch-up,
+"""Balance snapshots (docs/snapshots.md): take one boundary, the scheduled job with catch-up,
 backfill, and rebuilding one wallet's retained snapshots.
 
 Every boundary is taken in its own database transaction (take_snapshot), so no reader ever sees
@@ -23,16 +23,16 @@ from django.db.models import Min
 from django.utils import timezone as dj_timezone
 
 from bagtracker import instants
+from bagtracker.errors import WalletNotFound
 from bagtracker.models import Wallet
+from snapshots.job_registry import Outcome
 from snapshots.models import BalanceSnapshot, SnapshotRun, SnapshotSource
 from snapshots.periods import (
     PERIODS,
+    Period,
     as_utc,
     boundaries_between,
-    floor_boundary,
     format_boundary,
-    is_boundary,
-    period_enabled,
     retention_cutoff,
 )
 from snapshots.services import snapshot_sql
@@ -61,14 +61,14 @@ class SnapshotResult:
     written: int = 0
     removed: int = 0
     partial: bool = False
-    status: str = "success"
+    status: str = Outcome.SUCCESS
     reason: str = ""
     error: str = ""
     duration_seconds: float = 0.0
 
     def as_dict(self):
         data = {
-            "status": self.status,
+            "status": str(self.status),
             "period": self.period,
             "as_of": _iso(self.as_of),
             "source": self.source,
@@ -100,11 +100,11 @@ class SnapshotJobResult:
     @property
     def status(self):
         if self.reason:
-            return "skipped"
-        failed = [b for b in self.boundaries if b.status == "error"]
+            return Outcome.SKIPPED
+        failed = [b for b in self.boundaries if b.status == Outcome.ERROR]
         if not failed:
-            return "success"
-        return "partial_success" if len(failed) < len(self.boundaries) else "error"
+            return Outcome.SUCCESS
+        return Outcome.PARTIAL_SUCCESS if len(failed) < len(self.boundaries) else Outcome.ERROR
 
     @property
     def own(self):
@@ -113,7 +113,7 @@ class SnapshotJobResult:
 
     @property
     def caught_up(self):
-        return [b for b in self.boundaries if b.as_of != self.as_of and b.status == "success"]
+        return [b for b in self.boundaries if b.as_of != self.as_of and b.status == Outcome.SUCCESS]
 
     @property
     def rows(self):
@@ -121,7 +121,7 @@ class SnapshotJobResult:
 
     def as_dict(self):
         data = {
-            "status": self.status,
+            "status": str(self.status),
             "period": self.period,
             "as_of": _iso(self.as_of),
             "source": self.source,
@@ -132,7 +132,7 @@ class SnapshotJobResult:
         }
         if self.reason:
             data["reason"] = self.reason
-        failed = [b for b in self.boundaries if b.status == "error"]
+        failed = [b for b in self.boundaries if b.status == Outcome.ERROR]
         if failed:
             data["failed_boundaries"] = [{"as_of": _iso(b.as_of), "error": b.error} for b in failed]
         return data
@@ -150,17 +150,17 @@ class ManyBoundariesResult:
 
     @property
     def failures(self):
-        return [b for b in self.boundaries if b.status == "error"]
+        return [b for b in self.boundaries if b.status == Outcome.ERROR]
 
     @property
     def status(self):
         if not self.failures:
-            return "success"
-        return "partial_success" if len(self.failures) < len(self.boundaries) else "error"
+            return Outcome.SUCCESS
+        return Outcome.PARTIAL_SUCCESS if len(self.failures) < len(self.boundaries) else Outcome.ERROR
 
     @property
     def rows(self):
-        return sum(b.rows for b in self.boundaries if b.status == "success")
+        return sum(b.rows for b in self.boundaries if b.status == Outcome.SUCCESS)
 
     @property
     def written(self):
@@ -172,7 +172,7 @@ class ManyBoundariesResult:
 
     def as_dict(self):
         data = {
-            "status": self.status,
+            "status": str(self.status),
             "kind": self.kind,
             "boundaries": len(self.boundaries),
             "rows": self.rows,
@@ -203,11 +203,10 @@ class SnapshotError(Exception):
 
 
 def _check_arguments(period, as_of, source):
-    if period not in PERIODS:
-        raise ValueError(f"unknown period {period!r} (expected one of {', '.join(PERIODS)})")
+    period = Period.of(period)
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r} (expected one of {', '.join(SOURCES)})")
-    if not is_boundary(period, as_of):
+    if not period.is_boundary(as_of):
         raise ValueError(f"{as_of.isoformat()} is not a {period} boundary")
     instants.check_boundary(as_of, f"{period} boundary")
 
@@ -233,7 +232,7 @@ def take_snapshot(period, as_of, source, wallets=None, *, excluding_wallets=(), 
             snapshot_sql.lock_boundary(cursor, period, as_of)
             completed = SnapshotRun.objects.filter(period=period, as_of=as_of, status=SnapshotRun.Status.COMPLETED)
             if skip_if_completed and completed.exists():
-                result.status, result.reason = "skipped", "already_completed"
+                result.status, result.reason = Outcome.SKIPPED, "already_completed"
                 return result
             result.rows, result.written, result.removed = snapshot_sql.write_snapshot(
                 cursor, period, as_of, source, settings.BALANCE_DUST_THRESHOLD, scope
@@ -254,7 +253,7 @@ def take_snapshot(period, as_of, source, wallets=None, *, excluding_wallets=(), 
             else:
                 completed.update(rows=snapshot_sql.count_rows(cursor, period, as_of))
     except Exception as error:  # recorded for the admin, then re-raised for the caller to report
-        result.status, result.error = "error", f"{type(error).__name__}: {error}".strip()
+        result.status, result.error = Outcome.ERROR, f"{type(error).__name__}: {error}".strip()
         result.duration_seconds = time.monotonic() - started
         _record_failure(result, started_at)
         raise SnapshotError(result) from error
@@ -299,10 +298,11 @@ def missing_boundaries(period, as_of):
     earliest = runs.aggregate(first=Min("as_of"))["first"]
     if earliest is None or earliest >= as_of:
         return []
-    cutoff = retention_cutoff(period, as_of)
+    period = Period.of(period)
+    cutoff = period.retention_cutoff(as_of)
     start = max(earliest, cutoff) if cutoff else earliest
     completed = set(runs.filter(as_of__gte=start, as_of__lt=as_of).values_list("as_of", flat=True))
-    return [b for b in boundaries_between(period, start, as_of) if b < as_of and b not in completed]
+    return [b for b in period.boundaries_between(start, as_of) if b < as_of and b not in completed]
 
 
 def run_snapshots(period, at, source="scheduled", force=False, catch_up=None):
@@ -317,11 +317,12 @@ def run_snapshots(period, at, source="scheduled", force=False, catch_up=None):
     anything is written or recorded: a job given `at=2099-…` must not record a run in 2099.
     """
     started = time.monotonic()
+    period = Period.of(period)
     now = _now()
     at = instants.check_instant(at, "at", now)
-    as_of = instants.check_boundary(floor_boundary(period, at), f"{period} boundary", now)
-    result = SnapshotJobResult(period=period, as_of=as_of, source=source)
-    if not force and not period_enabled(period):
+    as_of = instants.check_boundary(period.floor(at), f"{period} boundary", now)
+    result = SnapshotJobResult(period=period.value, as_of=as_of, source=source)
+    if not force and not period.enabled:
         result.reason = "disabled_in_settings"
         return result
     if catch_up is None:
@@ -339,7 +340,7 @@ def _wallets_exist(wallet_ids):
     found = set(Wallet.objects.filter(pk__in=wallet_ids).values_list("pk", flat=True))
     missing = [w for w in wallet_ids if w not in found]
     if missing:
-        raise Wallet.DoesNotExist(f"wallet {', '.join(map(str, missing))} does not exist")
+        raise WalletNotFound(*missing)
     return wallet_ids
 
 
@@ -352,7 +353,7 @@ def backfill_snapshots(period, since, until=None, wallet_ids=None, progress=None
     """
     started = time.monotonic()
     now = _now()
-    # A range is clamped, not refused: to [2009-01-03, now] (DESIGN.md, "Identifiers").
+    # A range is clamped, not refused: to [2009-01-03, now] (docs/interfaces.md).
     until = min(instants.clamp(until, now), now) if until else now
     since = instants.clamp(since, now)
     if wallet_ids is not None:
