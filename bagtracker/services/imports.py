@@ -23,7 +23,9 @@ refused with its line (prices are history, not something an import silently rewr
 """
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -138,7 +140,7 @@ def _stage(cursor, statements):
         cursor.execute(statement)
 
 
-def import_transactions(stream, progress=None):
+def import_transactions(stream: BinaryIO, progress: Callable[[int], None] | None = None) -> TransactionImportResult:
     """Import a transactions CSV from a binary stream; returns TransactionImportResult.
 
     Raises ImportRejected (nothing written) on the first bad row, conflict or negative balance.
@@ -245,7 +247,7 @@ def _parse_price(fields, token_ids, chains, now):
     return token_id, as_of, price
 
 
-def import_prices(stream, progress=None):
+def import_prices(stream: BinaryIO, progress: Callable[[int], None] | None = None) -> PriceImportResult:
     """Import a price-history CSV from a binary stream; returns PriceImportResult.
 
     Raises ImportRejected (nothing written) on the first bad row or conflicting price.

@@ -6,6 +6,7 @@ If the change would drive a running amount negative, RunningAmountNegative is ra
 import copy
 
 from django.db import transaction
+from django.db.models import QuerySet
 
 from bagtracker.balances import update_balances
 from bagtracker.errors import RunningAmountNegative
@@ -16,7 +17,7 @@ class _DryRun(Exception):
     pass
 
 
-def save_transaction(tx):
+def save_transaction(tx: Transaction) -> Transaction:
     """Insert or update ``tx`` and rebuild the balances of its wallet (and its old wallet, if moved)."""
     adding = tx.pk is None
     try:
@@ -36,7 +37,7 @@ def save_transaction(tx):
     return tx
 
 
-def delete_transactions(queryset):
+def delete_transactions(queryset: QuerySet[Transaction]) -> int:
     """Delete these transactions and rebuild the balances of the wallets they belonged to."""
     with transaction.atomic():
         wallets = set(queryset.values_list("wallet_id", flat=True).distinct())
@@ -45,7 +46,7 @@ def delete_transactions(queryset):
     return deleted
 
 
-def check_save_transaction(tx):
+def check_save_transaction(tx: Transaction) -> None:
     """Dry run of save_transaction: raises RunningAmountNegative if it would be refused; writes nothing."""
     try:
         with transaction.atomic():

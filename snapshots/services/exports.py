@@ -12,6 +12,9 @@ altered (a negative PnL stays -5).
 import csv
 import io
 import json
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import Any
 
 from bagtracker.errors import WalletNotFound
 from bagtracker.models import Wallet
@@ -38,7 +41,7 @@ CHUNK_ROWS = 2000
 FORMATS = ("csv", "json")
 
 
-def balance_rows(wallet_id=None):
+def balance_rows(wallet_id: int | None = None) -> Iterator[dict[str, str | None]]:
     """Yield one dict per balance (decimals as exact strings, None when unknown), by wallet then token."""
     balances = Balance.objects.all()
     if wallet_id is not None:
@@ -57,7 +60,7 @@ def balance_rows(wallet_id=None):
         yield record
 
 
-def spreadsheet_text(value):
+def spreadsheet_text(value: str) -> str:
     """A text cell as a spreadsheet shows it, never runs it: a leading formula character gets a '."""
     if value and value.startswith(FORMULA_TRIGGERS):
         return "'" + value
@@ -70,7 +73,11 @@ def _cell(name, value, text_columns):
     return spreadsheet_text(value) if name in text_columns else value
 
 
-def render_csv(rows, columns=BALANCE_COLUMNS, text_columns=TEXT_COLUMNS):
+def render_csv(
+    rows: Iterable[dict[str, Any]],
+    columns: Sequence[str] = BALANCE_COLUMNS,
+    text_columns: Collection[str] = TEXT_COLUMNS,
+) -> Iterator[str]:
     """Yield CSV text: the header line, then one line per row; ``text_columns`` spreadsheet-safe."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -87,7 +94,7 @@ def render_csv(rows, columns=BALANCE_COLUMNS, text_columns=TEXT_COLUMNS):
         yield line([_cell(name, row[name], text_columns) for name in columns])
 
 
-def render_json(rows):
+def render_json(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
     """Yield a JSON array, one object per line."""
     first = True
     for row in rows:
@@ -101,7 +108,7 @@ def _check_format(fmt):
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 
-def export_balances(wallet_id=None, fmt="csv"):
+def export_balances(wallet_id: int | None = None, fmt: str = "csv") -> Iterator[str]:
     """Yield the balances export as text chunks. Raises WalletNotFound before yielding anything."""
     _check_format(fmt)
     rows = balance_rows(wallet_id)
@@ -129,7 +136,9 @@ _SNAPSHOT_FIELDS = (
 )
 
 
-def snapshot_rows(period, since=None, until=None):
+def snapshot_rows(
+    period: str, since: datetime | None = None, until: datetime | None = None
+) -> Iterator[dict[str, str | None]]:
     """Yield one dict per snapshot row of ``period`` with as_of in [since, until], oldest boundary first."""
     rows = BalanceSnapshot.objects.filter(period=period)
     if since:
@@ -151,7 +160,9 @@ def snapshot_rows(period, since=None, until=None):
         }
 
 
-def export_snapshots(period, since=None, until=None, fmt="csv"):
+def export_snapshots(
+    period: str, since: datetime | None = None, until: datetime | None = None, fmt: str = "csv"
+) -> Iterator[str]:
     """Yield the snapshots export of ``period`` as text chunks."""
     _check_format(fmt)
     rows = snapshot_rows(period, since, until)

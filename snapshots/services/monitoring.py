@@ -15,7 +15,7 @@ from django_q.status import Stat
 from snapshots import job_registry
 from snapshots.job_registry import Job, Outcome
 from snapshots.models import SnapshotRun
-from snapshots.periods import PERIODS, format_boundary, period_enabled, period_length
+from snapshots.periods import Period, format_boundary
 
 # How many recent results of one job are read to find its last success and last failure.
 RECENT_TASKS = 100
@@ -42,7 +42,7 @@ def _timed(name, probe):
     return Check(name, ok, detail, time.monotonic() - started)
 
 
-def check_database():
+def check_database() -> Check:
     def probe():
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -52,7 +52,7 @@ def check_database():
     return _timed("database", probe)
 
 
-def check_broker():
+def check_broker() -> Check:
     def probe():
         broker = get_broker()
         broker.ping()
@@ -61,7 +61,7 @@ def check_broker():
     return _timed("broker", probe)
 
 
-def running_clusters():
+def running_clusters() -> int:
     """Clusters that reported to the broker in the last few seconds (what qinfo shows)."""
     try:
         return len(Stat.get_all(get_broker()) or [])
@@ -185,7 +185,7 @@ class PeriodFreshness:
     def describe(self):
         if self.newest_as_of is None:
             return f"{self.period}: {self.state}"
-        newest, age = format_boundary(self.newest_as_of), format_age(self.age_seconds)
+        newest, age = format_boundary(self.newest_as_of), format_age(self.age_seconds or 0.0)
         return f"{self.period}: newest {newest}, {age} old ({self.state})"
 
     def as_dict(self):
@@ -202,11 +202,11 @@ class PeriodFreshness:
         }
 
 
-def snapshot_freshness(now=None):
+def snapshot_freshness(now: datetime | None = None) -> list[PeriodFreshness]:
     now = now or timezone.now()
     report = []
-    for period in PERIODS:
-        freshness = PeriodFreshness(period, enabled=period_enabled(period))
+    for period in Period:
+        freshness = PeriodFreshness(period.value, enabled=period.enabled)
         runs = SnapshotRun.objects.filter(period=period)
         newest = runs.filter(status=SnapshotRun.Status.COMPLETED).order_by("-as_of").first()
         freshness.failed_runs = runs.filter(status=SnapshotRun.Status.FAILED).count()
@@ -215,12 +215,12 @@ def snapshot_freshness(now=None):
             freshness.duration_seconds = newest.duration_seconds
             age = now - newest.as_of
             freshness.age_seconds = age.total_seconds()
-            freshness.stale = freshness.enabled and age > STALE_AFTER_PERIODS * period_length(period)
+            freshness.stale = freshness.enabled and age > STALE_AFTER_PERIODS * period.length
         report.append(freshness)
     return report
 
 
-def check_snapshots(now=None):
+def check_snapshots(now: datetime | None = None) -> Check:
     def probe():
         report = snapshot_freshness(now)
         stale = [f.describe() for f in report if f.stale]
@@ -235,7 +235,7 @@ class StaleSnapshots(Exception):
     pass
 
 
-def format_age(seconds):
+def format_age(seconds: float) -> str:
     minutes = int(seconds // 60)
     days, minutes = divmod(minutes, 24 * 60)
     hours, minutes = divmod(minutes, 60)

@@ -29,12 +29,10 @@ from snapshots.job_registry import Outcome
 from snapshots.models import BalanceSnapshot, SnapshotRun, SnapshotSource
 from snapshots.periods import (
     PERIODS,
+    Period,
     as_utc,
     boundaries_between,
-    floor_boundary,
     format_boundary,
-    is_boundary,
-    period_enabled,
     retention_cutoff,
 )
 from snapshots.services import snapshot_sql
@@ -205,11 +203,10 @@ class SnapshotError(Exception):
 
 
 def _check_arguments(period, as_of, source):
-    if period not in PERIODS:
-        raise ValueError(f"unknown period {period!r} (expected one of {', '.join(PERIODS)})")
+    period = Period.of(period)
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r} (expected one of {', '.join(SOURCES)})")
-    if not is_boundary(period, as_of):
+    if not period.is_boundary(as_of):
         raise ValueError(f"{as_of.isoformat()} is not a {period} boundary")
     instants.check_boundary(as_of, f"{period} boundary")
 
@@ -301,10 +298,11 @@ def missing_boundaries(period, as_of):
     earliest = runs.aggregate(first=Min("as_of"))["first"]
     if earliest is None or earliest >= as_of:
         return []
-    cutoff = retention_cutoff(period, as_of)
+    period = Period.of(period)
+    cutoff = period.retention_cutoff(as_of)
     start = max(earliest, cutoff) if cutoff else earliest
     completed = set(runs.filter(as_of__gte=start, as_of__lt=as_of).values_list("as_of", flat=True))
-    return [b for b in boundaries_between(period, start, as_of) if b < as_of and b not in completed]
+    return [b for b in period.boundaries_between(start, as_of) if b < as_of and b not in completed]
 
 
 def run_snapshots(period, at, source="scheduled", force=False, catch_up=None):
@@ -319,11 +317,12 @@ def run_snapshots(period, at, source="scheduled", force=False, catch_up=None):
     anything is written or recorded: a job given `at=2099-…` must not record a run in 2099.
     """
     started = time.monotonic()
+    period = Period.of(period)
     now = _now()
     at = instants.check_instant(at, "at", now)
-    as_of = instants.check_boundary(floor_boundary(period, at), f"{period} boundary", now)
-    result = SnapshotJobResult(period=period, as_of=as_of, source=source)
-    if not force and not period_enabled(period):
+    as_of = instants.check_boundary(period.floor(at), f"{period} boundary", now)
+    result = SnapshotJobResult(period=period.value, as_of=as_of, source=source)
+    if not force and not period.enabled:
         result.reason = "disabled_in_settings"
         return result
     if catch_up is None:
