@@ -15,11 +15,11 @@ class SnapshotsConfig(AppConfig):
         from bagtracker.balances import register_balance_updater
         from snapshots import schedules, shutdown, task_policy
         from snapshots.services import job_metrics
-        from snapshots.services.ledger import apply_to_wallets
+        from snapshots.services.ledger import apply_to_pairs, apply_to_wallets
 
         # The domain's writes of transactions call this, inside their own database transaction
         # (bagtracker/balances.py): balances stay current without the domain importing the ledger.
-        register_balance_updater(apply_to_wallets)
+        register_balance_updater(apply_to_wallets, apply_to_pairs)
 
         post_migrate.connect(_install_schedules, sender=self, dispatch_uid="snapshots.install_schedules")
         pre_save.connect(_validate_schedule, sender=Schedule, dispatch_uid="snapshots.validate_schedule")

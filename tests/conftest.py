@@ -136,3 +136,13 @@ def refuse_snapshot_rows(db):
             )
 
     return refuse
+
+
+@pytest.fixture
+def settings_for_method(settings):
+    """settings_for_method("fifo"): compute cost basis with that method (BALANCE_COST_BASIS) in this test."""
+
+    def use(method):
+        settings.BALANCE_COST_BASIS = method
+
+    return use

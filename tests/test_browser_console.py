@@ -65,14 +65,25 @@ def browser():
 def page(browser, request):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(15_000)
+    # Every Content-Security-Policy violation, whichever page and however reported: the
+    # securitypolicyviolation event (sent to the test through an exposed function) and the
+    # console message Chromium writes for it.
+    violations = []
+    context.expose_function("reportCspViolation", lambda text: violations.append(text))
+    context.add_init_script(
+        "document.addEventListener('securitypolicyviolation', e => window.reportCspViolation("
+        "`${location.pathname}: ${e.violatedDirective} blocked ${e.blockedURI} at ${e.sourceFile}:${e.lineNumber}`))"
+    )
     tab = context.new_page()
     errors = []
     tab.on("pageerror", lambda error: errors.append(str(error)))
+    tab.on("console", lambda message: "Content Security Policy" in message.text and violations.append(message.text))
     yield tab
     ARTIFACTS.mkdir(exist_ok=True)
     tab.screenshot(path=ARTIFACTS / f"{request.node.name}-last.png", full_page=True)
     context.close()
     assert errors == [], f"JavaScript errors on the page: {errors}"
+    assert violations == [], "Content-Security-Policy violations:\n" + "\n".join(violations)
 
 
 def log_in(page, live_server):
