@@ -50,7 +50,7 @@ def _identifier_warnings(cursor):
             found.append(
                 checks.Warning(
                     f"{len(bad):,} {label}(s) break the identifier rules: {_listing(bad)}",
-                    hint="Fix them in the admin (docs/interfaces.md, "Identifiers"); new rows like these are refused.",
+                    hint="Fix them in the admin (docs/interfaces.md, Identifiers); new rows like these are refused.",
                     id=check_id,
                 )
             )
