@@ -121,3 +121,20 @@ class PriceAdmin(admin.ModelAdmin):
     date_hierarchy = "as_of"
     list_select_related = ["token", "token__chain"]
     autocomplete_fields = ["token"]
+
+    # A price for the past changes the snapshots taken since: tell the snapshots app (it refreshes
+    # them once this transaction commits).
+    def save_model(self, request, obj, form, change):
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            history_written.send(sender=Price)
+
+    def delete_model(self, request, obj):
+        with transaction.atomic():
+            super().delete_model(request, obj)
+            history_written.send(sender=Price)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            super().delete_queryset(request, queryset)
+            history_written.send(sender=Price)

@@ -10,10 +10,15 @@ class SnapshotsConfig(AppConfig):
         import django_q.cluster
         from django_q.models import Schedule
 
+        from bagtracker.signals import history_written
         from snapshots import schedules
+        from snapshots.services.healing import refresh_at_commit
 
         post_migrate.connect(_install_schedules, sender=self, dispatch_uid="snapshots.install_schedules")
         pre_save.connect(_validate_schedule, sender=Schedule, dispatch_uid="snapshots.validate_schedule")
+        # A write of transactions or prices may make retained snapshots stale (the database marks
+        # them): refresh them once the write commits (snapshots/services/healing.py).
+        history_written.connect(refresh_at_commit, dispatch_uid="snapshots.refresh_at_commit")
         # See snapshots/schedules.py: pause a broken schedule before each scheduler tick, so it
         # cannot roll back the tick and make the other due schedules fire again.
         if not getattr(django_q.cluster.scheduler, "guarded", False):

@@ -13,7 +13,7 @@ manual run of the current boundary, or of the boundary at `at`.
 
 from bagtracker.models import Wallet
 from snapshots.models import SnapshotSource
-from snapshots.services import ledger, retention
+from snapshots.services import healing, ledger, retention
 from snapshots.services import snapshots as snapshot_service
 from snapshots.services.jobs import intended_time, report
 
@@ -88,3 +88,9 @@ def backfill_wallet_snapshots(wallet_id, period, since, until=None):
         period, intended_time(since), intended_time(until) if until else None, wallet_ids=[wallet_id]
     )
     return report(job, {**result.as_dict(), "period": period})
+
+
+def refresh_stale_snapshots():
+    """Re-take the retained snapshot rows that history edits made stale (queued when such an edit
+    commits; every scheduled snapshot run does it too)."""
+    return report(healing.JOB, healing.refresh_stale_snapshots().as_dict())

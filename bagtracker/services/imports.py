@@ -32,7 +32,9 @@ from bagtracker.models import (
     DECIMAL_PLACES,
     PRICE_DIGITS,
     Chain,
+    Price,
     Token,
+    Transaction,
     TransactionKind,
     TransactionStatus,
 )
@@ -40,6 +42,7 @@ from bagtracker.numbers import plain
 from bagtracker.services import csv_input as parse
 from bagtracker.services import import_sql as sql
 from bagtracker.services.csv_input import BadValue, ImportRejected
+from bagtracker.signals import history_written
 from snapshots.services.ledger import LedgerError, apply_to_wallets
 
 TRANSACTION_COLUMNS = ("wallet", "chain", "token", "kind", "status", "amount", "price_usd", "timestamp", "tx_hash")
@@ -155,6 +158,7 @@ def import_transactions(stream, progress=None):
             except LedgerError as error:
                 raise ImportRejected(f"would make a running amount negative: {error}", _line_to_blame(cursor, error))
             result.wallets_updated = len(touched)
+            history_written.send(sender=Transaction)
     except IntegrityError as error:  # a concurrent writer beat the checks above; nothing was written
         raise ImportRejected(f"the database refused the import: {str(error).splitlines()[0]}") from None
     result.duration_seconds = time.monotonic() - started
@@ -250,5 +254,6 @@ def import_prices(stream, progress=None):
             )
         cursor.execute(sql.INSERT_PRICES_SQL, {"source": PRICE_SOURCE})
         result.inserted = cursor.rowcount
+        history_written.send(sender=Price)
     result.duration_seconds = time.monotonic() - started
     return result

@@ -8,6 +8,7 @@ import copy
 from django.db import transaction
 
 from bagtracker.models import Transaction
+from bagtracker.signals import history_written
 from snapshots.services.ledger import LedgerError, apply_to_wallets
 
 
@@ -25,6 +26,7 @@ def save_transaction(tx):
                 wallets.update(Transaction.objects.filter(pk=tx.pk).values_list("wallet_id", flat=True))
             tx.save()
             apply_to_wallets(wallets)
+            history_written.send(sender=Transaction)
     except Exception as error:
         if adding:
             # Rolled back: the id the insert drew names no row. Leave ``tx`` as it came, unsaved.
@@ -41,6 +43,7 @@ def delete_transactions(queryset):
         wallets = set(queryset.values_list("wallet_id", flat=True).distinct())
         deleted, _ = queryset.delete()
         apply_to_wallets(wallets)
+        history_written.send(sender=Transaction)
     return deleted
 
 

@@ -25,6 +25,7 @@ JOBS = (
     "recalculate_wallet_balances",
     "recalculate_all_wallets",
     "backfill_wallet_snapshots",
+    "refresh_stale_snapshots",
 )
 # How many recent results of one job are read to find its last success and last failure.
 RECENT_TASKS = 100

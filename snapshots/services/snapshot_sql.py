@@ -60,7 +60,7 @@ WITH recent AS (
                AS value_usd,
            a.avg_buy
     FROM snapshots_balance b
-    JOIN bagtracker_wallet w ON w.id = b.wallet_id AND w.is_active
+    JOIN bagtracker_wallet w ON w.id = b.wallet_id AND (w.is_active OR {{covered}})
     LEFT JOIN recent r ON r.wallet_id = b.wallet_id AND r.token_id = b.token_id
     CROSS JOIN LATERAL (
         -- Most balances saw nothing since the boundary: their current values are the as-of ones
@@ -153,9 +153,12 @@ LOCK_BOUNDARY_SQL = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
 class WalletScope:
     """Which wallets a snapshot write covers: all, only some, or all but some."""
 
-    def __init__(self, only=None, excluding=None):
+    def __init__(self, only=None, excluding=None, covered=None):
         self.only = None if only is None else sorted({int(w) for w in only})
         self.excluding = sorted({int(w) for w in excluding or ()})
+        # Wallets the boundary covered when it was first taken: refreshed even if deactivated
+        # since (DESIGN.md: the wallets a boundary covers are fixed when it is first taken).
+        self.covered = sorted({int(w) for w in covered or ()})
 
     @property
     def is_everything(self):
@@ -175,8 +178,11 @@ class WalletScope:
             return f"tk.id IN (SELECT b.token_id FROM snapshots_balance b WHERE {self.condition('b.wallet_id')})"
         return "EXISTS (SELECT 1 FROM snapshots_balance b WHERE b.token_id = tk.id)"
 
+    def covered_condition(self, column):
+        return f"{column} = ANY(%(covered_wallets)s::bigint[])" if self.covered else "FALSE"
+
     def params(self):
-        return {"only_wallets": self.only or [], "excluded_wallets": self.excluding}
+        return {"only_wallets": self.only or [], "excluded_wallets": self.excluding, "covered_wallets": self.covered}
 
 
 # A snapshot in progress also holds its period's key in shared mode, until it commits. A rebuild
@@ -213,6 +219,7 @@ def write_snapshot(cursor, period, as_of, source, dust, scope):
         "scope_s": scope.condition("s.wallet_id"),
         "scope_e": scope.condition("e.wallet_id"),
         "priced_tokens": scope.priced_tokens(),
+        "covered": scope.covered_condition("w.id"),
     }
     cursor.execute(SNAPSHOT_WORK_MEM_SQL)
     cursor.execute(BOUNDARY_HAS_ROWS_SQL, params)

@@ -34,7 +34,7 @@ from snapshots.periods import (
     period_enabled,
     retention_cutoff,
 )
-from snapshots.services import snapshot_sql
+from snapshots.services import healing, snapshot_sql
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +94,7 @@ class SnapshotJobResult:
     source: str
     boundaries: list = field(default_factory=list)
     reason: str = ""
+    refreshed: object = None  # scheduled runs: the healing.RefreshResult of the stale marks
     duration_seconds: float = 0.0
 
     @property
@@ -102,7 +103,7 @@ class SnapshotJobResult:
             return "skipped"
         failed = [b for b in self.boundaries if b.status == "error"]
         if not failed:
-            return "success"
+            return "partial_success" if self.refreshed and self.refreshed.failures else "success"
         return "partial_success" if len(failed) < len(self.boundaries) else "error"
 
     @property
@@ -131,6 +132,8 @@ class SnapshotJobResult:
         }
         if self.reason:
             data["reason"] = self.reason
+        if self.refreshed is not None:
+            data["refreshed"] = self.refreshed.as_dict()
         failed = [b for b in self.boundaries if b.status == "error"]
         if failed:
             data["failed_boundaries"] = [{"as_of": _iso(b.as_of), "error": b.error} for b in failed]
@@ -210,18 +213,22 @@ def _check_arguments(period, as_of, source):
         raise ValueError(f"{as_of.isoformat()} is not a {period} boundary")
 
 
-def take_snapshot(period, as_of, source, wallets=None, *, excluding_wallets=(), skip_if_completed=False):
+def take_snapshot(
+    period, as_of, source, wallets=None, *, excluding_wallets=(), covered_wallets=(), skip_if_completed=False, then=None
+):
     """Take (or re-take) snapshot (period, as_of) in one database transaction.
 
     ``wallets`` (wallet ids) limits the refresh to those wallets; ``excluding_wallets`` leaves some
     out. Rows of other wallets are untouched, and such a partial run never marks a boundary
-    complete: it only refreshes the row count of a boundary that already was.
+    complete: it only refreshes the row count of a boundary that already was. ``covered_wallets``
+    are recomputed even if deactivated since (a refresh of a boundary that covered them).
+    ``then(cursor)`` runs last, inside the same transaction (healing settles its marks there).
 
     Raises SnapshotError (after recording a failed SnapshotRun) if the database refuses the write.
     """
     as_of = as_utc(as_of)
     _check_arguments(period, as_of, source)
-    scope = snapshot_sql.WalletScope(only=wallets, excluding=excluding_wallets)
+    scope = snapshot_sql.WalletScope(only=wallets, excluding=excluding_wallets, covered=covered_wallets)
     result = SnapshotResult(period=period, as_of=as_of, source=source, partial=not scope.is_everything)
     started_at = _now()
     started = time.monotonic()
@@ -250,6 +257,8 @@ def take_snapshot(period, as_of, source, wallets=None, *, excluding_wallets=(), 
                 )
             else:
                 completed.update(rows=snapshot_sql.count_rows(cursor, period, as_of))
+            if then is not None:
+                then(cursor)
     except Exception as error:  # recorded for the admin, then re-raised for the caller to report
         result.status, result.error = "error", f"{type(error).__name__}: {error}".strip()
         result.duration_seconds = time.monotonic() - started
@@ -322,6 +331,9 @@ def run_snapshots(period, at, source="scheduled", force=False, catch_up=None):
         for boundary in missing_boundaries(period, as_of):
             result.boundaries.append(_take_reporting_errors(period, boundary, source, skip_if_completed=True))
     result.boundaries.append(_take_reporting_errors(period, as_of, source))
+    if source == SnapshotSource.SCHEDULED:
+        # Whatever history edits left stale and no queued refresh has done yet (a lost message).
+        result.refreshed = healing.refresh_stale_snapshots(now=at)
     result.duration_seconds = time.monotonic() - started
     return result
 
