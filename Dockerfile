@@ -1,5 +1,7 @@
 # The one image of web and qcluster (docker-compose.yml): slim, non-root, production settings.
-FROM python:3.11-slim
+# The base image is pinned to an exact release (Python patch level and Debian release); upgrade it
+# on purpose, in a commit of its own, together with the other images in docker-compose.yml.
+FROM python:3.11.14-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -21,8 +23,11 @@ COPY . .
 RUN DJANGO_SECRET_KEY=collectstatic DJANGO_ALLOWED_HOSTS=localhost DATABASE_URL=postgres://build@localhost/build \
     python manage.py collectstatic --no-input -v 0
 
-RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin bagtracker
-USER bagtracker
+RUN groupadd --system --gid 10001 bagtracker \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /app --shell /usr/sbin/nologin bagtracker
+# By number, not name: Kubernetes' runAsNonRoot (and any runtime) can verify a numeric uid without
+# reading the image's /etc/passwd.
+USER 10001:10001
 
 EXPOSE 8000
 CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-", "--no-control-socket"]

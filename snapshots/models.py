@@ -3,7 +3,20 @@ from django.db.models import Q
 from django.db.models.functions import Now
 
 from bagtracker.models import Token, Wallet, amount_field, price_field
+from snapshots.cost_basis import METHODS
 from snapshots.periods import PERIODS
+
+# A sum of USD values over a wallet's tokens: wider than one value (NUMERIC(38,18)).
+USD_SUM_DIGITS = 48
+
+
+def usd_sum_field(**kwargs):
+    return models.DecimalField(max_digits=USD_SUM_DIGITS, decimal_places=18, **kwargs)
+
+
+def cost_basis_method_field():
+    # '' = computed before cost basis existed (or never): counted as "another method" until recalculated.
+    return models.CharField(max_length=8, blank=True, default="", db_default="", choices=[(m, m) for m in METHODS])
 
 
 class Balance(models.Model):
@@ -17,9 +30,16 @@ class Balance(models.Model):
     amount = amount_field()
     total_in = amount_field()
     total_out = amount_field()
+    # Trade statistics: Σ qty·price / Σ qty over the priced acquisitions / disposals.
     avg_buy_price_usd = price_field(null=True, blank=True)
     avg_sell_price_usd = price_field(null=True, blank=True)
+    # The cost basis (docs/ledger.md): state after the last transaction, under cost_basis_method.
+    cost_basis_usd = price_field(default=0, db_default=0)
+    avg_cost_usd = price_field(null=True, blank=True)
     realized_pnl_usd = price_field()
+    cost_basis_complete = models.BooleanField(default=True, db_default=True)
+    realized_pnl_complete = models.BooleanField(default=True, db_default=True)
+    cost_basis_method = cost_basis_method_field()
     # The exact sums behind avg_buy_price_usd (acquisitions that have a price): a snapshot derives
     # the average as of an earlier instant by subtracting the acquisitions made since.
     priced_in_qty = amount_field(default=0)
@@ -69,6 +89,10 @@ class BalanceSnapshot(models.Model):
     price_usd = price_field(null=True, blank=True)
     value_usd = price_field(null=True, blank=True)
     avg_buy_price_usd = price_field(null=True, blank=True)
+    # The ledger as of as_of (docs/ledger.md).
+    cost_basis_usd = price_field(default=0, db_default=0)
+    realized_pnl_usd = price_field(default=0, db_default=0)
+    cost_basis_method = cost_basis_method_field()
     source = models.CharField(max_length=10, choices=SnapshotSource.choices)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -90,6 +114,40 @@ class BalanceSnapshot(models.Model):
 
     def __str__(self):
         return f"{self.period} {self.as_of:%Y-%m-%dT%H:%M}Z {self.wallet_id}/{self.token_id}: {self.amount}"
+
+
+class WalletSnapshot(models.Model):
+    """The wallet summary of a boundary (DESIGN.md, "Snapshots"): one per wallet the boundary covers
+    (active, with a confirmed transaction before as_of). Written with the boundary's rows, in the
+    same transaction, by snapshots.services.snapshots.
+
+    value_usd sums the wallet's rows that have a price (the others are counted in unpriced_rows);
+    cost_basis_usd and realized_pnl_usd sum ALL its tokens as of as_of, closed positions included,
+    so a realized-PnL line never drops when a position is sold out.
+    """
+
+    wallet = models.ForeignKey(Wallet, on_delete=models.CASCADE, related_name="summaries", db_index=False)
+    period = models.CharField(max_length=8, choices=Period.choices)
+    as_of = models.DateTimeField()
+    value_usd = usd_sum_field(default=0)
+    rows = models.PositiveIntegerField(default=0)
+    unpriced_rows = models.PositiveIntegerField(default=0)
+    cost_basis_usd = usd_sum_field(default=0)
+    realized_pnl_usd = usd_sum_field(default=0)
+    cost_basis_method = cost_basis_method_field()
+    source = models.CharField(max_length=10, choices=SnapshotSource.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-as_of", "wallet_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["period", "as_of", "wallet"], name="summary_unique_period_as_of_wallet"),
+            models.CheckConstraint(condition=Q(period__in=PERIODS), name="summary_period_valid"),
+        ]
+        indexes = [models.Index(fields=["wallet", "period", "as_of"], name="summary_wallet_history")]
+
+    def __str__(self):
+        return f"{self.period} {self.as_of:%Y-%m-%dT%H:%M}Z wallet {self.wallet_id}: {self.value_usd} USD"
 
 
 class SnapshotRun(models.Model):

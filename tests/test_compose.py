@@ -84,8 +84,12 @@ def test_web_migrates_then_serves_and_qcluster_can_be_scaled():
 
 
 def test_every_variable_of_the_design_settings_and_compose_is_in_env_example():
-    settings_source = "\n".join(p.read_text() for p in (ROOT / "config").rglob("*.py"))
-    read_by_settings = set(re.findall(r'(?:strict_\w+|env\.\w+)\("([A-Z_]+)"', settings_source))
+    sources = [*(ROOT / "config").rglob("*.py"), ROOT / "dev.py", ROOT / "manage.py"]
+    settings_source = "\n".join(p.read_text() for p in sources)
+    read_by_settings = set(
+        re.findall(r'(?:strict_\w+|env\.\w+|environ\.get|environ\.setdefault|getenv)\("([A-Z_]+)"', settings_source)
+    )
+    assert {"DJANGO_SECRET_KEY", "BAGTRACKER_PORT", "DJANGO_SETTINGS_MODULE"} <= read_by_settings
     compose_source = (ROOT / "docker-compose.yml").read_text()
     used_by_compose = set(re.findall(r"\$\{([A-Z_]+)", compose_source)) | set(
         re.findall(r"\$\$\{([A-Z_]+)", compose_source)
@@ -97,9 +101,14 @@ def test_every_variable_of_the_design_settings_and_compose_is_in_env_example():
 
 def test_the_dockerfile_is_slim_non_root_and_production():
     dockerfile = (ROOT / "Dockerfile").read_text()
-    assert re.search(r"^FROM python:3\.11-slim$", dockerfile, re.MULTILINE)
-    assert re.search(r"^USER bagtracker$", dockerfile, re.MULTILINE)
+    assert re.search(r"^FROM python:3\.11\.\d+-slim-bookworm$", dockerfile, re.MULTILINE)
+    assert re.search(r"^USER 10001:10001$", dockerfile, re.MULTILINE)  # numeric: verifiable without /etc/passwd
     assert "DJANGO_SETTINGS_MODULE=config.settings.production" in dockerfile
+
+
+def test_every_image_is_pinned_to_an_exact_release():
+    assert re.fullmatch(r"postgres:\d+\.\d+-bookworm", SERVICES["db"]["image"])
+    assert re.fullmatch(r"redis:\d+\.\d+\.\d+-alpine", SERVICES["redis"]["image"])
 
 
 # --- Each service's command, run natively ---------------------------------------------------------
@@ -152,21 +161,27 @@ def test_the_db_health_check_runs_against_this_postgresql():
     assert subprocess.run(["sh", "-c", check], env=env, capture_output=True).returncode == 0
 
 
+# As an operator writes it: the public name only. Compose's probes use 127.0.0.1 and web:8000.
+OPERATOR_HOSTS = "bags.example.com"
+METRICS_TOKEN = "compose-test-metrics-token"
+
+
 def production_env(**extra):
     return process_env(
         broker_url=redis_test_url(),
         DJANGO_SETTINGS_MODULE="config.settings.production",
         DJANGO_SECRET_KEY="compose-test",
-        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+        DJANGO_ALLOWED_HOSTS=OPERATOR_HOSTS,
+        METRICS_TOKEN=METRICS_TOKEN,
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         **extra,
     )
 
 
-def _get(port, path):
+def _get(port, path, **headers):
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        connection.request("GET", path)
+        connection.request("GET", path, headers=headers)
         response = connection.getresponse()
         return response.status, response.getheader("Location")
     finally:
@@ -195,8 +210,13 @@ def test_the_web_command_migrates_and_gunicorn_answers_health(tmp_path):
             what="gunicorn /health",
         )
         assert _get(port, "/health")[0] == 200  # never redirected to https
-        status, location = _get(port, "/admin/login/")
-        assert (status, location) == (301, f"https://127.0.0.1:{port}/admin/login/")  # the production default
+        # Prometheus in the compose network scrapes the service by name.
+        assert _get(port, "/metrics", Host="web:8000", Authorization=f"Bearer {METRICS_TOKEN}")[0] == 200
+        # Host checking is on for everything else: a foreign Host is refused, the public name redirected.
+        assert _get(port, "/admin/login/")[0] == 400
+        assert _get(port, "/admin/login/", Host="web:8000")[0] == 400
+        status, location = _get(port, "/admin/login/", Host="bags.example.com")
+        assert (status, location) == (301, "https://bags.example.com/admin/login/")  # the production default
     finally:
         os.killpg(web.pid, 15)
         web.wait(timeout=30)

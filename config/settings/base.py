@@ -17,6 +17,7 @@ from config.env import (
     strict_str,
     strict_token,
 )
+from snapshots import cost_basis
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -41,6 +42,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /health and /metrics answer any Host (container health checks, in-network scrapes); every
+    # other request is checked against ALLOWED_HOSTS as usual. Why: config/probes.py.
+    "config.probes.ProbeHostMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -104,6 +108,8 @@ STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").exists() else 
 
 # --- Ledger and snapshots (DESIGN.md) -----------------------------------------------------------
 BALANCE_DUST_THRESHOLD = strict_decimal("BALANCE_DUST_THRESHOLD", "0.000001")
+# average (moving average cost) or fifo; docs/ledger.md. A typo stops start-up.
+BALANCE_COST_BASIS = strict_choice("BALANCE_COST_BASIS", cost_basis.DEFAULT, cost_basis.METHODS)
 BALANCE_SNAPSHOT_ENABLED = strict_bool("BALANCE_SNAPSHOT_ENABLED", True)
 BALANCE_HOURLY_SNAPSHOTS = strict_bool("BALANCE_HOURLY_SNAPSHOTS", True)
 BALANCE_DAILY_SNAPSHOTS = strict_bool("BALANCE_DAILY_SNAPSHOTS", True)

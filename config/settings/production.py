@@ -29,4 +29,5 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REDIRECT_EXEMPT = [r"^health$", r"^metrics$"]
 
 # gunicorn serves the admin's static files itself (collected into STATIC_ROOT in the image).
-MIDDLEWARE = [MIDDLEWARE[0], "whitenoise.middleware.WhiteNoiseMiddleware", *MIDDLEWARE[1:]]  # noqa: F405
+_security = MIDDLEWARE.index("django.middleware.security.SecurityMiddleware")  # noqa: F405
+MIDDLEWARE = [*MIDDLEWARE[: _security + 1], "whitenoise.middleware.WhiteNoiseMiddleware", *MIDDLEWARE[_security + 1 :]]  # noqa: F405
