@@ -43,10 +43,10 @@ REFRESH_UNLOCK_SQL = "SELECT pg_advisory_unlock(%s, 1)"
 LOCK_NAMESPACE = 0x4845414C  # "HEAL"
 
 # The work the marks name: per retained boundary (period, as_of), the wallets to re-take, those
-# of them the boundary covers (rows there), and the marks served. A wallet mark names every
-# boundary at or after its since that holds rows of the wallet or has a completed run (the wallet
-# active with a confirmed transaction before it); a token mark names the wallets with rows of the
-# token at the boundaries from its since until its until.
+# of them the boundary covers (rows or a wallet summary there), and the marks served. A wallet
+# mark names every boundary at or after its since that covers the wallet or has a completed run
+# (the wallet active with a confirmed transaction before it); a token mark names the wallets with
+# rows of the token at the boundaries from its since until its until.
 PLAN_SQL = """
 WITH marks AS MATERIALIZED (
     SELECT id, wallet_id, token_id, since, until FROM snapshots_stalemark WHERE id = ANY(%(marks)s)
@@ -55,6 +55,9 @@ WITH marks AS MATERIALIZED (
 ), work AS (
     SELECT m.id AS mark_id, s.period, s.as_of, s.wallet_id, true AS covered
     FROM marks m JOIN snapshots_balancesnapshot s ON s.wallet_id = m.wallet_id AND s.as_of >= m.since
+    UNION ALL
+    SELECT m.id, s.period, s.as_of, s.wallet_id, true  -- its summary there: covered
+    FROM marks m JOIN snapshots_walletsnapshot s ON s.wallet_id = m.wallet_id AND s.as_of >= m.since
     UNION ALL
     SELECT m.id, r.period, r.as_of, m.wallet_id, false
     FROM marks m

@@ -141,7 +141,7 @@ DROP_TRIGGERS_SQL = (
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("snapshots", "0002_snapshots"),
+        ("snapshots", "0003_cost_basis"),
         ("bagtracker", "0001_initial"),
     ]
 
