@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from bagtracker.models import Price, Transaction
-from bagtracker.services.imports import import_prices, import_transactions
+from bagtracker.services.imports import ImportRejected, import_prices, import_transactions
 from bagtracker.services.transactions import delete_transactions, save_transaction
 from snapshots.models import BalanceSnapshot, StaleMark
 from snapshots.services.healing import refresh_stale_snapshots
@@ -136,7 +136,7 @@ def test_a_back_dated_import_marks_in_its_own_transaction(make_tx, wallet, token
 def test_a_refused_import_leaves_no_mark(make_tx, wallet):
     make_tx("buy", "10", at=utc(2026, 3, 1, 9))
     take_days()
-    with pytest.raises(Exception):
+    with pytest.raises(ImportRejected):
         import_transactions(
             csv(
                 "wallet,chain,token,kind,status,amount,price_usd,timestamp,tx_hash",
