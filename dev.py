@@ -31,7 +31,7 @@ def say(message):
 
 
 def ensure_venv():
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 -- dev.py runs on any python3, before the venv exists
         sys.exit(f"Python 3.11 or newer is needed (this is {sys.version.split()[0]})")
     if not PYTHON.exists():
         say("creating .venv")
@@ -106,7 +106,8 @@ def up(smoke=False):
         queued = manage("create_snapshots", "--period", "hourly", "--async", capture_output=True, text=True)
         task_id = queued.stdout.strip().splitlines()[-1].split()[-1]
         print(
-            f"\n  Admin:  {url}\n  Login:  {login}\n  Stop:   Ctrl-C (then `python3 dev.py stop` stops the embedded PostgreSQL)\n",
+            f"\n  Admin:  {url}\n  Login:  {login}\n"
+            "  Stop:   Ctrl-C (then `python3 dev.py stop` stops the embedded PostgreSQL)\n",
             flush=True,
         )
         if smoke:

@@ -106,9 +106,12 @@ class Wallet(models.Model):
 
     def clean(self):
         # As the trigger of migration 0002: a wallet's transactions hold tokens of its chain.
-        if self.pk and self.transactions.exists():
-            if Wallet.objects.filter(pk=self.pk).exclude(chain_id=self.chain_id).exists():
-                raise ValidationError({"chain": f"wallet {self.pk} has transactions; its chain cannot change"})
+        if (
+            self.pk
+            and self.transactions.exists()
+            and Wallet.objects.filter(pk=self.pk).exclude(chain_id=self.chain_id).exists()
+        ):
+            raise ValidationError({"chain": f"wallet {self.pk} has transactions; its chain cannot change"})
 
 
 class TransactionKind(models.TextChoices):
@@ -138,7 +141,8 @@ class Transaction(models.Model):
     amount = amount_field()
     price_usd = price_field(null=True, blank=True)
     timestamp = models.DateTimeField()
-    tx_hash = models.CharField(max_length=128, null=True, blank=True)
+    # NULL, not "": many transactions have no hash, and the unique constraint must ignore them.
+    tx_hash = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -185,9 +189,13 @@ class Transaction(models.Model):
             errors["token"] = (
                 f"{self.token.symbol} is on {self.token.chain.slug}, the wallet on {self.wallet.chain.slug}"
             )
-        if self.token_id and self.amount is not None and self.amount.is_finite():
-            if digits_and_places(self.amount)[1] > self.token.decimals:
-                errors["amount"] = f"{self.token.symbol} allows at most {self.token.decimals} decimal places"
+        if (
+            self.token_id
+            and self.amount is not None
+            and self.amount.is_finite()
+            and digits_and_places(self.amount)[1] > self.token.decimals
+        ):
+            errors["amount"] = f"{self.token.symbol} allows at most {self.token.decimals} decimal places"
         if errors:
             raise ValidationError(errors)
 

@@ -54,7 +54,8 @@ FROM generate_series(1, %(wallets)s) g
 # transaction lies at a random instant inside the n-th of k equal slots of the span, so each
 # pair's history is in time order and the span is covered evenly.
 TRANSACTIONS_SQL = """
-INSERT INTO bagtracker_transaction (wallet_id, token_id, kind, status, amount, price_usd, timestamp, tx_hash, created_at)
+INSERT INTO bagtracker_transaction
+       (wallet_id, token_id, kind, status, amount, price_usd, timestamp, tx_hash, created_at)
 SELECT wallet_id, token_id, kind, status, amount,
        CASE WHEN priced THEN round((token_price * (0.5 + r_price))::numeric, 6) END,
        ts, NULL, now()

@@ -48,17 +48,17 @@ def write(mode, rows, period, as_of):
             if balance.token_id not in prices:
                 prices[balance.token_id] = _price_at(balance.token_id, as_of)
             price = prices[balance.token_id]
-            fields = dict(
-                wallet_id=balance.wallet_id,
-                token_id=balance.token_id,
-                period=period,
-                as_of=as_of,
-                amount=balance.amount,
-                price_usd=price,
-                value_usd=None if price is None else (balance.amount * price).quantize(QUANTUM, ROUND_HALF_UP),
-                avg_buy_price_usd=balance.avg_buy_price_usd,
-                source="manual",
-            )
+            fields = {
+                "wallet_id": balance.wallet_id,
+                "token_id": balance.token_id,
+                "period": period,
+                "as_of": as_of,
+                "amount": balance.amount,
+                "price_usd": price,
+                "value_usd": None if price is None else (balance.amount * price).quantize(QUANTUM, ROUND_HALF_UP),
+                "avg_buy_price_usd": balance.avg_buy_price_usd,
+                "source": "manual",
+            }
             if mode == "create":
                 BalanceSnapshot.objects.create(**fields)
             else:

@@ -27,7 +27,7 @@ import re
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -36,13 +36,30 @@ from bench import bare, dataset, process
 
 SCALES = {
     # wallets, tokens, transactions; backfill: wallets, daily boundaries; rows of the naive ORM loops
-    "small": dict(wallets=500, tokens=4, transactions=10_000, backfill_wallets=500, backfill_days=90, orm_rows=1_000),
-    "medium": dict(
-        wallets=10_000, tokens=10, transactions=500_000, backfill_wallets=10_000, backfill_days=90, orm_rows=10_000
-    ),
-    "large": dict(
-        wallets=100_000, tokens=10, transactions=5_000_000, backfill_wallets=10_000, backfill_days=90, orm_rows=10_000
-    ),
+    "small": {
+        "wallets": 500,
+        "tokens": 4,
+        "transactions": 10_000,
+        "backfill_wallets": 500,
+        "backfill_days": 90,
+        "orm_rows": 1_000,
+    },
+    "medium": {
+        "wallets": 10_000,
+        "tokens": 10,
+        "transactions": 500_000,
+        "backfill_wallets": 10_000,
+        "backfill_days": 90,
+        "orm_rows": 10_000,
+    },
+    "large": {
+        "wallets": 100_000,
+        "tokens": 10,
+        "transactions": 5_000_000,
+        "backfill_wallets": 10_000,
+        "backfill_days": 90,
+        "orm_rows": 10_000,
+    },
 }
 DEFAULT_DATABASE = "bagtracker_bench"
 MARKER = "bagtracker benchmark scratch database (bench/run.py); dropped after each run"
@@ -254,7 +271,8 @@ class Bench:
                 {"old": expired_as_of, "hour": self.hour},
             )
             self.conn.execute(
-                """INSERT INTO snapshots_snapshotrun (period, as_of, source, status, rows, started_at, finished_at, error)
+                """INSERT INTO snapshots_snapshotrun
+                          (period, as_of, source, status, rows, started_at, finished_at, error)
                    SELECT 'hourly', %(old)s, 'scheduled', 'completed', count(*), now(), now(), ''
                    FROM snapshots_balancesnapshot WHERE period = 'hourly' AND as_of = %(old)s""",
                 {"old": expired_as_of},
@@ -265,14 +283,14 @@ class Bench:
         expired_as_of = self.hour - timedelta(days=HOURLY_RETENTION_DAYS + 1)
         expired = "SELECT count(*) FROM snapshots_balancesnapshot WHERE period = 'hourly' AND as_of < %(cutoff)s"
         self._expire_hourly(expired_as_of)
-        cutoff = datetime.now(timezone.utc) - timedelta(days=HOURLY_RETENTION_DAYS)
+        cutoff = datetime.now(UTC) - timedelta(days=HOURLY_RETENTION_DAYS)
         row.rows = _count(self.conn, expired, {"cutoff": cutoff})
         _settle(self.conn, ["snapshots_balancesnapshot", "snapshots_snapshotrun"])
         _run_job(row, ["manage.py", "cleanup_snapshots"], self.env)
         left = _count(self.conn, expired, {"cutoff": cutoff})
         self._expire_hourly(expired_as_of)
         _settle(self.conn, ["snapshots_balancesnapshot", "snapshots_snapshotrun"])
-        cutoff = datetime.now(timezone.utc) - timedelta(days=HOURLY_RETENTION_DAYS)
+        cutoff = datetime.now(UTC) - timedelta(days=HOURLY_RETENTION_DAYS)
         row.bare_seconds = _timed_sql(self.conn, [(bare.DELETE_EXPIRED_SQL, {"period": "hourly", "cutoff": cutoff})])
         row.same = "yes" if left == 0 else f"no ({left:,} expired rows left by the job)"
         self.conn.execute("DELETE FROM snapshots_snapshotrun WHERE as_of < %s", [cutoff])
@@ -403,15 +421,18 @@ def table(report):
                 r.verdict(),
             ]
         )
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *lines, strict=True)]
     out = [
-        "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |",
+        "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |",
         "|" + "|".join("-" * (w + 2) for w in widths) + "|",
     ]
     for line in lines:
         out.append(
             "| "
-            + " | ".join((c.ljust(w) if i in (0, 9, 11) else c.rjust(w)) for i, (c, w) in enumerate(zip(line, widths)))
+            + " | ".join(
+                (c.ljust(w) if i in (0, 9, 11) else c.rjust(w))
+                for i, (c, w) in enumerate(zip(line, widths, strict=True))
+            )
             + " |"
         )
     return "\n".join(out)
@@ -472,7 +493,7 @@ def _prepare(args, sizes, env, url):
             data["end"] = datetime.fromisoformat(data["end"])
             data["start"] = datetime.fromisoformat(data["start"])
             wanted = {k: sizes[k] for k in ("wallets", "tokens")}
-            if {k: data[k] for k in wanted} != wanted or datetime.now(timezone.utc) - data["end"] > timedelta(days=1):
+            if {k: data[k] for k in wanted} != wanted or datetime.now(UTC) - data["end"] > timedelta(days=1):
                 raise SystemExit("--reuse: the kept data set has other sizes or is over a day old; run without --reuse")
             # Balances stay: the recalculate step empties them itself, the others need them.
             conn.execute(f"TRUNCATE snapshots_balancesnapshot, snapshots_snapshotrun, {bare.BARE_SNAPSHOT}")
@@ -481,7 +502,7 @@ def _prepare(args, sizes, env, url):
     migrated = process.manage(["migrate", "--verbosity", "0"], env)
     if not migrated.ok:
         raise SystemExit(f"migrate failed: {migrated.failure()}")
-    end = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(seconds=1)
+    end = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
     with psycopg.connect(url, autocommit=True) as conn:
         data = dataset.build(conn, sizes["wallets"], sizes["tokens"], sizes["transactions"], end)
         bare.create_tables(conn)

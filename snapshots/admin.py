@@ -1,4 +1,4 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from django.contrib import admin
 
@@ -76,7 +76,7 @@ def _parse_day_or_instant(text):
         instant = datetime.fromisoformat(text)
     except ValueError:
         return None
-    return instant if instant.tzinfo else instant.replace(tzinfo=timezone.utc)
+    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
 
 
 class AsOfFromFilter(InputFilter):
@@ -141,6 +141,6 @@ class SnapshotRunAdmin(ReadOnlyAdmin):
 
 
 # django-q2's schedule admin, extended with run now / pause / resume and validated edits.
-from snapshots import schedule_admin  # noqa: E402
+from snapshots import schedule_admin  # noqa: E402 -- registers after the admins above
 
 schedule_admin.register()

@@ -26,11 +26,10 @@ class SnapshotsConfig(AppConfig):
 
 
 def _install_schedules(sender, using="default", **kwargs):
+    from django.core.management import call_command
     from django_q.models import Schedule
 
     from snapshots.schedules import install_schedules
-
-    from django.core.management import call_command
 
     # The shared cache table (settings.CACHES); a no-op when it exists.
     call_command("createcachetable", database=using, verbosity=0)

@@ -4,7 +4,7 @@ Boundaries: hourly = top of the hour; daily = 00:00; weekly = Sunday 00:00; mont
 Every function takes and returns timezone-aware datetimes in UTC.
 """
 
-from datetime import timedelta, timezone
+from datetime import UTC, timedelta
 
 from django.conf import settings
 
@@ -34,7 +34,7 @@ def _check(period):
 def as_utc(instant):
     if instant.tzinfo is None:
         raise ValueError(f"{instant!r} has no time zone; pass an aware datetime")
-    return instant.astimezone(timezone.utc)
+    return instant.astimezone(UTC)
 
 
 def floor_boundary(period, instant):

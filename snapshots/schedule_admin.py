@@ -15,7 +15,7 @@ from snapshots.console.actions import confirmed_action
 class ScheduleForm(forms.ModelForm):
     class Meta:
         model = Schedule
-        fields = "__all__"
+        fields = "__all__"  # noqa: DJ007 -- django-q2's own Schedule model: its admin edits every field
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

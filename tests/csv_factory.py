@@ -5,12 +5,12 @@ python -m tests.csv_factory 100000 > /tmp/transactions.csv     # the 100,000-row
 
 import random
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 
 HEADER = "wallet,chain,token,kind,status,amount,price_usd,timestamp,tx_hash"
 TOKENS = {"ethereum": (("ETH", 18, 3000), ("USDC", 6, 1)), "solana": (("SOL", 9, 150), ("BONK", 5, 0.00002))}
-START = datetime(2025, 1, 1, tzinfo=timezone.utc)
+START = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def transaction_lines(rows, wallets=1000, seed=7):

@@ -91,7 +91,7 @@ class QCluster:
         self.process = None
 
     def start(self):
-        self._log = open(self.log_path, "w")
+        self._log = open(self.log_path, "w")  # noqa: SIM115 -- the process writes to it until stop() closes it
         self.process = subprocess.Popen(
             [sys.executable, "manage.py", "qcluster"],
             cwd=ROOT,

@@ -124,7 +124,7 @@ def test_an_operator_runs_a_schedule_from_the_admin_and_sees_its_result(
     live_server,
     qcluster,
     wallet,
-    make_tx,  # noqa: F811
+    make_tx,
 ):
     make_tx("buy", "5", price="3", at=utc(2026, 1, 1))
     qcluster(process_env())  # the real cluster, ORM broker, on the live server's database

@@ -21,7 +21,7 @@ def test_the_first_run_takes_only_its_own_boundary(make_tx):
 
 def test_after_a_three_day_outage_it_fills_exactly_the_missing_boundaries(make_tx, wallet):
     make_tx("buy", "1", at=utc(2026, 3, 1, 7))
-    for hour in range(0, 24):  # hourly ran normally until 2026-03-02 23:00
+    for hour in range(24):  # hourly ran normally until 2026-03-02 23:00
         run_snapshots("hourly", at=utc(2026, 3, 2, hour, 5))
     make_tx("buy", "1", at=utc(2026, 3, 4, 12, 30))  # during the outage
     before = dict(SnapshotRun.objects.values_list("as_of", "finished_at"))
@@ -30,7 +30,7 @@ def test_after_a_three_day_outage_it_fills_exactly_the_missing_boundaries(make_t
 
     missing = list(boundaries_between("hourly", utc(2026, 3, 3), utc(2026, 3, 5, 23)))
     assert len(missing) == 72
-    assert [b.as_of for b in result.boundaries] == missing + [utc(2026, 3, 6)]  # oldest first, own last
+    assert [b.as_of for b in result.boundaries] == [*missing, utc(2026, 3, 6)]  # oldest first, own last
     assert result.status == "success" and len(result.caught_up) == 72
     assert completed("hourly") == list(boundaries_between("hourly", utc(2026, 3, 2), utc(2026, 3, 6)))
     # Nothing else: the boundaries taken before the outage were not re-taken.
@@ -54,7 +54,7 @@ def test_catch_up_stays_inside_retention(settings, make_tx):
     take_snapshot("hourly", utc(2026, 3, 1), "scheduled")
     result = run_snapshots("hourly", at=utc(2026, 3, 10, 12, 5))
     # The cutoff is as_of − 1 day = 2026-03-09 12:00; a boundary exactly at the cutoff is kept.
-    assert [b.as_of for b in result.boundaries][0] == utc(2026, 3, 9, 12)
+    assert next(b.as_of for b in result.boundaries) == utc(2026, 3, 9, 12)
     assert len(result.boundaries) == 25
 
 

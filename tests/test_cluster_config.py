@@ -9,7 +9,7 @@ from config.sentry import init_sentry
 
 
 def settings_for(**env):
-    base = dict(redis_url=None, redis_host=None, redis_port=6379, redis_db=0, redis_password=None)
+    base = {"redis_url": None, "redis_host": None, "redis_port": 6379, "redis_db": 0, "redis_password": None}
     return q_cluster_settings(**{**base, **env})
 
 

@@ -116,7 +116,8 @@ def test_every_image_is_pinned_to_an_exact_release():
 
 def test_the_redis_command_runs_with_persistence(tmp_path):
     port = free_port()
-    command = native(SERVICES["redis"]["command"]) + [
+    command = [
+        *native(SERVICES["redis"]["command"]),
         "--port",
         str(port),
         "--bind",
@@ -193,7 +194,7 @@ def _get(port, path, **headers):
 def test_the_web_command_migrates_and_gunicorn_answers_health(tmp_path):
     port = free_port()
     env = production_env(GUNICORN_BIND=f"127.0.0.1:{port}", GUNICORN_WORKERS="1")
-    log = open(tmp_path / "web.log", "w")
+    log = open(tmp_path / "web.log", "w")  # noqa: SIM115 -- gunicorn writes to it until the finally below
     web = subprocess.Popen(
         native(SERVICES["web"]["command"]),
         cwd=ROOT,

@@ -4,6 +4,7 @@ health, and the operator actions behind a confirmation page (queued on the real 
 import re
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -255,7 +256,7 @@ def test_recalculating_selected_wallets_asks_first_then_queues_one_job_each(admi
         ("snapshots.tasks.recalculate_wallet_balances", (wallet.pk,), {"create_snapshots": True}),
         ("snapshots.tasks.recalculate_wallet_balances", (other.pk,), {"create_snapshots": True}),
     ]
-    message = [str(m) for m in response.context["messages"]][0]
+    message = next(str(m) for m in response.context["messages"])
     assert all(j["id"] in message for j in jobs) and "2 wallets" in message
 
 
@@ -276,7 +277,7 @@ def test_a_backfill_is_confirmed_with_its_boundaries_then_queued_and_the_job_wri
     [job] = queued()
     assert job["func"] == "snapshots.tasks.backfill_wallet_snapshots"
     assert job["args"] == (wallet.pk, "daily", "2026-03-02T00:00:00+00:00", "2026-03-05T00:00:00+00:00")
-    assert job["id"] in [str(m) for m in response.context["messages"]][0]
+    assert job["id"] in next(str(m) for m in response.context["messages"])
     assert response.redirect_chain[-1][0] == portfolio_url(wallet)
 
     result = tasks.backfill_wallet_snapshots(*job["args"])  # what the cluster runs
@@ -302,7 +303,7 @@ def test_chart_js_is_served_from_the_projects_own_static_files(admin_client, his
     from django.contrib.staticfiles import finders
 
     vendored = finders.find("snapshots/vendor/chartjs/chart.umd.min.js")
-    assert vendored and "Chart.js v4" in open(vendored).read(300)
+    assert vendored and "Chart.js v4" in Path(vendored).read_text()[:300]
     page = admin_client.get(portfolio_url(history)).content.decode()
     scripts = re.findall(r'<script[^>]* src="([^"]+)"', page)
     assert "/static/snapshots/vendor/chartjs/chart.umd.min.js" in scripts

@@ -123,7 +123,7 @@ def test_two_clusters_fire_a_due_schedule_once(redis_env, qcluster, make_tx, wal
 
 
 def test_a_snapshot_job_delivered_twice_leaves_one_set_of_rows(redis_env, qcluster, make_tx, make_wallet, monkeypatch):
-    for n in range(3):
+    for _ in range(3):
         make_tx("buy", "1", price="2", at=utc(2026, 1, 1), on_wallet=make_wallet())
     for name in ("first", "second"):  # one worker each: the two deliveries run side by side
         qcluster(redis_env, name)

@@ -70,7 +70,7 @@ def test_an_unknown_wallet_is_refused_before_any_output():
     with pytest.raises(UnknownWallet):
         export(999)
     out = io.StringIO()
-    with pytest.raises(CommandError, match="^wallet 999 does not exist$"):
+    with pytest.raises(CommandError, match=r"^wallet 999 does not exist$"):
         call_command("export_balances", "--wallet", "999", stdout=out)
     assert out.getvalue() == ""
 

@@ -256,5 +256,5 @@ def test_the_command_fails_with_the_line_and_reason(tmp_path):
 
 
 def test_the_command_fails_clearly_on_a_missing_file(tmp_path):
-    with pytest.raises(CommandError, match="cannot read .*missing.csv: No such file or directory"):
+    with pytest.raises(CommandError, match=r"cannot read .*missing\.csv: No such file or directory"):
         call_command("import_transactions", str(tmp_path / "missing.csv"))

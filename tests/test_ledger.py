@@ -149,7 +149,14 @@ def test_recalculate_all_isolates_a_broken_wallet(make_tx, make_wallet, token):
     [("amount", "0"), ("amount", "-1"), ("price_usd", "-0.01"), ("kind", "gift"), ("status", "lost")],
 )
 def test_the_database_refuses_invalid_transactions(wallet, token, field, value):
-    row = dict(wallet=wallet, token=token, kind="buy", status="confirmed", amount=D(1), timestamp=utc(2026, 1, 1))
+    row = {
+        "wallet": wallet,
+        "token": token,
+        "kind": "buy",
+        "status": "confirmed",
+        "amount": D(1),
+        "timestamp": utc(2026, 1, 1),
+    }
     row[field] = value
     with pytest.raises(IntegrityError):
         Transaction.objects.create(**row)
@@ -174,7 +181,14 @@ def test_the_database_refuses_a_token_of_another_chain(wallet, make_token):
 
 
 def test_the_database_refuses_duplicate_hashes(wallet, token):
-    row = dict(wallet=wallet, token=token, kind="buy", amount=D(1), timestamp=utc(2026, 1, 1), tx_hash="0xabc")
+    row = {
+        "wallet": wallet,
+        "token": token,
+        "kind": "buy",
+        "amount": D(1),
+        "timestamp": utc(2026, 1, 1),
+        "tx_hash": "0xabc",
+    }
     Transaction.objects.create(**row)
     Transaction.objects.create(**{**row, "kind": "sell"})  # another kind of the same hash is fine
     with pytest.raises(IntegrityError):

@@ -12,8 +12,9 @@ where rounding twice goes wrong) is pinned by hand in tests/test_ledger.py.
 """
 
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, localcontext
+from functools import partial
 
 import pytest
 from django.db import transaction
@@ -28,7 +29,7 @@ from snapshots.services.ledger import LedgerError, recalculate_all_wallets, reca
 ACQUISITIONS = ("buy", "transfer_in")
 KINDS = ("buy", "sell", "transfer_in", "transfer_out")
 STATUSES = ("confirmed", "confirmed", "confirmed", "confirmed", "pending", "failed", "cancelled")
-START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+START = datetime(2026, 1, 1, tzinfo=UTC)
 PLACES_18 = Decimal("1e-18")
 
 # Sizes: unpriced amounts reach 40 integer digits (NUMERIC(78,18) holds 60); priced ones stay below
@@ -185,15 +186,15 @@ def draw_fields(data, world, current=None):
         amount = data.draw(amounts(token.decimals, digits))
     # Few distinct instants, so equal timestamps (ordered by id) are common.
     timestamp = START + timedelta(minutes=data.draw(st.integers(min_value=0, max_value=4)))
-    return dict(
-        wallet_id=wallet,
-        token_id=token.id,
-        kind=kind,
-        status=status,
-        amount=amount,
-        price_usd=price,
-        timestamp=timestamp,
-    )
+    return {
+        "wallet_id": wallet,
+        "token_id": token.id,
+        "kind": kind,
+        "status": status,
+        "amount": amount,
+        "price_usd": price,
+        "timestamp": timestamp,
+    }
 
 
 def draw_target(data, believed):
@@ -265,7 +266,7 @@ def test_random_histories_match_the_reference_ledger(data):
                 candidate = Transaction(**fields)
                 # Its id will be larger than every id so far: a placeholder does for the ordering.
                 proposed = {**believed, None: Tx(id=float("inf"), **_tx_fields(fields))}
-                write = lambda: save_transaction(candidate)  # noqa: E731
+                write = partial(save_transaction, candidate)
             elif op == "edit":
                 target = draw_target(data, believed)
                 fields = draw_fields(data, world)
@@ -283,11 +284,11 @@ def test_random_histories_match_the_reference_ledger(data):
                 if candidate.price_usd is not None and candidate.amount >= 10**PRICED_DIGITS:
                     candidate.price_usd = None  # keep priced amounts within the size bounds above
                 proposed = {**believed, target.id: as_reference(candidate)}
-                write = lambda: save_transaction(candidate)  # noqa: E731
+                write = partial(save_transaction, candidate)
             else:
                 target = draw_target(data, believed)
                 proposed = {k: v for k, v in believed.items() if k != target.id}
-                write = lambda: delete_transactions(Transaction.objects.filter(pk=target.id))  # noqa: E731
+                write = partial(delete_transactions, Transaction.objects.filter(pk=target.id))
 
             expected, negatives = reference_balances(proposed.values())
             event(f"{op} {'refused' if negatives else 'accepted'}")
@@ -366,15 +367,15 @@ def test_random_priced_histories_match_the_reference_averages_and_pnl(data):
 
 
 def _tx_fields(fields):
-    return dict(
-        wallet=fields["wallet_id"],
-        token=fields["token_id"],
-        kind=fields["kind"],
-        status=fields["status"],
-        amount=fields["amount"],
-        price=fields["price_usd"],
-        timestamp=fields["timestamp"],
-    )
+    return {
+        "wallet": fields["wallet_id"],
+        "token": fields["token_id"],
+        "kind": fields["kind"],
+        "status": fields["status"],
+        "amount": fields["amount"],
+        "price": fields["price_usd"],
+        "timestamp": fields["timestamp"],
+    }
 
 
 def test_the_reference_model_agrees_with_the_hand_computed_case():

@@ -89,7 +89,14 @@ def test_a_price_is_not_negative(token):
 
 
 def new_tx(wallet, token, **fields):
-    row = dict(wallet=wallet, token=token, kind="buy", status="confirmed", amount=D(1), timestamp=utc(2026, 1, 1))
+    row = {
+        "wallet": wallet,
+        "token": token,
+        "kind": "buy",
+        "status": "confirmed",
+        "amount": D(1),
+        "timestamp": utc(2026, 1, 1),
+    }
     return Transaction.objects.create(**{**row, **fields})
 
 
@@ -163,7 +170,14 @@ def test_the_rules_hold_for_raw_sql_too(wallet, make_token):
 
 
 def test_a_balance_is_unique_per_wallet_and_token_and_never_negative(wallet, token):
-    row = dict(wallet=wallet, token=token, amount=D(1), total_in=D(1), total_out=D(0), realized_pnl_usd=D(0))
+    row = {
+        "wallet": wallet,
+        "token": token,
+        "amount": D(1),
+        "total_in": D(1),
+        "total_out": D(0),
+        "realized_pnl_usd": D(0),
+    }
     Balance.objects.create(**row)
     with refused("balance_unique_wallet_token"):
         Balance.objects.create(**row)

@@ -1,5 +1,7 @@
 """/health and /metrics: what a load balancer, a container health check and Prometheus see."""
 
+from datetime import UTC
+
 import pytest
 from django.test import override_settings
 from django_q.conf import Conf
@@ -29,7 +31,7 @@ def test_health_is_503_when_the_broker_is_unreachable(client, monkeypatch):
 
 
 @pytest.mark.django_db
-def test_health_checks_redis_when_it_is_the_broker(client, monkeypatch, redis_url):  # noqa: F811
+def test_health_checks_redis_when_it_is_the_broker(client, monkeypatch, redis_url):
     monkeypatch.setattr(Conf, "ORM", None)
     monkeypatch.setattr(Conf, "REDIS", redis_url)
     body = client.get("/health?only=broker").json()
@@ -66,10 +68,10 @@ def test_metrics_answer_an_allowed_network(client):
 @pytest.mark.django_db
 @override_settings(METRICS_TOKEN="t")
 def test_metrics_report_the_last_success_duration_rows_and_failures_of_a_job(client):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    started = datetime(2026, 11, 29, 10, 5, 0, tzinfo=timezone.utc)
-    stopped = datetime(2026, 11, 29, 10, 5, 2, 500000, tzinfo=timezone.utc)
+    started = datetime(2026, 11, 29, 10, 5, 0, tzinfo=UTC)
+    stopped = datetime(2026, 11, 29, 10, 5, 2, 500000, tzinfo=UTC)
     func = "snapshots.tasks.create_hourly_snapshots"
     Success.objects.create(
         id="a" * 32,

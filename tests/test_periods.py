@@ -1,6 +1,6 @@
 """Period boundaries (UTC), switches and retention settings."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -19,7 +19,7 @@ from snapshots.periods import (
 from tests.conftest import utc
 
 # Wednesday 2026-11-18 10:59:59.5 UTC
-T = datetime(2026, 11, 18, 10, 59, 59, 500000, tzinfo=timezone.utc)
+T = datetime(2026, 11, 18, 10, 59, 59, 500000, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -52,7 +52,7 @@ def test_boundaries_are_utc_whatever_the_offset_of_the_instant():
 
 def test_naive_instants_are_refused():
     with pytest.raises(ValueError, match="time zone"):
-        floor_boundary("daily", datetime(2026, 1, 1))
+        floor_boundary("daily", datetime(2026, 1, 1))  # noqa: DTZ001 -- the naive instant is the point
 
 
 @pytest.mark.parametrize(

@@ -69,7 +69,7 @@ def test_it_refuses_an_unknown_wallet_with_one_line_and_a_failing_exit(db):
 def test_an_unknown_wallet_writes_nothing(make_tx, wallet):
     make_tx("buy", "1")
     Balance.objects.update(amount=5)
-    with pytest.raises(CommandError, match="^wallet 987654321 does not exist$"):
+    with pytest.raises(CommandError, match=r"^wallet 987654321 does not exist$"):
         recalculate("--wallet", "987654321")
     assert Balance.objects.get().amount == 5
 

@@ -1,6 +1,7 @@
 """Retention cleanup: expired snapshots go, in bounded batches; an interruption leaves a consistent state."""
 
 from datetime import timedelta
+from itertools import pairwise
 
 import pytest
 
@@ -66,7 +67,7 @@ def test_it_deletes_in_bounded_batches(monkeypatch, history):
     monkeypatch.setattr(retention, "PRUNE_BATCH_SIZE", 5)
     done = []
     result = prune_snapshots(now=NOW, progress=lambda deleted, total: done.append(deleted))
-    batches = [b - a for a, b in zip([0] + done, done)]
+    batches = [b - a for a, b in pairwise([0, *done])]
     assert result.periods["daily"].rows == 72
     assert max(batches) == 5  # 12 expired boundaries of 6 rows: batches of 5 then 1
     assert BalanceSnapshot.objects.filter(period="daily", as_of__lt=utc(2026, 5, 12, 3)).count() == 0

@@ -121,7 +121,7 @@ def _due_pair():
 
 
 @pytest.fixture
-def redis_broker(redis_url, monkeypatch):  # noqa: F811
+def redis_broker(redis_url, monkeypatch):
     monkeypatch.setattr(Conf, "REDIS", redis_url)
     return RedisBroker(list_key="schedule-guard-test")
 

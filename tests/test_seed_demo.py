@@ -31,10 +31,12 @@ def content_hash():
                 JOIN bagtracker_chain c ON c.id = w.chain_id JOIN bagtracker_token k ON k.id = t.token_id
                 UNION ALL
                 SELECT concat_ws('|', 'price', c.slug, k.symbol, k.decimals, k.contract_address, p.as_of, p.price_usd)
-                FROM bagtracker_price p JOIN bagtracker_token k ON k.id = p.token_id JOIN bagtracker_chain c ON c.id = k.chain_id
+                FROM bagtracker_price p JOIN bagtracker_token k ON k.id = p.token_id
+                JOIN bagtracker_chain c ON c.id = k.chain_id
                 UNION ALL
                 SELECT concat_ws('|', 'balance', w.address, k.symbol, b.amount, b.avg_buy_price_usd, b.realized_pnl_usd)
-                FROM snapshots_balance b JOIN bagtracker_wallet w ON w.id = b.wallet_id JOIN bagtracker_token k ON k.id = b.token_id
+                FROM snapshots_balance b JOIN bagtracker_wallet w ON w.id = b.wallet_id
+                JOIN bagtracker_token k ON k.id = b.token_id
             ) rows
             """
         )

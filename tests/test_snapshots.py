@@ -236,7 +236,7 @@ def test_a_boundary_is_required(db):
 def test_a_refused_write_is_recorded_as_a_failed_run(make_tx, refuse_snapshot_rows, wallet, token):
     make_tx("buy", "1", at=utc(2026, 3, 1))
     refuse_snapshot_rows(utc(2026, 3, 2))
-    with pytest.raises(SnapshotError, match="daily 2026-03-02T00:00Z: .*simulated disk full"):
+    with pytest.raises(SnapshotError, match=r"daily 2026-03-02T00:00Z: .*simulated disk full"):
         take_snapshot("daily", utc(2026, 3, 2), "scheduled")
     run = SnapshotRun.objects.get()
     assert run.status == "failed" and "simulated disk full" in run.error

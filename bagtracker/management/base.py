@@ -10,8 +10,9 @@ class Command(BaseCommand):
     - bad arguments: "manage.py recalculate: error: argument --wallet: invalid int value: 'abc'
       (see --help)"; argparse would print its multi-line usage block first (--help shows it);
     - a lost or refused database connection (server restarted, backend terminated): "CommandError:
-      database error: terminating connection due to administrator command; …" instead of a traceback. The work in flight was rolled back
-      with its transaction; running the command again is safe (every command is idempotent).
+      database error: terminating connection due to administrator command; …" instead of a traceback.
+      The work in flight was rolled back with its transaction; running the command again is safe
+      (every command is idempotent).
     """
 
     def create_parser(self, prog_name, subcommand, **kwargs):

@@ -11,7 +11,7 @@ from bagtracker.services.imports import ImportRejected
 def run_import(command, service, path, verbosity):
     """Run ``service(stream, progress)`` on the file at ``path``; CommandError on any refusal."""
     try:
-        stream = open(path, "rb")
+        stream = open(path, "rb")  # noqa: SIM115 -- closed by the `with stream` below, after fstat
     except OSError as error:
         raise CommandError(f"cannot read {path}: {error.strerror}") from None
     size = os.fstat(stream.fileno()).st_size

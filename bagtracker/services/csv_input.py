@@ -12,7 +12,7 @@ The field parsers turn text into exact values (Decimal, aware UTC datetime) or r
 import csv
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
 from bagtracker.numbers import digits_and_places
@@ -89,7 +89,7 @@ def read_records(stream, columns, progress=None):
             continue
         if len(row) != len(header):
             raise ImportRejected(f"expected {len(header)} fields ({','.join(header)}), found {len(row)}", start)
-        yield Record(start, {name: value.strip() for name, value in zip(header, row)})
+        yield Record(start, {name: value.strip() for name, value in zip(header, row, strict=True)})
     if header is None:
         raise ImportRejected(f"the file is empty; expected a header line: {','.join(columns)}")
 
@@ -181,4 +181,4 @@ def timestamp(value, name):
         raise BadValue(f"{name} {value!r} is not an ISO 8601 date-time") from None
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise BadValue(f"{name} {value!r} has no UTC offset; write it like 2026-01-31T12:00:00Z or +02:00")
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)

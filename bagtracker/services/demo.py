@@ -16,7 +16,7 @@ import math
 import random
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 
 from django.db import connection, transaction
@@ -120,7 +120,7 @@ class _Token:
 
 def default_end():
     """Today 00:00 UTC: the demo ends now-ish and stays the same all day."""
-    return datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def seed_demo(
@@ -241,7 +241,8 @@ def _base58(number):
 def _plan_wallets(rng, count):
     slugs = [c[0] for c in CHAINS]
     weights = [c[2] for c in CHAINS]
-    planned, seen = [], set()
+    planned: list[tuple] = []
+    seen: set = set()
     while len(planned) < count:
         chain = rng.choices(slugs, weights)[0]
         address = _address(rng, chain)
@@ -284,25 +285,27 @@ def _insert_wallets(planned):
 def _load_transactions(rng, planned, wallet_ids, tokens, paths, start, end, per_wallet, progress):
     span = int((end - start).total_seconds())
     total = 0
-    with connection.cursor() as cursor:
-        with cursor.copy(
+    with (
+        connection.cursor() as cursor,
+        cursor.copy(
             "COPY bagtracker_transaction (wallet_id, token_id, kind, status, amount, price_usd, timestamp, tx_hash, "
             "created_at) FROM STDIN"
-        ) as copy:
-            now = datetime.now(timezone.utc)
-            for index, ((chain, _, _), wallet_id) in enumerate(zip(planned, wallet_ids), start=1):
-                for row in _wallet_history(rng, chain, tokens, paths, start, end, span, per_wallet):
-                    copy.write(copy_line((wallet_id, *row, now)))
-                    total += 1
-                if progress and (index % 500 == 0 or index == len(wallet_ids)):
-                    progress(index, len(wallet_ids))
+        ) as copy,
+    ):
+        now = datetime.now(UTC)
+        for index, ((chain, _, _), wallet_id) in enumerate(zip(planned, wallet_ids, strict=True), start=1):
+            for row in _wallet_history(rng, chain, tokens, paths, start, end, span, per_wallet):
+                copy.write(copy_line((wallet_id, *row, now)))
+                total += 1
+            if progress and (index % 500 == 0 or index == len(wallet_ids)):
+                progress(index, len(wallet_ids))
     return total
 
 
 def _wallet_history(rng, chain, tokens, paths, start, end, span, per_wallet):
     """Yield (token_id, kind, status, amount, price, timestamp, tx_hash) in time order."""
     catalogue = [t for (slug, _), t in tokens.items() if slug == chain]
-    held_tokens = [catalogue[0]] + rng.sample(catalogue[1:], rng.randint(1, len(catalogue) - 1))
+    held_tokens = [catalogue[0], *rng.sample(catalogue[1:], rng.randint(1, len(catalogue) - 1))]
     weights = [3] + [1] * (len(held_tokens) - 1)
     count = rng.randint(per_wallet // 2, per_wallet + per_wallet // 2) if per_wallet else 0
     seconds = sorted(rng.sample(range(span), min(count, span)))

@@ -43,8 +43,11 @@ def balance_rows(wallet_id=None):
         "wallet__address", "wallet__chain__slug", "token__symbol", *_DECIMAL_COLUMNS
     )
     for row in values.iterator(chunk_size=CHUNK_ROWS):
-        record = dict(zip(BALANCE_COLUMNS[:3], row[:3]))
-        record.update((name, None if value is None else plain(value)) for name, value in zip(_DECIMAL_COLUMNS, row[3:]))
+        record = dict(zip(BALANCE_COLUMNS[:3], row[:3], strict=True))
+        record.update(
+            (name, None if value is None else plain(value))
+            for name, value in zip(_DECIMAL_COLUMNS, row[3:], strict=True)
+        )
         yield record
 
 

@@ -55,7 +55,7 @@ NEW_TOKEN_DECIMALS = 18
 KINDS = tuple(TransactionKind.values)
 STATUSES = tuple(TransactionStatus.values)
 
-__all__ = ["ImportRejected", "import_transactions", "import_prices"]
+__all__ = ["ImportRejected", "import_prices", "import_transactions"]
 
 
 @dataclass
@@ -156,7 +156,9 @@ def import_transactions(stream, progress=None):
             try:
                 result.balances_written, _ = apply_to_wallets(touched)
             except LedgerError as error:
-                raise ImportRejected(f"would make a running amount negative: {error}", _line_to_blame(cursor, error))
+                raise ImportRejected(
+                    f"would make a running amount negative: {error}", _line_to_blame(cursor, error)
+                ) from error
             result.wallets_updated = len(touched)
             history_written.send(sender=Transaction)
     except IntegrityError as error:  # a concurrent writer beat the checks above; nothing was written

@@ -32,7 +32,7 @@ def save_transaction(tx):
             # Rolled back: the id the insert drew names no row. Leave ``tx`` as it came, unsaved.
             new_id, tx.pk, tx._state.adding = tx.pk, None, True
             if isinstance(error, LedgerError) and error.transaction_id == new_id:
-                raise error.as_new_transaction()
+                raise error.as_new_transaction() from None
         raise
     return tx
 

@@ -149,7 +149,7 @@ LOGGING = {
 }
 
 # The job cluster's full configuration (timeouts, retries, recycling) is in config/q_cluster.py.
-from config.q_cluster import q_cluster_settings  # noqa: E402
+from config.q_cluster import q_cluster_settings  # noqa: E402 -- beside the setting it builds
 
 Q_CLUSTER = q_cluster_settings(
     redis_url=REDIS_URL,
@@ -161,6 +161,6 @@ Q_CLUSTER = q_cluster_settings(
 )
 
 # Optional error reporting: only when SENTRY_DSN is set (web, qcluster and commands alike).
-from config.sentry import init_sentry  # noqa: E402
+from config.sentry import init_sentry  # noqa: E402 -- runs once every setting above is read
 
 init_sentry(SENTRY_DSN, SENTRY_ENVIRONMENT)

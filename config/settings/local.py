@@ -2,7 +2,7 @@
 
 from config.env import strict_bool, strict_str
 
-from .base import *  # noqa: F403
+from .base import *  # noqa: F403 -- Django settings layering: local = base + overrides
 
 DEBUG = strict_bool("DJANGO_DEBUG", True)
 # A fixed key is fine for a local machine; production.py has no default.

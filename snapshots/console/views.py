@@ -6,7 +6,7 @@ WalletAdmin.get_urls (admin/bagtracker/wallet/<id>/portfolio/, …/backfill/), t
 admin site (admin/overview/, config/admin_site.py).
 """
 
-from datetime import date, datetime, time, timezone as dt_timezone
+from datetime import UTC, date, datetime, time
 
 from django import forms
 from django.contrib import messages
@@ -90,7 +90,7 @@ class BackfillForm(forms.Form):
 
 
 def _midnight(day: date):
-    return datetime.combine(day, time(), tzinfo=dt_timezone.utc)
+    return datetime.combine(day, time(), tzinfo=UTC)
 
 
 def wallet_backfill(model_admin, request, object_id):

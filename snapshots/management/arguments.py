@@ -1,6 +1,6 @@
 """Argument parsing shared by the snapshot commands: bad input is one clear line (CommandError)."""
 
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 
 from django.core.management.base import CommandError
 
@@ -22,7 +22,7 @@ def parse_instant(text, option):
     value = text.strip()
     try:
         if len(value) == 10:
-            return datetime.combine(date.fromisoformat(value), time(), tzinfo=timezone.utc)
+            return datetime.combine(date.fromisoformat(value), time(), tzinfo=UTC)
         instant = datetime.fromisoformat(value)
     except ValueError:
         raise CommandError(
@@ -30,7 +30,7 @@ def parse_instant(text, option):
         ) from None
     if instant.tzinfo is None:
         raise CommandError(f"{option}: {text!r} has no UTC offset (write e.g. {value}Z or {value}+00:00)")
-    return instant.astimezone(timezone.utc)
+    return instant.astimezone(UTC)
 
 
 def parse_range(options, now=None):

@@ -3,7 +3,7 @@
 """
 
 import logging
-from datetime import datetime, timezone as dt_timezone
+from datetime import UTC, datetime
 
 from django.utils import timezone
 
@@ -49,7 +49,7 @@ def intended_time(scheduled_at):
     if isinstance(scheduled_at, str):
         scheduled_at = datetime.fromisoformat(scheduled_at)
     if timezone.is_naive(scheduled_at):
-        scheduled_at = timezone.make_aware(scheduled_at, dt_timezone.utc)
+        scheduled_at = timezone.make_aware(scheduled_at, UTC)
     return scheduled_at
 
 

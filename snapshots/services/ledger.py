@@ -17,7 +17,6 @@ from django.db import DataError, connection, transaction
 from bagtracker.models import Token, Transaction, Wallet
 from bagtracker.numbers import plain
 
-
 # Wallets are processed in id ranges of this size by recalculate_all_wallets; each range commits.
 # Transactions are stored in time order, so even a range of 2,000 wallets (2 % of the rows at
 # 100,000 wallets) has rows on most heap pages: each batch reads most of the table, twice (the

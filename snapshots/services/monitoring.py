@@ -57,7 +57,7 @@ def check_database():
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
             cursor.fetchone()
-        return f"PostgreSQL {connection.pg_version // 10000}"
+        return f"PostgreSQL {connection.pg_version // 10000}"  # type: ignore[attr-defined]  # psycopg backend only
 
     return _timed("database", probe)
 
@@ -82,15 +82,15 @@ def running_clusters():
 @dataclass
 class JobStatus:
     job: str
-    schedule: str = None
-    cron: str = None
-    next_run: datetime = None
+    schedule: str | None = None
+    cron: str | None = None
+    next_run: datetime | None = None
     paused: bool = False
-    last_success: datetime = None
-    last_duration_seconds: float = None
-    last_rows: int = None
-    last_failure: datetime = None
-    last_error: str = None
+    last_success: datetime | None = None
+    last_duration_seconds: float | None = None
+    last_rows: int | None = None
+    last_failure: datetime | None = None
+    last_error: str | None = None
     failures: int = 0
     result: dict = field(default_factory=dict)
 
@@ -99,7 +99,9 @@ class JobStatus:
         return f"{TASKS_MODULE}.{self.job}"
 
     def as_dict(self):
-        iso = lambda t: t.isoformat() if t else None  # noqa: E731
+        def iso(t):
+            return t.isoformat() if t else None
+
         return {
             "job": self.job,
             "schedule": self.schedule,
@@ -175,11 +177,11 @@ STALE_AFTER_PERIODS = 2
 class PeriodFreshness:
     period: str
     enabled: bool
-    newest_as_of: datetime = None
-    rows: int = None
-    duration_seconds: float = None
+    newest_as_of: datetime | None = None
+    rows: int | None = None
+    duration_seconds: float | None = None
     failed_runs: int = 0
-    age_seconds: float = None
+    age_seconds: float | None = None
     stale: bool = False
 
     @property
@@ -193,7 +195,8 @@ class PeriodFreshness:
     def describe(self):
         if self.newest_as_of is None:
             return f"{self.period}: {self.state}"
-        return f"{self.period}: newest {format_boundary(self.newest_as_of)}, {format_age(self.age_seconds)} old ({self.state})"
+        newest, age = format_boundary(self.newest_as_of), format_age(self.age_seconds)
+        return f"{self.period}: newest {newest}, {age} old ({self.state})"
 
     def as_dict(self):
         return {

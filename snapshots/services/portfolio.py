@@ -101,7 +101,7 @@ def wallet_value_history(wallet_id, periods=PERIODS, max_points=None):
     with connection.cursor() as cursor:
         cursor.execute(WALLET_HISTORY_SQL, params)
         rows = cursor.fetchall()
-    per_token = defaultdict(dict)  # (period, token_id) -> {as_of: value}
+    per_token: defaultdict[tuple, dict] = defaultdict(dict)  # (period, token_id) -> {as_of: value}
     labels = {}  # (period, token_id) -> (symbol, chain)
     for period, as_of, token_id, symbol, chain, value, unpriced in rows:
         if token_id is None:  # the GROUPING SET of the whole boundary
@@ -209,5 +209,5 @@ def wallet_positions(wallet_id, at=None):
     at = at or timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(WALLET_POSITIONS_SQL, {"wallet": wallet_id, "at": at})
-        positions = [Position(*row[:8], row[8] or "", *row[9:]) for row in cursor.fetchall()]
+        positions = [Position(*row[:8], row[8] or "", *row[9:]) for row in cursor.fetchall()]  # type: ignore[call-arg]
     return WalletPositions(at=at, positions=positions)

@@ -9,9 +9,8 @@ boundary is exactly what the next cleanup deletes — so the next run simply fin
 """
 
 import time
-from datetime import datetime
-from datetime import timezone as dt_timezone
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -122,7 +121,7 @@ def prune_snapshots(now=None, dry_run=False, batch_size=None, progress=None):
             continue
         outcome.runs, _ = runs.delete()
         total = _count_expired(period, cutoff) if progress else 0
-        boundary = _next_expired_boundary(period, cutoff, after=datetime.min.replace(tzinfo=dt_timezone.utc))
+        boundary = _next_expired_boundary(period, cutoff, after=datetime.min.replace(tzinfo=UTC))
         while boundary is not None:
             key = _FIRST_KEY
             while key is not None:

@@ -68,7 +68,9 @@ WITH recent AS (
         SELECT CASE WHEN r.net IS NULL THEN b.amount ELSE b.amount - r.net END AS amount,
                CASE WHEN r.priced_in_qty IS NULL THEN b.avg_buy_price_usd
                     WHEN b.priced_in_qty > r.priced_in_qty
-                    THEN {average_sql("(b.priced_in_value_usd - r.priced_in_value)", "(b.priced_in_qty - r.priced_in_qty)")}
+                    THEN {
+    average_sql("(b.priced_in_value_usd - r.priced_in_value)", "(b.priced_in_qty - r.priced_in_qty)")
+}
                END AS avg_buy
     ) a
     JOIN prices p ON p.token_id = b.token_id

@@ -145,9 +145,9 @@ class ManyBoundariesResult:
     """Backfill and rebuild: many boundaries, each its own transaction; failures listed."""
 
     kind: str  # "backfill" or "rebuild"
-    period: str = None  # backfill: its period; rebuild: all periods
+    period: str | None = None  # backfill: its period; rebuild: all periods
     boundaries: list = field(default_factory=list)
-    wallet_ids: list = None
+    wallet_ids: list | None = None
     duration_seconds: float = 0.0
 
     @property

@@ -22,7 +22,8 @@ WITH chain AS (
     INSERT INTO bagtracker_wallet (chain_id, address, name, is_active, created_at)
     SELECT chain.id, 'fault-' || n, '', true, now() FROM chain, generate_series(1, %(wallets)s) n RETURNING id
 )
-INSERT INTO bagtracker_transaction (wallet_id, token_id, kind, status, amount, price_usd, timestamp, tx_hash, created_at)
+INSERT INTO bagtracker_transaction
+       (wallet_id, token_id, kind, status, amount, price_usd, timestamp, tx_hash, created_at)
 SELECT w.id, t.id, 'buy', 'confirmed', 1 + (w.id %% 97), 2 + (t.id %% 5), %(at)s, NULL, now()
 FROM wallets w CROSS JOIN tokens t
 """

@@ -20,6 +20,7 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Imported {result.inserted:,} transactions from {options['file']} "
                 f"({result.rows:,} rows, {result.skipped:,} already stored or repeated); created "
-                f"{result.chains_created:,} chains, {result.wallets_created:,} wallets, {result.tokens_created:,} tokens; "
+                f"{result.chains_created:,} chains, {result.wallets_created:,} wallets, "
+                f"{result.tokens_created:,} tokens; "
                 f"balances of {result.wallets_updated:,} wallets updated in {result.duration_seconds:.2f} s"
             )

@@ -1,4 +1,4 @@
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from django.core.management.base import CommandError
 
@@ -8,7 +8,7 @@ from bagtracker.services import demo
 
 
 def end_date(text):
-    return datetime.combine(date.fromisoformat(text), datetime.min.time(), tzinfo=timezone.utc)
+    return datetime.combine(date.fromisoformat(text), datetime.min.time(), tzinfo=UTC)
 
 
 class Command(BaseCommand):

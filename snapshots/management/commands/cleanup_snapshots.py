@@ -25,7 +25,8 @@ class Command(BaseCommand):
                 self.stdout.write(f"{name}: kept forever ({retention_setting(name)}=0)")
             else:
                 self.stdout.write(
-                    f"{name}: {verb} {outcome.rows:,} rows and {outcome.runs:,} runs before {format_boundary(outcome.cutoff)}"
+                    f"{name}: {verb} {outcome.rows:,} rows and {outcome.runs:,} runs "
+                    f"before {format_boundary(outcome.cutoff)}"
                 )
         summary = "Dry run: would delete" if dry_run else "Deleted"
         self.stdout.write(f"{summary} {result.rows:,} expired snapshot rows in {result.duration_seconds:.2f} s")

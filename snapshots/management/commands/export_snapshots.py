@@ -1,7 +1,6 @@
 import csv
 import json
 
-
 from bagtracker.management.base import Command as BaseCommand
 from bagtracker.numbers import plain
 from snapshots.management.arguments import add_period_argument, parse_range
@@ -64,7 +63,7 @@ class Command(BaseCommand):
             return
         out.write("[", ending="")
         for n, values in enumerate(rows):
-            record = dict(zip(COLUMNS, _record(values)))
+            record = dict(zip(COLUMNS, _record(values), strict=True))
             for key in ("price_usd", "value_usd"):
                 record[key] = record[key] or None  # unknown price: null, not ""
             out.write(("," if n else "") + "\n  " + json.dumps(record), ending="")
