@@ -10,6 +10,7 @@ from django.utils.html import format_html
 
 from bagtracker.models import Chain, Price, Token, Transaction, Wallet
 from bagtracker.services.transactions import check_save_transaction, delete_transactions, save_transaction
+from bagtracker.signals import history_written
 from snapshots.console import views as console
 from snapshots.console.actions import recalculate_selected_wallets
 from snapshots.services.ledger import LedgerError

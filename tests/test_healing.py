@@ -12,7 +12,9 @@ from django.db import connection
 from bagtracker.models import Price, Transaction
 from bagtracker.services.imports import ImportRejected, import_prices, import_transactions
 from bagtracker.services.transactions import delete_transactions, save_transaction
+from bagtracker.signals import history_written
 from snapshots.models import BalanceSnapshot, StaleMark
+from snapshots.services import healing, jobs
 from snapshots.services.healing import refresh_stale_snapshots
 from snapshots.services.snapshots import run_snapshots, take_snapshot
 from tests.conftest import utc
@@ -286,3 +288,47 @@ def test_a_scheduled_run_also_refreshes_what_is_still_marked(make_tx, wallet):
     assert chart(wallet) == {2: 5, 3: 5, 4: 5, 5: 5}
     assert marks() == {}
     assert run_snapshots("daily", at=utc(2026, 3, 6, 0, 15), source="manual").refreshed is None
+
+
+@pytest.fixture
+def fast_hasher(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def test_an_admin_price_for_the_past_marks_its_token_and_tells_the_snapshots_app(
+    fast_hasher, admin_client, make_tx, wallet, token
+):
+    make_tx("buy", "1", price="10", at=utc(2026, 3, 1, 9))
+    take_days()
+    sent = []
+    history_written.connect(lambda sender, **kwargs: sent.append(sender), weak=False, dispatch_uid="test")
+    try:
+        response = admin_client.post(
+            "/admin/bagtracker/price/add/",
+            {"token": token.pk, "as_of_0": "2026-03-03", "as_of_1": "00:00:00", "price_usd": "30", "source": "admin"},
+        )
+    finally:
+        history_written.disconnect(dispatch_uid="test")
+    assert response.status_code == 302
+    assert sent == [Price]
+    assert marks() == {(None, token.id): (utc(2026, 3, 3), None)}
+
+
+def test_the_refresh_is_queued_once_per_transaction_and_only_when_something_is_marked(
+    make_tx, wallet, django_capture_on_commit_callbacks, monkeypatch
+):
+    make_tx("buy", "10", at=utc(2026, 3, 1, 9))
+    take_days()
+    # (the test's own transaction never commits: forget what make_tx queued for its commit)
+    connection.run_on_commit = [c for c in connection.run_on_commit if c[1] is not healing._queue_refresh]
+    with django_capture_on_commit_callbacks() as callbacks:
+        healing.refresh_at_commit()
+        healing.refresh_at_commit()
+    assert callbacks == [healing._queue_refresh]
+
+    queued = []
+    monkeypatch.setattr(jobs, "queue_job", queued.append)
+    healing._queue_refresh()  # nothing marked: nothing queued
+    make_tx("sell", "1", at=utc(2026, 3, 1, 18))
+    healing._queue_refresh()
+    assert queued == ["refresh_stale_snapshots"]

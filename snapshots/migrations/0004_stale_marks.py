@@ -45,7 +45,8 @@ UPSERT_TOKEN_MARKS = """
     GROUP BY {token} ORDER BY {token}
     ON CONFLICT (token_id) WHERE token_id IS NOT NULL DO UPDATE
     SET since = LEAST(m.since, EXCLUDED.since),
-        until = CASE WHEN m.until IS NULL OR EXCLUDED.until IS NULL THEN NULL ELSE GREATEST(m.until, EXCLUDED.until) END,
+        until = CASE WHEN m.until IS NULL OR EXCLUDED.until IS NULL THEN NULL
+                     ELSE GREATEST(m.until, EXCLUDED.until) END,
         generation = m.generation + 1, marked_at = now()
 """
 
