@@ -163,6 +163,13 @@ CASES = [
         "unrecognized arguments: --days 3",
         subprocess=True,
     ),
+    # refresh_snapshots
+    Case(
+        "refresh: unknown option",
+        ["refresh_snapshots", "--wallet", "3"],
+        "unrecognized arguments: --wallet 3",
+        subprocess=True,
+    ),
     # export_snapshots
     Case(
         "export_snapshots: since after until",
