@@ -81,6 +81,18 @@ def boundaries_between(period, start, end):
         b = next_boundary(period, b)
 
 
+def count_boundaries(period, first, last):
+    """How many boundaries lie from boundary ``first`` to boundary ``last`` inclusive (0 if first >
+    last), computed, not listed: a range of millions of hours costs nothing to count."""
+    _check(period)
+    first, last = as_utc(first), as_utc(last)
+    if first > last:
+        return 0
+    if period == "monthly":
+        return (last.year - first.year) * 12 + last.month - first.month + 1
+    return (last - first) // _LENGTH[period] + 1
+
+
 def period_length(period):
     """Approximate length of one period (monthly = 31 days), for "older than two periods" checks."""
     _check(period)
@@ -128,5 +140,6 @@ def retention_cutoff(period, now):
 
 def format_boundary(instant):
     """2026-11-29T00:00Z: how commands and results name a boundary."""
-    t = as_utc(instant)
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ" if t.second or t.microsecond else "%Y-%m-%dT%H:%MZ")
+    t = as_utc(instant).replace(tzinfo=None)
+    # isoformat, not strftime: strftime("%Y") writes the year 1 as "1", not "0001".
+    return t.isoformat(timespec="seconds" if t.second or t.microsecond else "minutes") + "Z"
