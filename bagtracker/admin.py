@@ -1,19 +1,14 @@
-from functools import partial
-
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.db import transaction
 from django.shortcuts import redirect
-from django.urls import path, reverse
-from django.utils.html import format_html
+from django.urls import reverse
 
+from bagtracker.errors import RunningAmountNegative
 from bagtracker.models import Chain, Price, Token, Transaction, Wallet
 from bagtracker.services.transactions import check_save_transaction, delete_transactions, save_transaction
 from bagtracker.signals import history_written
-from snapshots.console import views as console
-from snapshots.console.actions import recalculate_selected_wallets
-from snapshots.services.ledger import LedgerError
 
 
 @admin.register(Chain)
@@ -32,31 +27,12 @@ class TokenAdmin(admin.ModelAdmin):
 
 @admin.register(Wallet)
 class WalletAdmin(admin.ModelAdmin):
-    list_display = ["id", "name", "address", "chain", "is_active", "created_at", "portfolio_link"]
+    """The snapshots app extends this admin with the wallet's portfolio pages (snapshots/admin.py)."""
+
+    list_display = ["id", "name", "address", "chain", "is_active", "created_at"]
     list_filter = ["chain", "is_active"]
     search_fields = ["=id", "address", "name"]
     list_select_related = ["chain"]
-    actions = [recalculate_selected_wallets]
-    change_form_template = "admin/console/wallet_change_form.html"
-
-    def get_urls(self):
-        # The console's wallet pages (snapshots/console/views.py), before the catch-all <id>/ URL.
-        def page(view, name):
-            return path(
-                f"<path:object_id>/{name}/",
-                self.admin_site.admin_view(partial(view, self)),
-                name=f"bagtracker_wallet_{name}",
-            )
-
-        return [
-            page(console.wallet_portfolio, "portfolio"),
-            page(console.wallet_backfill, "backfill"),
-            *super().get_urls(),
-        ]
-
-    @admin.display(description="portfolio")
-    def portfolio_link(self, wallet):
-        return format_html('<a href="{}">chart</a>', reverse("admin:bagtracker_wallet_portfolio", args=[wallet.pk]))
 
 
 class TransactionForm(forms.ModelForm):
@@ -70,7 +46,7 @@ class TransactionForm(forms.ModelForm):
             # Refuse, with the reason, a change that would drive a running amount negative.
             try:
                 check_save_transaction(self.instance)
-            except LedgerError as error:
+            except RunningAmountNegative as error:
                 self.add_error(None, str(error))
 
 
@@ -81,7 +57,7 @@ def delete_selected(modeladmin, request, queryset):
     try:
         with transaction.atomic():
             return django_delete_selected(modeladmin, request, queryset)
-    except LedgerError as error:
+    except RunningAmountNegative as error:
         modeladmin.message_user(request, f"Nothing was deleted: {error}", messages.ERROR)
         return None
 
@@ -109,7 +85,7 @@ class TransactionAdmin(admin.ModelAdmin):
     def delete_view(self, request, object_id, extra_context=None):
         try:
             return super().delete_view(request, object_id, extra_context)
-        except LedgerError as error:
+        except RunningAmountNegative as error:
             self.message_user(request, f"Not deleted: {error}", messages.ERROR)
             return redirect(reverse("admin:bagtracker_transaction_change", args=[object_id]))
 

@@ -146,6 +146,24 @@ def strict_token(name, min_length=16):
     return value
 
 
+_DOTTED_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
+
+
+def strict_dotted_paths(name):
+    """A comma-separated list of dotted paths to functions (package.module.function), each checked
+    for its form here and for being importable by a system check (snapshots.task_policy)."""
+    value = _raw(name)
+    if value is None:
+        return []
+    entries = [entry.strip() for entry in value.split(",")]
+    for entry in entries:
+        if not _DOTTED_PATH.fullmatch(entry):
+            raise ImproperlyConfigured(
+                f"{name}: {entry!r} is not a dotted path to a function (e.g. myproject.jobs.send_report)"
+            )
+    return entries
+
+
 def _hide_password(url):
     return re.sub(r"//([^@/]*:)?[^@/]*@", "//***@", url)
 

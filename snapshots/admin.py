@@ -1,8 +1,46 @@
 from datetime import UTC, datetime
+from functools import partial
 
 from django.contrib import admin
+from django.urls import path, reverse
+from django.utils.html import format_html
 
+from bagtracker.admin import WalletAdmin as DomainWalletAdmin
+from bagtracker.models import Wallet
+from snapshots.console import views as console
+from snapshots.console.actions import recalculate_selected_wallets
 from snapshots.models import Balance, BalanceSnapshot, SnapshotRun
+
+# The domain's wallet admin with the console on top: a portfolio chart and backfill page per wallet
+# and a "recalculate" action. Registered here, not in bagtracker/admin.py, so that the domain app
+# imports nothing from this one (docs/architecture.md).
+admin.site.unregister(Wallet)
+
+
+@admin.register(Wallet)
+class WalletAdmin(DomainWalletAdmin):
+    list_display = [*DomainWalletAdmin.list_display, "portfolio_link"]
+    actions = [recalculate_selected_wallets]
+    change_form_template = "admin/console/wallet_change_form.html"
+
+    def get_urls(self):
+        # The console's wallet pages (snapshots/console/views.py), before the catch-all <id>/ URL.
+        def page(view, name):
+            return path(
+                f"<path:object_id>/{name}/",
+                self.admin_site.admin_view(partial(view, self)),
+                name=f"bagtracker_wallet_{name}",
+            )
+
+        return [
+            page(console.wallet_portfolio, "portfolio"),
+            page(console.wallet_backfill, "backfill"),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description="portfolio")
+    def portfolio_link(self, wallet):
+        return format_html('<a href="{}">chart</a>', reverse("admin:bagtracker_wallet_portfolio", args=[wallet.pk]))
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -1,3 +1,4 @@
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
@@ -224,3 +225,28 @@ class StaleMark(models.Model):
     def __str__(self):
         what = f"wallet {self.wallet_id}" if self.wallet_id is not None else f"token {self.token_id}"
         return f"{what} since {self.since:%Y-%m-%dT%H:%M}Z"
+
+
+class JobRunStats(models.Model):
+    """How many runs of one job ended with one outcome, and how long they took: the counters behind
+    /metrics' bagtracker_task_runs_total and bagtracker_task_duration_seconds.
+
+    Jobs run in qcluster processes and /metrics is served by web processes, so the counts live
+    here, written by the worker after each run with one UPSERT (snapshots/services/job_metrics.py).
+    They only ever grow: unlike django-q2's task table, nothing prunes them.
+    """
+
+    task = models.CharField(max_length=100)
+    outcome = models.CharField(max_length=20)
+    runs = models.BigIntegerField(default=0)
+    duration_seconds_sum = models.FloatField(default=0)
+    # Runs per duration bucket (job_metrics.DURATION_BUCKETS, then +Inf), not cumulative.
+    duration_buckets = ArrayField(models.BigIntegerField(), default=list)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "job run stats"
+        constraints = [models.UniqueConstraint(fields=["task", "outcome"], name="job_run_stats_task_outcome")]
+
+    def __str__(self):
+        return f"{self.task} {self.outcome}: {self.runs}"

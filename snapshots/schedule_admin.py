@@ -3,13 +3,13 @@ the way the scheduler will read them (snapshots/schedules.py explains why that m
 
 from django import forms
 from django.contrib import admin, messages
-from django.utils.module_loading import import_string
 from django.utils.translation import ngettext
 from django_q.admin import ScheduleAdmin as QScheduleAdmin
 from django_q.models import Schedule
 
 from snapshots import schedules
 from snapshots.console.actions import confirmed_action
+from snapshots.task_policy import TaskRefused
 
 
 class ScheduleForm(forms.ModelForm):
@@ -25,27 +25,31 @@ class ScheduleForm(forms.ModelForm):
             self.fields["next_run"].help_text = "When this schedule runs next (UTC). Empty = paused."
 
     def clean_func(self):
-        func = self.cleaned_data["func"].strip()
-        try:
-            target = import_string(func)
-        except ImportError:
-            raise forms.ValidationError(f"{func!r} cannot be imported (expected module.function)") from None
-        if not callable(target):
-            raise forms.ValidationError(f"{func!r} is not a function")
-        return func
+        return self.cleaned_data["func"].strip()
 
     def clean(self):
+        # Every rule of snapshots.schedules.schedule_errors — the allow-list of functions and hooks,
+        # arguments that fit the function, minutes and repeats in range, cron — as field errors.
         cleaned = super().clean()
-        candidate = Schedule(
-            args=cleaned.get("args"),
-            kwargs=cleaned.get("kwargs"),
-            schedule_type=cleaned.get("schedule_type"),
-            cron=cleaned.get("cron"),
-        )
+        candidate = Schedule(**{field: cleaned.get(field) for field in CHECKED_FIELDS})
         for field, message in schedules.schedule_errors(candidate).items():
-            if field in self.fields and field not in self.errors:
-                self.add_error(field, message)
+            if field in self.errors:
+                continue
+            self.add_error(field if field in self.fields else None, message)
         return cleaned
+
+
+CHECKED_FIELDS = (
+    "func",
+    "hook",
+    "args",
+    "kwargs",
+    "schedule_type",
+    "minutes",
+    "repeats",
+    "cron",
+    "intended_date_kwarg",
+)
 
 
 def describe_schedule(schedule):
@@ -59,8 +63,14 @@ def describe_schedule(schedule):
     describe=describe_schedule,
 )
 def run_now(modeladmin, request, queryset):
-    queued = [f"{s.name or s.id} ({schedules.run_schedule_now(s)})" for s in queryset]
-    modeladmin.message_user(request, f"Queued: {', '.join(queued)}", messages.SUCCESS)
+    queued = []
+    for schedule in queryset:
+        try:
+            queued.append(f"{schedule.name or schedule.id} ({schedules.run_schedule_now(schedule)})")
+        except TaskRefused as error:
+            modeladmin.message_user(request, f"Not queued: {schedule.name or schedule.id}: {error}", messages.ERROR)
+    if queued:
+        modeladmin.message_user(request, f"Queued: {', '.join(queued)}", messages.SUCCESS)
 
 
 @admin.action(description="Pause the selected schedules")

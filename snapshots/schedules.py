@@ -30,6 +30,7 @@ every tick. Two defences:
 """
 
 import ast
+import inspect
 import logging
 from dataclasses import dataclass
 
@@ -38,6 +39,9 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 from django_q.models import Schedule
+
+from snapshots import task_policy
+from snapshots.task_policy import TaskRefused
 
 logger = logging.getLogger("snapshots.jobs")
 
@@ -142,17 +146,46 @@ def parse_kwargs(text):
         raise ValueError(f"use name=value pairs, e.g. create_snapshots=True ({error})") from None
 
 
+# Options django-q2's async_task takes out of a schedule's kwargs (or its q_options dict) instead of
+# passing them to the function. A schedule may set these; "sync" (run the job inside the scheduler),
+# "chain" (run more functions after it), "cached" and the iteration internals it may not.
+SCHEDULE_OPTIONS = frozenset({"hook", "group", "save", "ack_failure", "cluster", "timeout", "task_name"})
+TASK_OPTIONS = frozenset(
+    {"hook", "group", "save", "sync", "cached", "ack_failure", "iter_count", "iter_cached", "chain", "broker"}
+    | {"cluster", "timeout", "task_name", "q_options"}
+)
+
+
 def schedule_errors(schedule):
-    """{field: message} for everything that would make the scheduler fail on this schedule."""
+    """{field: message} for everything that would make the scheduler fail on this schedule, or
+    make the cluster refuse its task (snapshots/task_policy.py)."""
     errors = {}
     try:
-        parse_args(schedule.args)
-    except ValueError as error:
-        errors["args"] = str(error)
+        target = task_policy.allowed_function(schedule.func)
+    except TaskRefused as error:
+        errors["func"], target = str(error), None
     try:
-        parse_kwargs(schedule.kwargs)
+        args = parse_args(schedule.args)
     except ValueError as error:
-        errors["kwargs"] = str(error)
+        errors["args"], args = str(error), None
+    try:
+        kwargs = parse_kwargs(schedule.kwargs)
+    except ValueError as error:
+        errors["kwargs"], kwargs = str(error), None
+    if kwargs is not None:
+        kwargs, option_errors = _split_options(kwargs)
+        errors.update(option_errors)
+    if schedule.hook:
+        try:
+            task_policy.allowed_function(schedule.hook, "hook")
+        except TaskRefused as error:
+            errors["hook"] = str(error)
+    if target is not None and args is not None and kwargs is not None and "kwargs" not in errors:
+        errors.update(_argument_errors(schedule, target, args, kwargs))
+    if schedule.minutes is not None and schedule.minutes < 1:
+        errors["minutes"] = f"minutes must be at least 1, not {schedule.minutes}"
+    if schedule.repeats is not None and schedule.repeats < -1:
+        errors["repeats"] = f"repeats must be -1 (forever), 0 (never again) or a positive count, not {schedule.repeats}"
     if schedule.schedule_type not in dict(Schedule.TYPE):
         # django-q2 computes no next run for it (UnboundLocalError in calculate_next_run).
         errors["schedule_type"] = f"unknown schedule type {schedule.schedule_type!r}"
@@ -162,6 +195,45 @@ def schedule_errors(schedule):
         elif not croniter.is_valid(schedule.cron):
             errors["cron"] = f"not a valid cron expression: {schedule.cron!r} (e.g. 5 * * * *)"
     return errors
+
+
+def _split_options(kwargs):
+    """(the function's own keyword arguments, {field: message} for options a schedule may not set)."""
+    options = {key: kwargs[key] for key in kwargs if key in TASK_OPTIONS}
+    own = {key: value for key, value in kwargs.items() if key not in TASK_OPTIONS}
+    nested = options.pop("q_options", {})
+    if not isinstance(nested, dict):
+        return own, {"kwargs": "q_options must be a dict of task options"}
+    options.update(nested)
+    errors = []
+    for key, value in options.items():
+        if key not in SCHEDULE_OPTIONS:
+            errors.append(f"{key} is not an option a schedule may set (allowed: {', '.join(sorted(SCHEDULE_OPTIONS))})")
+        elif key == "hook":
+            try:
+                task_policy.allowed_function(value, "hook")
+            except TaskRefused as error:
+                errors.append(str(error))
+    return own, ({"kwargs": "; ".join(errors)} if errors else {})
+
+
+def _argument_errors(schedule, target, args, kwargs):
+    """The arguments the scheduler will pass (args, kwargs and the intended-date keyword), bound
+    to the function's signature."""
+    intended = schedule.intended_date_kwarg
+    if intended:
+        try:
+            parameters = inspect.signature(target).parameters
+        except (TypeError, ValueError):  # not introspectable: check_arguments lets it pass too
+            parameters = {intended: None}
+        if intended not in parameters and not any(p.kind == p.VAR_KEYWORD for p in parameters.values()):
+            return {"intended_date_kwarg": f"{schedule.func} has no parameter {intended!r}"}
+        kwargs = {**kwargs, intended: "2026-01-01T00:00:00+00:00"}  # the scheduler passes an ISO instant
+    try:
+        task_policy.check_arguments(target, args, kwargs)
+    except TaskRefused as error:
+        return {"kwargs" if schedule.kwargs else "args": str(error)}
+    return {}
 
 
 def validate_schedule(schedule):
@@ -201,6 +273,9 @@ def run_schedule_now(schedule, now=None):
     """
     from django_q.tasks import async_task
 
+    errors = schedule_errors(schedule)  # the row may have been written around the ORM
+    if errors:
+        raise TaskRefused("; ".join(f"{field}: {message}" for field, message in errors.items()))
     now = now or timezone.now()
     args = parse_args(schedule.args)
     kwargs = parse_kwargs(schedule.kwargs)
@@ -219,7 +294,8 @@ def run_schedule_now(schedule, now=None):
 
 
 def quarantine_broken_schedules():
-    """Pause every active schedule the scheduler could not process; return their names."""
+    """Pause every active schedule the scheduler could not process or the cluster would refuse;
+    return their names."""
     paused = []
     for schedule in Schedule.objects.exclude(repeats=0).exclude(next_run=None):
         try:
@@ -230,7 +306,8 @@ def quarantine_broken_schedules():
             Schedule.objects.filter(pk=schedule.pk).update(next_run=None)
             label = schedule.name or schedule.pk
             details = "; ".join(f"{field}: {message}" for field, message in errors.items())
-            logger.error("paused schedule %s: the scheduler cannot process it (%s)", label, details)
+            why = "refused, it names a function outside the allow-list" if {"func", "hook"} & set(errors) else None
+            logger.error("paused schedule %s: %s (%s)", label, why or "the scheduler cannot process it", details)
             paused.append(label)
     return paused
 

@@ -13,7 +13,7 @@ from django_q.conf import Conf
 from django_q.models import Schedule, Task
 from django_q.tasks import async_task
 
-from snapshots.models import Balance, BalanceSnapshot, SnapshotRun
+from snapshots.models import Balance, BalanceSnapshot, JobRunStats, SnapshotRun
 from snapshots.periods import floor_boundary
 from tests.conftest import utc
 from tests.jobs_support import manage, process_env, qcluster, redis_test_url, wait_until  # noqa: F401
@@ -56,6 +56,13 @@ def test_recalculate_async_is_executed_by_the_cluster(broker_env, qcluster, make
     balance = Balance.objects.get(wallet=wallet)
     assert balance.amount == Decimal("2")
     assert balance.realized_pnl_usd == Decimal("10")
+    # The worker counted the run for /metrics (the web process reads it from the database).
+    stats = wait_until(
+        lambda: JobRunStats.objects.filter(task="recalculate_wallet_balances", outcome="success").first(),
+        timeout=10,
+        what="the run's count",
+    )
+    assert stats.runs == 1 and sum(stats.duration_buckets) == 1
 
 
 def _make_hourly_due(wallet, make_tx):
@@ -70,7 +77,10 @@ def _completed_run(as_of):
     return SnapshotRun.objects.filter(period="hourly", as_of=as_of, status="completed").first()
 
 
-def test_a_due_schedule_fires_and_the_rows_of_its_intended_boundary_appear(broker_env, qcluster, make_tx, wallet):
+def test_a_due_schedule_fires_and_the_rows_of_its_intended_boundary_appear(
+    broker_env, qcluster, make_tx, wallet, settings
+):
+    settings.BAGTRACKER_EXTRA_TASKS = ["math.floor"]
     intended = _make_hourly_due(wallet, make_tx)
     # A schedule broken behind the ORM's back, due too: the cluster's guard pauses it, so it cannot
     # roll back the scheduler's batch (which would make the hourly schedule fire every tick).
@@ -83,7 +93,7 @@ def test_a_due_schedule_fires_and_the_rows_of_its_intended_boundary_appear(broke
         next_run=timezone.now() - timedelta(minutes=1),
     )
     Schedule.objects.filter(pk=broken.pk).update(args="1.5,,")
-    cluster = qcluster(broker_env)
+    cluster = qcluster({**broker_env, "BAGTRACKER_EXTRA_TASKS": "math.floor"})
 
     run = wait_until(lambda: _completed_run(intended), timeout=SCHEDULER_TICK + 45, what="the hourly snapshot")
     assert run.source == "scheduled" and run.rows == 1

@@ -6,8 +6,9 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from bagtracker.services.exports import UnknownWallet, export_balances
+from bagtracker.errors import WalletNotFound
 from bagtracker.services.imports import import_transactions
+from snapshots.services.exports import export_balances
 from tests.conftest import utc
 from tests.csv_factory import HEADER
 
@@ -67,7 +68,7 @@ def test_an_empty_export_is_a_header_or_an_empty_array(wallet):
 
 
 def test_an_unknown_wallet_is_refused_before_any_output():
-    with pytest.raises(UnknownWallet):
+    with pytest.raises(WalletNotFound):
         export(999)
     out = io.StringIO()
     with pytest.raises(CommandError, match=r"^wallet 999 does not exist$"):

@@ -6,6 +6,7 @@ import pytest
 from django.test import override_settings
 from django_q.conf import Conf
 from django_q.models import Success
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.jobs_support import redis_url  # noqa: F401 (fixture)
 
@@ -92,13 +93,17 @@ def test_metrics_report_the_last_success_duration_rows_and_failures_of_a_job(cli
         result="Traceback ...\nValueError: boom",
     )
     text = client.get("/metrics", HTTP_AUTHORIZATION="Bearer t").content.decode()
-    assert (
-        f'bagtracker_job_last_success_timestamp_seconds{{job="create_hourly_snapshots"}} {stopped.timestamp():.3f}'
-        in text
-    )
-    assert 'bagtracker_job_last_duration_seconds{job="create_hourly_snapshots"} 2.5' in text
-    assert 'bagtracker_job_last_rows{job="create_hourly_snapshots"} 42' in text
-    assert 'bagtracker_job_failures{job="create_hourly_snapshots"} 1' in text
-    assert 'bagtracker_schedule_paused{job="create_hourly_snapshots",schedule="hourly_balance_snapshots"} 0' in text
-    assert "bagtracker_database_up 1" in text
-    assert "# TYPE bagtracker_job_last_rows gauge" in text
+    parsed = {family.name: family for family in text_string_to_metric_families(text)}
+
+    def value(name, **labels):
+        (sample,) = [s for s in parsed[name].samples if s.labels == labels]
+        return sample.value
+
+    hourly = {"task": "create_hourly_snapshots"}
+    assert value("bagtracker_job_last_success_timestamp_seconds", **hourly) == stopped.timestamp()
+    assert value("bagtracker_job_last_duration_seconds", **hourly) == 2.5
+    assert value("bagtracker_job_last_rows", **hourly) == 42
+    assert value("bagtracker_job_last_failure_timestamp_seconds", **hourly) == stopped.timestamp()
+    assert value("bagtracker_schedule_paused", schedule="hourly_balance_snapshots", **hourly) == 0
+    assert value("bagtracker_database_up") == 1
+    assert parsed["bagtracker_job_last_rows"].type == "gauge"

@@ -4,8 +4,8 @@ import os
 
 from django.core.management.base import CommandError
 
-from bagtracker.progress import Progress
 from bagtracker.services.imports import ImportRejected
+from command_line import Progress
 
 
 def run_import(command, service, path, verbosity):

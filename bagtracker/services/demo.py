@@ -21,9 +21,9 @@ from decimal import ROUND_DOWN, Decimal
 
 from django.db import connection, transaction
 
+from bagtracker.balances import update_balances
 from bagtracker.models import Chain, Token, Wallet
 from bagtracker.services.import_sql import copy_line
-from snapshots.services.ledger import apply_to_wallets
 
 DEFAULT_WALLETS = 25
 DEFAULT_TRANSACTIONS = 40  # per wallet, on average
@@ -157,7 +157,7 @@ def seed_demo(
         result.transactions = _load_transactions(
             rng, new_wallets, wallet_ids, tokens, paths, start, end, transactions, progress
         )
-        result.balances_written, _ = apply_to_wallets(wallet_ids)
+        result.balances_written, _ = update_balances(wallet_ids)
     result.duration_seconds = time.monotonic() - started
     return result
 

@@ -14,7 +14,7 @@ Transactions (columns wallet,chain,token,kind,status,amount,price_usd,timestamp,
   beyond the copies already stored are inserted, so two identical trades in one file both land and
   importing the same file again adds nothing;
 - the balances of the wallets that received rows are rebuilt in the same transaction
-  (snapshots.services.ledger.apply_to_wallets); a running amount going negative is refused with the
+  (bagtracker.balances.update_balances); a running amount going negative is refused with the
   line to blame.
 
 Prices (columns chain,token,as_of,price_usd): chain and token must exist; (token, as_of) is stored
@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError, connection, transaction
 
+from bagtracker.balances import update_balances
+from bagtracker.errors import RunningAmountNegative
 from bagtracker.models import (
     AMOUNT_DIGITS,
     DECIMAL_PLACES,
@@ -43,7 +45,6 @@ from bagtracker.services import csv_input as parse
 from bagtracker.services import import_sql as sql
 from bagtracker.services.csv_input import BadValue, ImportRejected
 from bagtracker.signals import history_written
-from snapshots.services.ledger import LedgerError, apply_to_wallets
 
 TRANSACTION_COLUMNS = ("wallet", "chain", "token", "kind", "status", "amount", "price_usd", "timestamp", "tx_hash")
 PRICE_COLUMNS = ("chain", "token", "as_of", "price_usd")
@@ -154,8 +155,8 @@ def import_transactions(stream, progress=None):
             cursor.execute(sql.TOUCHED_WALLETS_SQL)
             touched = [wallet_id for (wallet_id,) in cursor.fetchall()]
             try:
-                result.balances_written, _ = apply_to_wallets(touched)
-            except LedgerError as error:
+                result.balances_written, _ = update_balances(touched)
+            except RunningAmountNegative as error:
                 raise ImportRejected(
                     f"would make a running amount negative: {error}", _line_to_blame(cursor, error)
                 ) from error

@@ -1,15 +1,16 @@
 """Writing transactions: every write updates the wallet's balances in the same database transaction.
 
-If the change would drive a running amount negative, LedgerError is raised and nothing is written.
+If the change would drive a running amount negative, RunningAmountNegative is raised and nothing is written.
 """
 
 import copy
 
 from django.db import transaction
 
+from bagtracker.balances import update_balances
+from bagtracker.errors import RunningAmountNegative
 from bagtracker.models import Transaction
 from bagtracker.signals import history_written
-from snapshots.services.ledger import LedgerError, apply_to_wallets
 
 
 class _DryRun(Exception):
@@ -25,13 +26,13 @@ def save_transaction(tx):
             if not adding:
                 wallets.update(Transaction.objects.filter(pk=tx.pk).values_list("wallet_id", flat=True))
             tx.save()
-            apply_to_wallets(wallets)
+            update_balances(wallets)
             history_written.send(sender=Transaction)
     except Exception as error:
         if adding:
             # Rolled back: the id the insert drew names no row. Leave ``tx`` as it came, unsaved.
             new_id, tx.pk, tx._state.adding = tx.pk, None, True
-            if isinstance(error, LedgerError) and error.transaction_id == new_id:
+            if isinstance(error, RunningAmountNegative) and error.transaction_id == new_id:
                 raise error.as_new_transaction() from None
         raise
     return tx
@@ -42,13 +43,13 @@ def delete_transactions(queryset):
     with transaction.atomic():
         wallets = set(queryset.values_list("wallet_id", flat=True).distinct())
         deleted, _ = queryset.delete()
-        apply_to_wallets(wallets)
+        update_balances(wallets)
         history_written.send(sender=Transaction)
     return deleted
 
 
 def check_save_transaction(tx):
-    """Dry run of save_transaction: raises LedgerError if it would be refused; writes nothing."""
+    """Dry run of save_transaction: raises RunningAmountNegative if it would be refused; writes nothing."""
     try:
         with transaction.atomic():
             save_transaction(copy.copy(tx))

@@ -10,6 +10,7 @@ from config.env import (
     strict_choice,
     strict_database_url,
     strict_decimal,
+    strict_dotted_paths,
     strict_host,
     strict_int,
     strict_networks,
@@ -130,6 +131,9 @@ REDIS_PORT = strict_int("REDIS_PORT", 6379, minimum=1, maximum=65535)
 REDIS_DB = strict_int("REDIS_DB", 0, minimum=0)
 REDIS_PASSWORD = strict_str("REDIS_PASSWORD")
 Q_CLUSTER_WORKERS = strict_int("Q_CLUSTER_WORKERS", 2, minimum=1, maximum=64)
+# The cluster runs only the project's jobs (snapshots/task_policy.py) plus these functions
+# (comma-separated dotted paths); a schedule, a hook or a queued task naming anything else is refused.
+BAGTRACKER_EXTRA_TASKS = strict_dotted_paths("BAGTRACKER_EXTRA_TASKS")
 
 # --- Operations: metrics, Sentry ----------------------------------------------------------------
 # /metrics is not public: it answers only a request bearing METRICS_TOKEN ("Authorization: Bearer

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from django.db import DataError, connection, transaction
 
+from bagtracker.errors import RunningAmountNegative
 from bagtracker.models import Token, Transaction, Wallet
 from bagtracker.numbers import plain
 
@@ -113,7 +114,7 @@ WHERE {where_b}
 """
 
 
-class LedgerError(Exception):
+class LedgerError(RunningAmountNegative):
     """A change would drive a running amount below zero. Nothing of that wallet was changed.
 
     The message names the wallet, the token and the transaction at which the running amount first

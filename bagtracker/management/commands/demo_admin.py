@@ -2,7 +2,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 
-from bagtracker.management.base import Command as BaseCommand
+from command_line import BaseCommand
 
 USERNAME, PASSWORD = "admin", "admin"
 

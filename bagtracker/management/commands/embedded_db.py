@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.management.base import CommandError
 
-from bagtracker.management.base import Command as BaseCommand
+from command_line import BaseCommand
 from config import embedded_postgres
 
 

@@ -1,6 +1,6 @@
-from bagtracker.management.base import Command as BaseCommand
 from bagtracker.management.importing import run_import
 from bagtracker.services.imports import import_prices
+from command_line import BaseCommand
 
 
 class Command(BaseCommand):

@@ -2,9 +2,8 @@ from datetime import UTC, date, datetime
 
 from django.core.management.base import CommandError
 
-from bagtracker.management.base import Command as BaseCommand
-from bagtracker.progress import Progress
 from bagtracker.services import demo
+from command_line import BaseCommand, Progress
 
 
 def end_date(text):

@@ -1,9 +1,8 @@
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from bagtracker.management.base import Command as BaseCommand
 from bagtracker.models import Wallet
-from bagtracker.progress import Progress
+from command_line import BaseCommand, Progress
 from snapshots.management.arguments import add_period_argument, parse_range
 from snapshots.periods import format_boundary
 from snapshots.services.snapshots import backfill_snapshots

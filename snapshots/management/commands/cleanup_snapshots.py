@@ -1,5 +1,4 @@
-from bagtracker.management.base import Command as BaseCommand
-from bagtracker.progress import Progress
+from command_line import BaseCommand, Progress
 from snapshots.periods import format_boundary, retention_setting
 from snapshots.services.retention import prune_snapshots
 

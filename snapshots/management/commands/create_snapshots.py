@@ -1,7 +1,7 @@
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from bagtracker.management.base import Command as BaseCommand
+from command_line import BaseCommand
 from snapshots.management.arguments import add_period_argument, parse_instant
 from snapshots.periods import disabled_reason, floor_boundary, format_boundary
 from snapshots.services import jobs

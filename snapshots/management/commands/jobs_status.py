@@ -3,7 +3,7 @@ import json
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from bagtracker.management.base import Command as BaseCommand
+from command_line import BaseCommand
 from snapshots.periods import format_boundary
 from snapshots.services import monitoring
 

@@ -1,8 +1,7 @@
 from django.core.management.base import CommandError
 
-from bagtracker.management.base import Command as BaseCommand
 from bagtracker.models import Wallet
-from bagtracker.progress import Progress
+from command_line import BaseCommand, Progress
 from snapshots.services import jobs, ledger
 from snapshots.services.snapshots import rebuild_all_snapshots, rebuild_wallet_snapshots
 

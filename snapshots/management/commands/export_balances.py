@@ -1,10 +1,8 @@
-import os
-import sys
-
 from django.core.management.base import CommandError
 
-from bagtracker.management.base import Command as BaseCommand
-from bagtracker.services.exports import FORMATS, UnknownWallet, export_balances
+from bagtracker.errors import WalletNotFound
+from command_line import BaseCommand
+from snapshots.services.exports import FORMATS, export_balances
 
 
 class Command(BaseCommand):
@@ -20,11 +18,6 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         try:
             chunks = export_balances(options["wallet"], options["format"])
-        except UnknownWallet as error:
+        except WalletNotFound as error:
             raise CommandError(str(error)) from None
-        try:
-            for chunk in chunks:
-                self.stdout.write(chunk, ending="")
-            self.stdout.flush()
-        except BrokenPipeError:  # `export_balances | head`: the reader has all it wants
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        self.write_chunks(chunks)

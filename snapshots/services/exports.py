@@ -1,16 +1,18 @@
-"""Exporting balances as CSV or JSON, streamed: rows are read in chunks and rendered one at a time.
+"""Exporting balances and snapshots as CSV or JSON, streamed: rows are read in chunks and rendered
+one at a time, so memory does not grow with the export.
 
-Decimals are exact text (bagtracker.numbers.plain), strings in JSON too; an unknown average is an
-empty CSV field and a JSON null.
+Decimals are exact text (bagtracker.numbers.plain), strings in JSON too; an unknown value (an
+average, a price) is an empty CSV field and a JSON null. Instants are ISO 8601 UTC with a Z.
 """
 
 import csv
 import io
 import json
 
+from bagtracker.errors import WalletNotFound
 from bagtracker.models import Wallet
 from bagtracker.numbers import plain
-from snapshots.models import Balance
+from snapshots.models import Balance, BalanceSnapshot
 
 BALANCE_COLUMNS = (
     "wallet",
@@ -28,16 +30,12 @@ CHUNK_ROWS = 2000
 FORMATS = ("csv", "json")
 
 
-class UnknownWallet(Exception):
-    pass
-
-
 def balance_rows(wallet_id=None):
     """Yield one dict per balance (decimals as exact strings, None when unknown), by wallet then token."""
     balances = Balance.objects.all()
     if wallet_id is not None:
         if not Wallet.objects.filter(pk=wallet_id).exists():
-            raise UnknownWallet(f"wallet {wallet_id} does not exist")
+            raise WalletNotFound(wallet_id)
         balances = balances.filter(wallet_id=wallet_id)
     values = balances.order_by("wallet_id", "token__symbol", "token_id").values_list(
         "wallet__address", "wallet__chain__slug", "token__symbol", *_DECIMAL_COLUMNS
@@ -77,10 +75,14 @@ def render_json(rows):
     yield "[]\n" if first else "\n]\n"
 
 
-def export_balances(wallet_id=None, fmt="csv"):
-    """Yield the balances export as text chunks. Raises UnknownWallet before yielding anything."""
+def _check_format(fmt):
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+
+
+def export_balances(wallet_id=None, fmt="csv"):
+    """Yield the balances export as text chunks. Raises WalletNotFound before yielding anything."""
+    _check_format(fmt)
     rows = balance_rows(wallet_id)
     first = next(rows, None)  # runs the wallet check now, not half-way through the output
     rows = rows if first is None else _chain(first, rows)
@@ -90,3 +92,46 @@ def export_balances(wallet_id=None, fmt="csv"):
 def _chain(first, rest):
     yield first
     yield from rest
+
+
+SNAPSHOT_COLUMNS = ("period", "as_of", "wallet", "chain", "token", "amount", "price_usd", "value_usd", "source")
+_SNAPSHOT_FIELDS = (
+    "period",
+    "as_of",
+    "wallet__address",
+    "wallet__chain__slug",
+    "token__symbol",
+    "amount",
+    "price_usd",
+    "value_usd",
+    "source",
+)
+
+
+def snapshot_rows(period, since=None, until=None):
+    """Yield one dict per snapshot row of ``period`` with as_of in [since, until], oldest boundary first."""
+    rows = BalanceSnapshot.objects.filter(period=period)
+    if since:
+        rows = rows.filter(as_of__gte=since)
+    if until:
+        rows = rows.filter(as_of__lte=until)
+    values = rows.order_by("as_of", "wallet_id", "token_id").values_list(*_SNAPSHOT_FIELDS)
+    for period_, as_of, wallet, chain, token, amount, price, value, source in values.iterator(chunk_size=CHUNK_ROWS):
+        yield {
+            "period": period_,
+            "as_of": as_of.isoformat().replace("+00:00", "Z"),
+            "wallet": wallet,
+            "chain": chain,
+            "token": token,
+            "amount": plain(amount),
+            "price_usd": None if price is None else plain(price),
+            "value_usd": None if value is None else plain(value),
+            "source": source,
+        }
+
+
+def export_snapshots(period, since=None, until=None, fmt="csv"):
+    """Yield the snapshots export of ``period`` as text chunks."""
+    _check_format(fmt)
+    rows = snapshot_rows(period, since, until)
+    return render_csv(rows, SNAPSHOT_COLUMNS) if fmt == "csv" else render_json(rows)

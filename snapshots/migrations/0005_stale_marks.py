@@ -142,7 +142,7 @@ DROP_TRIGGERS_SQL = (
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("snapshots", "0003_cost_basis"),
+        ("snapshots", "0004_job_run_stats"),
         ("bagtracker", "0001_initial"),
     ]
 
