@@ -1,7 +1,6 @@
 from django.core.management.base import CommandError
 
-from bagtracker.management.base import Command as BaseCommand
-from bagtracker.progress import Progress
+from command_line import BaseCommand, Progress
 from snapshots.periods import format_boundary
 from snapshots.services.healing import refresh_stale_snapshots
 
