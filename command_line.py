@@ -4,6 +4,7 @@ A top-level module (neither app's): `bagtracker` (the domain) and `snapshots` (b
 use it, and dependencies point one way (docs/architecture.md).
 """
 
+import argparse
 import os
 import sys
 import time
@@ -11,6 +12,16 @@ import time
 from django.core.management.base import BaseCommand as DjangoBaseCommand
 from django.core.management.base import CommandError
 from django.db import InterfaceError, OperationalError
+
+from bagtracker.numbers import NotANumber, parse_integer
+
+
+def integer(text):
+    """argparse type: an int in ASCII digits (int() would also take '١', '７' and '1_000')."""
+    try:
+        return parse_integer(text.strip(" "))
+    except NotANumber:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r} (ASCII digits)") from None
 
 
 class BaseCommand(DjangoBaseCommand):
@@ -21,7 +32,9 @@ class BaseCommand(DjangoBaseCommand):
     - a lost or refused database connection (server restarted, backend terminated): "CommandError:
       database error: terminating connection due to administrator command; …" instead of a traceback.
       The work in flight was rolled back with its transaction; running the command again is safe
-      (every command is idempotent).
+      (every command is idempotent);
+    - output to a reader that stopped reading (`export_snapshots | head -1`): the command stops
+      quietly, exit 0, instead of a BrokenPipeError traceback — whichever command was writing.
     """
 
     def create_parser(self, prog_name, subcommand, **kwargs):
@@ -37,7 +50,12 @@ class BaseCommand(DjangoBaseCommand):
 
     def execute(self, *args, **options):
         try:
-            return super().execute(*args, **options)
+            output = super().execute(*args, **options)
+            self.stdout.flush()  # a small output fails here, not in the interpreter's exit
+            return output
+        except BrokenPipeError:
+            _quiet_stdout()
+            return None
         except (OperationalError, InterfaceError) as error:
             if options.get("traceback"):
                 raise
@@ -53,8 +71,12 @@ class BaseCommand(DjangoBaseCommand):
                 self.stdout.write(chunk, ending="")
             self.stdout.flush()
         except BrokenPipeError:
-            # Point stdout at /dev/null so that Python's own flush at exit does not fail again.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            _quiet_stdout()
+
+
+def _quiet_stdout():
+    """Point stdout at /dev/null so that Python's own flush at exit does not fail again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 class Progress:

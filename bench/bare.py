@@ -7,6 +7,8 @@ They compute the same values (the same price rule, the same exact rounding), and
 checks that the rows are identical.
 """
 
+from psycopg import sql
+
 BARE_BALANCE = "bench_bare_balance"
 BARE_SNAPSHOT = "bench_bare_snapshot"
 
@@ -33,10 +35,16 @@ WHERE conrelid = %s::regclass AND contype = 'f'
 def create_tables(conn):
     """Empty copies of snapshots_balance and snapshots_balancesnapshot, foreign keys included."""
     for bare, real in ((BARE_BALANCE, "snapshots_balance"), (BARE_SNAPSHOT, "snapshots_balancesnapshot")):
-        conn.execute(f"DROP TABLE IF EXISTS {bare}")
-        conn.execute(f"CREATE TABLE {bare} (LIKE {real} INCLUDING ALL)")
+        table = sql.Identifier(bare)
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
+        conn.execute(sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL)").format(table, sql.Identifier(real)))
         for name, definition in conn.execute(_FOREIGN_KEYS_SQL, [real]).fetchall():
-            conn.execute(f'ALTER TABLE {bare} ADD CONSTRAINT "bare_{name}" {definition}')
+            # The definition is PostgreSQL's own text for the constraint (pg_get_constraintdef).
+            conn.execute(
+                sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
+                    table, sql.Identifier(f"bare_{name}"), sql.SQL(definition)
+                )
+            )
 
 
 # recalculate --all: one GROUP BY over every confirmed transaction, upserted where values differ.

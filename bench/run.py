@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from psycopg import sql
 
 from bench import bare, dataset, process
 
@@ -160,15 +161,15 @@ def _exists(admin, name):
 def create_database(url, name):
     with _maintenance(url) as admin:
         if _exists(admin, name):
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
-        admin.execute(f"COMMENT ON DATABASE \"{name}\" IS '{MARKER}'")
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        admin.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(MARKER)))
 
 
 def drop_database(url, name):
     with _maintenance(url) as admin:
         if _exists(admin, name):
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def database_exists(url, name):
@@ -179,19 +180,23 @@ def database_exists(url, name):
 # --- measuring --------------------------------------------------------------------------------------
 
 
+def _truncate(*tables):
+    return sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(map(sql.Identifier, tables)))
+
+
 def _settle(conn, tables):
     """Before a measured step: tables vacuumed and analyzed, dirty buffers written."""
     for table in tables:
-        conn.execute(f"VACUUM (ANALYZE) {table}")
+        conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(table)))
     conn.execute("CHECKPOINT")
 
 
 def _timed_sql(conn, statements):
     """Run (sql, params) pairs, each in its own transaction; wall seconds of them all."""
     started = time.perf_counter()
-    for sql, params in statements:
+    for statement, params in statements:
         with conn.transaction():
-            conn.execute(sql, params)
+            conn.execute(statement, params)
     return time.perf_counter() - started
 
 
@@ -236,7 +241,7 @@ class Bench:
     def recalculate(self, key, label, empty=False):
         row = Row(key, label)
         if empty:
-            self.conn.execute(f"TRUNCATE snapshots_balance, {bare.BARE_BALANCE}")
+            self.conn.execute(_truncate("snapshots_balance", bare.BARE_BALANCE))
         _settle(self.conn, ["bagtracker_transaction", "snapshots_balance", bare.BARE_BALANCE])
         _run_job(row, ["manage.py", "recalculate", "--all"], self.env)
         row.rows = _count(self.conn, "SELECT count(*) FROM snapshots_balance")
@@ -337,7 +342,7 @@ class Bench:
         params = {"period": "hourly", "as_of": as_of, "source": "manual", "dust": DUST, "limit": rows}
         where = "period = %(period)s AND as_of = %(as_of)s"
         for table in ("snapshots_balancesnapshot", bare.BARE_SNAPSHOT):
-            self.conn.execute(f"DELETE FROM {table} WHERE {where}", params)
+            self.conn.execute(sql.SQL("DELETE FROM {} WHERE {}").format(sql.Identifier(table), sql.SQL(where)), params)
         _settle(self.conn, ["snapshots_balance", "snapshots_balancesnapshot", bare.BARE_SNAPSHOT])
         _run_job(
             row,
@@ -496,7 +501,7 @@ def _prepare(args, sizes, env, url):
             if {k: data[k] for k in wanted} != wanted or datetime.now(UTC) - data["end"] > timedelta(days=1):
                 raise SystemExit("--reuse: the kept data set has other sizes or is over a day old; run without --reuse")
             # Balances stay: the recalculate step empties them itself, the others need them.
-            conn.execute(f"TRUNCATE snapshots_balancesnapshot, snapshots_snapshotrun, {bare.BARE_SNAPSHOT}")
+            conn.execute(_truncate("snapshots_balancesnapshot", "snapshots_snapshotrun", bare.BARE_SNAPSHOT))
             return data
     create_database(args.database_url, args.database)
     migrated = process.manage(["migrate", "--verbosity", "0"], env)

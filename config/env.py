@@ -2,6 +2,8 @@
 
 django-environ reads ``BALANCE_HOURLY_SNAPSHOTS=flase`` as False and ``RETENTION=-3`` as -3 without
 complaint. An operator's typo must stop start-up instead, with the variable's name in the message.
+Numbers are ASCII digits only (Python's int() also reads '٧', '７' and '1_000'), and each has a
+sane range: a value that passes start-up but breaks every later run is refused now.
 """
 
 import ipaddress
@@ -13,6 +15,11 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 env = environ.Env()
+
+# The largest PostgreSQL bigint: no integer setting (an id, a count) is meaningful beyond it.
+BIGINT_MAX = 2**63 - 1
+_INTEGER = re.compile(r"[+-]?[0-9]{1,19}")
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -37,31 +44,40 @@ def strict_bool(name, default):
     raise ImproperlyConfigured(f"{name}={value!r} is not a boolean (use true/false, 1/0, yes/no, on/off)")
 
 
-def strict_int(name, default, minimum=0, maximum=None):
+def _shown(value, limit=40):
+    return repr(value) if len(value) <= limit else f"{value[:20]!r}… ({len(value):,} characters)"
+
+
+def strict_int(name, default, minimum=0, maximum=BIGINT_MAX):
     value = _raw(name)
     if value is None:
         return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}={value!r} is not an integer") from None
-    if number < minimum or (maximum is not None and number > maximum):
-        bounds = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
-        raise ImproperlyConfigured(f"{name}={value!r} must be {bounds}")
+    if not _INTEGER.fullmatch(value):
+        if re.fullmatch(r"[+-]?[0-9]+", value):
+            raise ImproperlyConfigured(f"{name}={_shown(value)} must be between {minimum} and {maximum}")
+        raise ImproperlyConfigured(f"{name}={_shown(value)} is not an integer (ASCII digits)")
+    number = int(value)
+    if number < minimum or number > maximum:
+        raise ImproperlyConfigured(f"{name}={value!r} must be between {minimum} and {maximum}")
     return number
 
 
-def strict_decimal(name, default):
+def strict_decimal(name, default, minimum=0, maximum=None):
     value = _raw(name)
     if value is None:
         return Decimal(default)
+    if not _DECIMAL.fullmatch(value):
+        if value.lower().lstrip("+-") in ("nan", "inf", "infinity"):
+            raise ImproperlyConfigured(f"{name}={value!r} must be a finite number >= {minimum}")
+        raise ImproperlyConfigured(f"{name}={_shown(value)} is not a decimal number (ASCII digits, e.g. 0.000001)")
     try:
         number = Decimal(value)
     except InvalidOperation:
-        raise ImproperlyConfigured(f"{name}={value!r} is not a decimal number") from None
-    if not number.is_finite() or number < 0:
-        raise ImproperlyConfigured(f"{name}={value!r} must be a finite number >= 0")
-    return number
+        raise ImproperlyConfigured(f"{name}={_shown(value)} is not a decimal number") from None
+    if number < minimum or (maximum is not None and number > maximum):
+        bounds = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+        raise ImproperlyConfigured(f"{name}={_shown(value)} must be {bounds}")
+    return Decimal(0) if number.is_zero() else number
 
 
 def strict_str(name, default=None):

@@ -46,7 +46,7 @@ class BagTrackerCollector:
 
     def collect(self):
         yield from self._health()
-        statuses = monitoring.job_statuses(job_metrics.known_jobs())
+        statuses = monitoring.job_statuses()
         yield from self._last_runs(statuses)
         yield from self._run_counts()
         yield from self._freshness()

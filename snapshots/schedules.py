@@ -40,7 +40,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django_q.models import Schedule
 
-from snapshots import task_policy
+from snapshots import job_registry, task_policy
 from snapshots.task_policy import TaskRefused
 
 logger = logging.getLogger("snapshots.jobs")
@@ -55,13 +55,9 @@ class JobSchedule:
     cron: str
 
 
-DEFAULT_SCHEDULES = (
-    JobSchedule("hourly_balance_snapshots", "snapshots.tasks.create_hourly_snapshots", "5 * * * *"),
-    JobSchedule("daily_balance_snapshots", "snapshots.tasks.create_daily_snapshots", "15 0 * * *"),
-    JobSchedule("weekly_balance_snapshots", "snapshots.tasks.create_weekly_snapshots", "0 1 * * 0"),
-    JobSchedule("monthly_balance_snapshots", "snapshots.tasks.create_monthly_snapshots", "0 2 1 * *"),
-    JobSchedule("cleanup_old_snapshots", "snapshots.tasks.cleanup_old_snapshots", "0 3 * * *"),
-)
+def default_schedules():
+    """One schedule per scheduled job of the registry (snapshots/job_registry.py)."""
+    return tuple(JobSchedule(job.schedule, job.function, job.cron) for job in job_registry.scheduled_jobs())
 
 
 @dataclass
@@ -73,8 +69,9 @@ class InstallResult:
         return {"created": self.created, "kept": self.kept}
 
 
-def install_schedules(schedules=DEFAULT_SCHEDULES):
+def install_schedules(schedules=None):
     """Create each schedule that is missing; never change or duplicate an existing one."""
+    schedules = default_schedules() if schedules is None else schedules
     created, kept = [], []
     with transaction.atomic():
         # Serialises two concurrent `migrate` runs (two web containers starting together): row
@@ -286,6 +283,10 @@ def run_schedule_now(schedule, now=None):
     if schedule.hook:
         q_options["hook"] = schedule.hook
     task_id = async_task(schedule.func, *args, q_options=q_options, **kwargs)
+    # As the scheduler does: the schedule's last task is this one, so the schedule list's last run
+    # and success columns show it once it has run.
+    Schedule.objects.filter(pk=schedule.pk).update(task=task_id)
+    schedule.task = task_id
     logger.info("job=%s queued by run-now from schedule %s task=%s", schedule.func, schedule.name, task_id)
     return task_id
 

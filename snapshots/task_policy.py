@@ -26,6 +26,8 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from snapshots import job_registry
+
 logger = logging.getLogger("snapshots.jobs")
 
 EXTRA_TASKS_SETTING = "BAGTRACKER_EXTRA_TASKS"
@@ -33,16 +35,9 @@ EXTRA_TASKS_SETTING = "BAGTRACKER_EXTRA_TASKS"
 
 def allowed_task_functions():
     """The dotted path of every function the cluster may run (a frozenset): the one place that
-    says so. The project's jobs are the public functions of snapshots/tasks.py; the deployment's
-    are settings.BAGTRACKER_EXTRA_TASKS."""
-    from snapshots import tasks
-
-    jobs = {
-        f"{tasks.__name__}.{name}"
-        for name, member in vars(tasks).items()
-        if inspect.isfunction(member) and member.__module__ == tasks.__name__ and not name.startswith("_")
-    }
-    return frozenset(jobs) | frozenset(getattr(settings, EXTRA_TASKS_SETTING, ()))
+    says so. The project's are the tasks of the job registry (snapshots/job_registry.py); the
+    deployment's are settings.BAGTRACKER_EXTRA_TASKS."""
+    return job_registry.task_functions() | frozenset(getattr(settings, EXTRA_TASKS_SETTING, ()))
 
 
 class TaskRefused(ValueError):

@@ -19,12 +19,18 @@ from snapshots.services.jobs import intended_time, report
 
 
 def _snapshots(period, scheduled_at, at, force):
-    if scheduled_at is not None:
-        source, instant = SnapshotSource.SCHEDULED, intended_time(scheduled_at)
-    else:
-        source, instant = SnapshotSource.MANUAL, intended_time(at)
-    result = snapshot_service.run_snapshots(period, instant, source=source, force=force)
-    return report(f"create_{period}_snapshots", result.as_dict())
+    job = f"create_{period}_snapshots"
+    try:
+        if scheduled_at is not None:
+            source, instant = SnapshotSource.SCHEDULED, intended_time(scheduled_at)
+        else:
+            source, instant = SnapshotSource.MANUAL, intended_time(at)
+        result = snapshot_service.run_snapshots(period, instant, source=source, force=force)
+    except ValueError as error:
+        # InstantOutOfRange (a schedule's kwargs say at=2099-…) or a malformed `at`: refused, and
+        # nothing recorded — a run at 2099 would hide every later staleness.
+        return report(job, {"status": "error", "period": period, "error": str(error)})
+    return report(job, result.as_dict())
 
 
 def create_hourly_snapshots(scheduled_at=None, at=None, force=False):

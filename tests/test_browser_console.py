@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
+from django_q.models import Task
 
 from snapshots.models import SnapshotRun
 from snapshots.periods import floor_boundary
@@ -154,3 +155,106 @@ def test_an_operator_runs_a_schedule_from_the_admin_and_sees_its_result(
 
     page.goto(f"{live_server.url}/admin/django_q/success/{task_id}/change/")
     assert "create_hourly_snapshots" in page.content()
+
+    # The schedule list shows the run it started: its time (UTC) linking to the result, and success.
+    page.goto(f"{live_server.url}/admin/django_q/schedule/")
+    row = page.locator("#result_list tr:has-text('hourly_balance_snapshots')")
+    stopped = Task.objects.get(id=task_id).stopped
+    assert row.locator("td.field-last_run_utc a").inner_text() == stopped.strftime("%Y-%m-%d %H:%M")
+    assert row.locator("td.field-last_run_success img").get_attribute("alt") == "True"
+    assert "Last run (UTC)" in page.text_content("#result_list thead")
+    page.screenshot(path=ARTIFACTS / "schedules-after-run-now.png", full_page=True)
+
+
+# --- Layout: nothing wider than the window at 1280 px ----------------------------------------------
+
+# The console's own pages show every column at 1280 px; Django's generic lists of derived rows
+# (18-decimal amounts in many columns) may scroll inside their table box, never widen the page.
+ALL_COLUMNS_VISIBLE = {
+    "/admin/overview/",
+    "/admin/overview/?period=hourly",
+    "/admin/bagtracker/wallet/{wallet}/portfolio/",
+    "/admin/django_q/schedule/",
+}
+CONSOLE_PAGES = [
+    "/admin/",
+    "/admin/overview/",
+    "/admin/overview/?period=hourly",
+    "/admin/bagtracker/wallet/",
+    "/admin/bagtracker/wallet/{wallet}/portfolio/",
+    "/admin/bagtracker/wallet/{wallet}/change/",
+    "/admin/bagtracker/transaction/",
+    "/admin/django_q/schedule/",
+    "/admin/django_q/success/",
+    "/admin/django_q/failure/",
+    "/admin/snapshots/balance/",
+    "/admin/snapshots/balancesnapshot/",
+    "/admin/snapshots/snapshotrun/",
+]
+
+
+def overflow(page):
+    """The page's width, and the widest table box: a table that scrolls inside its box hides columns too."""
+    return page.evaluate(
+        """() => {
+        const boxes = [...document.querySelectorAll('.results')];
+        const hidden = Math.max(0, ...boxes.map(b => b.scrollWidth - b.clientWidth));
+        return {scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth, hidden};
+        }"""
+    )
+
+
+def widest(page):
+    """The outermost elements that reach past the window's right edge, to say what to fix."""
+    return page.evaluate(
+        """() => {
+        const width = document.documentElement.clientWidth;
+        const out = [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > width + 1);
+        const name = e => `${e.tagName.toLowerCase()}#${e.id}.${e.className}`;
+        return out.filter(e => !out.includes(e.parentElement)).slice(0, 5)
+            .map(e => `${name(e)} right=${Math.round(e.getBoundingClientRect().right)}`);
+        }"""
+    )
+
+
+def test_no_console_page_is_wider_than_1280_px(page, live_server, make_wallet, make_token, make_tx):
+    # Long values where they hurt: a Solana-length address, a many-token wallet, a long error.
+    wallet = make_wallet(address="7" * 44, name="a wallet with a rather long descriptive name for the list")
+    for symbol in ("WETH", "USDC", "WBTC", "LONGTOKENSYMBOL"):
+        token = make_token(symbol, contract_address=f"0x{symbol.encode().hex():0>40}")
+        make_tx(
+            "buy",
+            "123456.123456789012345678",
+            price="98765.4321",
+            at=utc(2026, 3, 1, 10),
+            of_token=token,
+            on_wallet=wallet,
+        )
+    for day in range(2, 5):
+        take_snapshot("daily", utc(2026, 3, day), "scheduled")
+    take_snapshot("hourly", utc(2026, 3, 4, 5), "scheduled")
+    Task.objects.create(
+        id="f" * 32,
+        name="failed-once",
+        func="snapshots.tasks.create_hourly_snapshots",
+        success=False,
+        started=utc(2026, 3, 4, 5, 5),
+        stopped=utc(2026, 3, 4, 5, 6),
+        result="Traceback (most recent call last):\n" + "x" * 400 + "\nOperationalError: " + "y" * 300,
+    )
+
+    log_in(page, live_server)
+    wide = {}
+    for path in CONSOLE_PAGES:
+        page.goto(live_server.url + path.format(wallet=wallet.pk))
+        page.wait_for_load_state("networkidle")
+        if page.query_selector("[data-console-chart]"):
+            page.wait_for_selector("[data-console-chart][data-ready]")  # drawn at its final size
+        size = overflow(page)
+        if size["scroll"] > size["client"] or (path in ALL_COLUMNS_VISIBLE and size["hidden"] > 0):
+            wide[path] = {**size, "widest": widest(page)}
+            page.screenshot(path=ARTIFACTS / f"too-wide-{path.strip('/').replace('/', '-')}.png", full_page=True)
+    assert wide == {}, "\n".join(f"{path}: {size}" for path, size in wide.items())
+    page.goto(f"{live_server.url}/admin/overview/")
+    page.wait_for_selector("[data-console-chart][data-ready]")
+    page.screenshot(path=ARTIFACTS / "overview-1280.png", full_page=True)

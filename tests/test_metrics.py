@@ -11,9 +11,9 @@ from django_q.models import Task
 from django_q.tasks import async_task
 from prometheus_client.parser import text_string_to_metric_families
 
+from snapshots.job_registry import JOBS
 from snapshots.models import JobRunStats
 from snapshots.services import job_metrics
-from snapshots.services.monitoring import JOBS
 
 TOKEN = "a-metrics-token-for-tests"
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,7 +84,7 @@ def test_every_family_has_help_and_a_type_and_no_label_prometheus_owns(client):
 def test_each_job_and_outcome_starts_at_zero(client):
     runs = families(client)["bagtracker_task_runs"]
     assert {(s.labels["task"], s.labels["outcome"]) for s in runs.samples} == {
-        (task, outcome) for task in JOBS for outcome in job_metrics.OUTCOMES
+        (job.name, outcome) for job in JOBS for outcome in job_metrics.OUTCOMES
     }
     assert {s.value for s in runs.samples} == {0}
 

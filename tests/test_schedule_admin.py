@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 import pytest
 from django.urls import reverse
 from django.utils import timezone
-from django_q.models import OrmQ, Schedule
+from django_q.models import OrmQ, Schedule, Task
 from django_q.signing import SignedPackage
 
 CHANGELIST = reverse("admin:django_q_schedule_changelist")
@@ -130,3 +130,36 @@ def test_a_bad_edit_is_a_form_error_and_changes_nothing(admin_client, hourly, fi
     assert response.status_code == 200
     assert message in response.content.decode()
     assert getattr(Schedule.objects.get(pk=hourly.pk), field) == getattr(hourly, field)
+
+
+def test_run_now_shows_in_the_list_as_queued_then_as_its_last_run_in_utc(admin_client, hourly):
+    from django_q.tasks import async_task
+
+    admin_client.post(CHANGELIST, {"action": "run_now", "_selected_action": [hourly.pk], "confirmed": "yes"})
+    [queued] = queued_tasks()
+    row = _changelist_row(admin_client, hourly)
+    assert "queued" in row
+    # The cluster runs it: here, the same package through django-q2's worker in this process.
+    OrmQ.objects.all().delete()
+    async_task(queued["func"], *queued["args"], task_name=queued["name"], sync=True, **queued["kwargs"])
+    Schedule.objects.filter(pk=hourly.pk).update(task=Task.objects.get().id)  # the id of the re-run
+
+    page = admin_client.get(CHANGELIST).content.decode()
+    assert "Next run (UTC)" in page and "Last run (UTC)" in page
+    row = _changelist_row(admin_client, hourly)
+    stopped = Task.objects.get().stopped
+    assert stopped.strftime("%Y-%m-%d %H:%M") in row and 'alt="True"' in row
+
+
+def test_a_run_that_returned_error_is_not_shown_as_a_success(admin_client, hourly, settings):
+    from django_q.tasks import async_task
+
+    task_id = async_task("snapshots.tasks.recalculate_wallet_balances", 987654321, sync=True)  # {"status": "error"}
+    Schedule.objects.filter(pk=hourly.pk).update(task=task_id)
+    assert 'alt="False"' in _changelist_row(admin_client, hourly)
+
+
+def _changelist_row(admin_client, schedule):
+    page = admin_client.get(CHANGELIST).content.decode()
+    start = page.index(f'value="{schedule.pk}"')
+    return page[start : page.index("</tr>", start)]

@@ -23,7 +23,6 @@ from django.db import connection, transaction
 
 from bagtracker.balances import update_balances
 from bagtracker.models import Chain, Token, Wallet
-from bagtracker.services.import_sql import copy_line
 
 DEFAULT_WALLETS = 25
 DEFAULT_TRANSACTIONS = 40  # per wallet, on average
@@ -209,7 +208,7 @@ def _load_prices(tokens, paths, start, days):
             for token in tokens.values():
                 path = paths[token.symbol]
                 for hour in hours:
-                    copy.write(copy_line((token.id, start + timedelta(hours=hour), _decimal_price(path[hour]))))
+                    copy.write_row((token.id, start + timedelta(hours=hour), _decimal_price(path[hour])))
         cursor.execute(
             "INSERT INTO bagtracker_price (token_id, as_of, price_usd, source) "
             "SELECT token_id, as_of, price_usd, 'demo' FROM demo_prices ORDER BY token_id, as_of "
@@ -295,7 +294,7 @@ def _load_transactions(rng, planned, wallet_ids, tokens, paths, start, end, per_
         now = datetime.now(UTC)
         for index, ((chain, _, _), wallet_id) in enumerate(zip(planned, wallet_ids, strict=True), start=1):
             for row in _wallet_history(rng, chain, tokens, paths, start, end, span, per_wallet):
-                copy.write(copy_line((wallet_id, *row, now)))
+                copy.write_row((wallet_id, *row, now))
                 total += 1
             if progress and (index % 500 == 0 or index == len(wallet_ids)):
                 progress(index, len(wallet_ids))

@@ -1,29 +1,10 @@
 """The set-based SQL of the importers (bagtracker.services.imports), in one place.
 
-Validated rows are COPYed into a temporary table (dropped at commit), then every step is one
-statement over the whole file: create missing chains, wallets and tokens; resolve ids; refuse
+Validated rows are COPYed into a temporary table (dropped at commit) with psycopg's own
+``Copy.write_row`` (it adapts and escapes each value), then every step is one statement over the
+whole file: create missing chains, wallets and tokens; resolve ids; refuse
 conflicts; insert what is new in file order. Statements that can fail name the line to blame.
 """
-
-from datetime import datetime
-
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def copy_line(values):
-    """One line of COPY text format: None is \\N, text is escaped, datetimes in ISO 8601 with offset."""
-    fields = []
-    for value in values:
-        if value is None:
-            fields.append("\\N")
-        elif isinstance(value, str):
-            fields.append(value.translate(_COPY_ESCAPES))
-        elif isinstance(value, datetime):
-            fields.append(value.isoformat())
-        else:  # int, Decimal: str() is exact (PostgreSQL reads exponent notation too)
-            fields.append(str(value))
-    return "\t".join(fields) + "\n"
-
 
 # Serialises imports: two imports of overlapping files must not both decide a row is new.
 IMPORT_LOCK_SQL = "SELECT pg_advisory_xact_lock(7161343720261)"

@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 
 from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from bagtracker.balances import update_balances
 from bagtracker.errors import RunningAmountNegative
@@ -94,10 +95,10 @@ def _token_decimals():
     }
 
 
-def _parse_transaction(fields, decimals_of):
+def _parse_transaction(fields, decimals_of, now):
     chain = parse.slug(fields["chain"], "chain")
-    wallet = parse.text(fields["wallet"], "wallet", 128)
-    token = parse.text(fields["token"], "token", 32)
+    wallet = parse.address(fields["wallet"], "wallet", 128)
+    token = parse.identifier(fields["token"], "token", 32)
     kind = parse.choice(fields["kind"], "kind", KINDS)
     status = parse.choice(fields["status"], "status", STATUSES)
     amount = parse.decimal(fields["amount"], "amount", AMOUNT_INTEGER_DIGITS, DECIMAL_PLACES, positive=True)
@@ -106,9 +107,32 @@ def _parse_transaction(fields, decimals_of):
     if places > allowed:
         raise BadValue(f"amount {fields['amount']} has {places} decimal places; {token} on {chain} allows {allowed}")
     price = parse.decimal(fields["price_usd"], "price_usd", PRICE_INTEGER_DIGITS, DECIMAL_PLACES, required=False)
-    moment = parse.timestamp(fields["timestamp"], "timestamp")
-    tx_hash = parse.text(fields["tx_hash"], "tx_hash", 128, required=False)
+    moment = parse.timestamp(fields["timestamp"], "timestamp", now)
+    tx_hash = parse.identifier(fields["tx_hash"], "tx_hash", 128, required=False)
     return chain, wallet, token, kind, status, amount, price, moment, tx_hash
+
+
+def _copy_rows(cursor, copy_sql, stream, columns, parse_record, progress):
+    """COPY the parsed records of ``stream`` into the staging table; returns how many.
+
+    A refusal is raised only once the COPY is closed: raised inside it, psycopg would print a
+    warning of its own ("error ignored terminating Copy") on top of the one line the user gets.
+    """
+    rows, refusal = 0, None
+    with cursor.copy(copy_sql) as copy:
+        try:
+            for record in parse.read_records(stream, columns, progress):
+                try:
+                    row = parse_record(record)
+                except BadValue as error:
+                    raise ImportRejected(str(error), record.line) from None
+                copy.write_row((record.line, *row))
+                rows += 1
+        except ImportRejected as error:
+            refusal = error
+    if refusal:
+        raise refusal
+    return rows
 
 
 def _stage(cursor, statements):
@@ -129,14 +153,12 @@ def import_transactions(stream, progress=None):
             cursor.execute(sql.IMPORT_LOCK_SQL)
             decimals_of = _token_decimals()
             _stage(cursor, sql.TX_STAGE_SQL)
-            with cursor.copy(sql.TX_COPY_SQL) as copy:
-                for record in parse.read_records(stream, TRANSACTION_COLUMNS, progress):
-                    try:
-                        row = _parse_transaction(record.fields, decimals_of)
-                    except BadValue as error:
-                        raise ImportRejected(str(error), record.line) from None
-                    copy.write(sql.copy_line((record.line, *row)))
-                    result.rows += 1
+            now = timezone.now()
+
+            def parsed(record):
+                return _parse_transaction(record.fields, decimals_of, now)
+
+            result.rows = _copy_rows(cursor, sql.TX_COPY_SQL, stream, TRANSACTION_COLUMNS, parsed, progress)
             if not result.rows:
                 raise ImportRejected("the file has a header but no rows")
 
@@ -207,15 +229,15 @@ def _token_ids():
     }
 
 
-def _parse_price(fields, token_ids, chains):
+def _parse_price(fields, token_ids, chains, now):
     chain = parse.slug(fields["chain"], "chain")
     if chain not in chains:
         raise BadValue(f"unknown chain {chain!r}")
-    token = parse.text(fields["token"], "token", 32)
+    token = parse.identifier(fields["token"], "token", 32)
     token_id = token_ids.get((chain, token))
     if token_id is None:
         raise BadValue(f"unknown token {token!r} on {chain}")
-    as_of = parse.timestamp(fields["as_of"], "as_of")
+    as_of = parse.timestamp(fields["as_of"], "as_of", now)
     price = parse.decimal(fields["price_usd"], "price_usd", PRICE_INTEGER_DIGITS, DECIMAL_PLACES)
     return token_id, as_of, price
 
@@ -232,14 +254,12 @@ def import_prices(stream, progress=None):
         token_ids = _token_ids()
         chains = {chain for chain, _ in token_ids} | set(Chain.objects.values_list("slug", flat=True))
         _stage(cursor, sql.PRICE_STAGE_SQL)
-        with cursor.copy(sql.PRICE_COPY_SQL) as copy:
-            for record in parse.read_records(stream, PRICE_COLUMNS, progress):
-                try:
-                    row = _parse_price(record.fields, token_ids, chains)
-                except BadValue as error:
-                    raise ImportRejected(str(error), record.line) from None
-                copy.write(sql.copy_line((record.line, *row)))
-                result.rows += 1
+        now = timezone.now()
+
+        def parsed(record):
+            return _parse_price(record.fields, token_ids, chains, now)
+
+        result.rows = _copy_rows(cursor, sql.PRICE_COPY_SQL, stream, PRICE_COLUMNS, parsed, progress)
         if not result.rows:
             raise ImportRejected("the file has a header but no rows")
 

@@ -108,7 +108,11 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").exists() else []
 
 # --- Ledger and snapshots (DESIGN.md) -----------------------------------------------------------
-BALANCE_DUST_THRESHOLD = strict_decimal("BALANCE_DUST_THRESHOLD", "0.000001")
+# Sane ranges: a threshold above a billion units or a retention beyond a century (36,500 days) is a
+# typo that would pass start-up and break every later run (a cutoff before year 1).
+MAX_DUST_THRESHOLD = 10**9
+MAX_RETENTION_DAYS = 36_500
+BALANCE_DUST_THRESHOLD = strict_decimal("BALANCE_DUST_THRESHOLD", "0.000001", maximum=MAX_DUST_THRESHOLD)
 # average (moving average cost) or fifo; docs/ledger.md. A typo stops start-up.
 BALANCE_COST_BASIS = strict_choice("BALANCE_COST_BASIS", cost_basis.DEFAULT, cost_basis.METHODS)
 BALANCE_SNAPSHOT_ENABLED = strict_bool("BALANCE_SNAPSHOT_ENABLED", True)
@@ -119,10 +123,14 @@ BALANCE_MONTHLY_SNAPSHOTS = strict_bool("BALANCE_MONTHLY_SNAPSHOTS", True)
 BALANCE_SNAPSHOT_CATCH_UP = strict_bool("BALANCE_SNAPSHOT_CATCH_UP", True)
 # Catch-up takes at most this many missed boundaries per run (newest first); the next run goes on.
 BALANCE_CATCH_UP_MAX_BOUNDARIES = strict_int("BALANCE_CATCH_UP_MAX_BOUNDARIES", 500, minimum=1)
-BALANCE_HOURLY_RETENTION_DAYS = strict_int("BALANCE_HOURLY_RETENTION_DAYS", 7)
-BALANCE_HISTORY_RETENTION_DAYS = strict_int("BALANCE_HISTORY_RETENTION_DAYS", 90)
-BALANCE_WEEKLY_RETENTION_DAYS = strict_int("BALANCE_WEEKLY_RETENTION_DAYS", BALANCE_HISTORY_RETENTION_DAYS)
-BALANCE_MONTHLY_RETENTION_DAYS = strict_int("BALANCE_MONTHLY_RETENTION_DAYS", BALANCE_HISTORY_RETENTION_DAYS)
+BALANCE_HOURLY_RETENTION_DAYS = strict_int("BALANCE_HOURLY_RETENTION_DAYS", 7, maximum=MAX_RETENTION_DAYS)
+BALANCE_HISTORY_RETENTION_DAYS = strict_int("BALANCE_HISTORY_RETENTION_DAYS", 90, maximum=MAX_RETENTION_DAYS)
+BALANCE_WEEKLY_RETENTION_DAYS = strict_int(
+    "BALANCE_WEEKLY_RETENTION_DAYS", BALANCE_HISTORY_RETENTION_DAYS, maximum=MAX_RETENTION_DAYS
+)
+BALANCE_MONTHLY_RETENTION_DAYS = strict_int(
+    "BALANCE_MONTHLY_RETENTION_DAYS", BALANCE_HISTORY_RETENTION_DAYS, maximum=MAX_RETENTION_DAYS
+)
 
 # --- Broker and job cluster ---------------------------------------------------------------------
 REDIS_URL = strict_redis_url("REDIS_URL")

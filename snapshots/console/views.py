@@ -18,6 +18,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
+from bagtracker import instants
 from bagtracker.models import Wallet
 from snapshots.console.charts import chart_data
 from snapshots.models import Period
@@ -84,9 +85,11 @@ class BackfillForm(forms.Form):
         return cleaned
 
     def instants(self):
-        since = _midnight(self.cleaned_data["since"])
+        """(since, until) clamped into [2009-01-03, now]: a range is clamped, never refused for
+        reaching too far (0001-01-01 would otherwise overflow computing a weekly boundary)."""
+        since = instants.clamp(_midnight(self.cleaned_data["since"]), self.now)
         until = self.cleaned_data.get("until")
-        return since, min(_midnight(until), self.now) if until else self.now
+        return since, min(instants.clamp(_midnight(until), self.now), self.now) if until else self.now
 
 
 def _midnight(day: date):
@@ -136,15 +139,13 @@ def wallet_backfill(model_admin, request, object_id):
 
 # --- Overview ------------------------------------------------------------------------------------
 
-_SNAPSHOT_JOBS = {f"create_{period}_snapshots": period for period in Period.values}
-
 
 def job_health(now):
     """One row per job: its schedule, last run, next run, last failure, and its period's freshness."""
     freshness = {f.period: f for f in monitoring.snapshot_freshness(now)}
     rows = []
     for job in monitoring.job_statuses():
-        period = _SNAPSHOT_JOBS.get(job.job)
+        period = job.period
         runs = [t for t in (job.last_success, job.last_failure) if t]
         rows.append(
             {

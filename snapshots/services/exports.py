@@ -3,6 +3,10 @@ one at a time, so memory does not grow with the export.
 
 Decimals are exact text (bagtracker.numbers.plain), strings in JSON too; an unknown value (an
 average, a price) is an empty CSV field and a JSON null. Instants are ISO 8601 UTC with a Z.
+
+In CSV, a text column a spreadsheet would evaluate (a leading ``=``, ``+``, ``-``, ``@``, tab or
+carriage return) gets a ``'`` in front (``spreadsheet_text``); number columns and JSON are never
+altered (a negative PnL stays -5).
 """
 
 import csv
@@ -26,6 +30,10 @@ BALANCE_COLUMNS = (
     "realized_pnl_usd",
 )
 _DECIMAL_COLUMNS = BALANCE_COLUMNS[3:]
+# Identifier columns: what a spreadsheet could read as a formula (wallet addresses, slugs, symbols).
+TEXT_COLUMNS = frozenset({"wallet", "chain", "token"})
+# What makes Excel, LibreOffice and Google Sheets read a cell as a formula (OWASP "CSV injection").
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 CHUNK_ROWS = 2000
 FORMATS = ("csv", "json")
 
@@ -49,8 +57,21 @@ def balance_rows(wallet_id=None):
         yield record
 
 
-def render_csv(rows, columns=BALANCE_COLUMNS):
-    """Yield CSV text: the header line, then one line per row."""
+def spreadsheet_text(value):
+    """A text cell as a spreadsheet shows it, never runs it: a leading formula character gets a '."""
+    if value and value.startswith(FORMULA_TRIGGERS):
+        return "'" + value
+    return value
+
+
+def _cell(name, value, text_columns):
+    if value is None:
+        return ""
+    return spreadsheet_text(value) if name in text_columns else value
+
+
+def render_csv(rows, columns=BALANCE_COLUMNS, text_columns=TEXT_COLUMNS):
+    """Yield CSV text: the header line, then one line per row; ``text_columns`` spreadsheet-safe."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
 
@@ -63,7 +84,7 @@ def render_csv(rows, columns=BALANCE_COLUMNS):
 
     yield line(columns)
     for row in rows:
-        yield line(["" if row[name] is None else row[name] for name in columns])
+        yield line([_cell(name, row[name], text_columns) for name in columns])
 
 
 def render_json(rows):

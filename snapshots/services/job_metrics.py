@@ -12,8 +12,8 @@ import time
 
 from django.db import connection
 
-from snapshots.services.jobs import TASKS_MODULE
-from snapshots.services.monitoring import JOBS
+from snapshots import job_registry
+from snapshots.job_registry import Outcome
 
 logger = logging.getLogger("snapshots.jobs")
 
@@ -22,7 +22,7 @@ logger = logging.getLogger("snapshots.jobs")
 # changes what each stored slot means: reset JobRunStats.duration_buckets in the same migration.
 DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 # A job's outcome is the status of the dict it returned; a job that raised (or timed out) is "error".
-OUTCOMES = ("success", "partial_success", "skipped", "error")
+OUTCOMES = tuple(Outcome)
 
 _UPSERT = """
 INSERT INTO snapshots_jobrunstats AS stats
@@ -37,8 +37,8 @@ ON CONFLICT (task, outcome) DO UPDATE SET
 
 
 def known_jobs() -> tuple[str, ...]:
-    """The jobs whose runs are counted and exposed: the one list of jobs (monitoring.JOBS)."""
-    return tuple(JOBS)
+    """The jobs whose runs are counted and exposed: the registry's (snapshots/job_registry.py)."""
+    return tuple(job.name for job in job_registry.jobs())
 
 
 def bucket_index(seconds: float) -> int:
@@ -71,8 +71,8 @@ def record_run(task: str, outcome: str, seconds: float) -> None:
 def job_name(func: object) -> str | None:
     """'create_hourly_snapshots' for snapshots.tasks.create_hourly_snapshots (a path or the function)."""
     path = func if isinstance(func, str) else f"{getattr(func, '__module__', '')}.{getattr(func, '__name__', '')}"
-    module, _, name = path.rpartition(".")
-    return name if module == TASKS_MODULE and name in known_jobs() else None
+    job = job_registry.job_for_function(path)
+    return job.name if job else None
 
 
 # --- The worker's side: django-q2 signals ---------------------------------------------------------

@@ -1,5 +1,6 @@
-"""Queueing jobs and reporting their outcome: one place for the job names, the task-id contract of
-`--async`, and the log line every job writes (DESIGN.md, "Jobs and schedules").
+"""Queueing jobs and reporting their outcome: the task-id contract of `--async`, and the log line
+every job writes (DESIGN.md, "Jobs and schedules"). The jobs themselves are listed in
+snapshots/job_registry.py.
 """
 
 import logging
@@ -7,9 +8,11 @@ from datetime import UTC, datetime
 
 from django.utils import timezone
 
+from bagtracker import instants
+from snapshots.job_registry import Outcome, job_named
+
 logger = logging.getLogger("snapshots.jobs")
 
-TASKS_MODULE = "snapshots.tasks"
 LOGGED_FIELDS = (
     "status",
     "reason",
@@ -29,11 +32,14 @@ class QueueError(Exception):
 
 
 def queue_job(job, *args, **kwargs):
-    """Queue snapshots.tasks.<job>(*args, **kwargs) on the cluster's broker; return the task id."""
+    """Queue the task of the registry's ``job`` (*args, **kwargs) on the cluster's broker; return the task id."""
     from django_q.tasks import async_task
 
+    entry = job_named(job)
+    if entry is None:
+        raise QueueError(f"could not queue {job}: no such job")
     try:
-        task_id = async_task(f"{TASKS_MODULE}.{job}", *args, q_options={"group": job}, **kwargs)
+        task_id = async_task(entry.function, *args, q_options={"group": job}, **kwargs)
     except Exception as error:  # redis.ConnectionError, OperationalError, …
         raise QueueError(f"could not queue {job}: {error.__class__.__name__}: {error}") from error
     if not task_id:
@@ -50,14 +56,17 @@ def intended_time(scheduled_at):
         scheduled_at = datetime.fromisoformat(scheduled_at)
     if timezone.is_naive(scheduled_at):
         scheduled_at = timezone.make_aware(scheduled_at, UTC)
-    return scheduled_at
+    return instants.to_utc(scheduled_at)  # year 1 with an offset: datetime.min, refused by the service
 
 
 def report(job, result):
     """Log one line per finished job — job=… status=… period=… as_of=… rows=… duration_seconds=… —
-    at ERROR when it failed (so Sentry sees it), and return the result dict unchanged."""
+    at ERROR when it failed (so Sentry sees it), and return the result dict (its status a plain
+    string: django-q2 keeps results pickled, and a plain string unpickles whatever the code becomes)."""
+    if "status" in result:
+        result = {**result, "status": str(result["status"])}
     fields = " ".join(f"{key}={result[key]}" for key in LOGGED_FIELDS if result.get(key) is not None)
-    failed = result.get("status") in ("error", "partial_success")
+    failed = result.get("status") in (Outcome.ERROR, Outcome.PARTIAL_SUCCESS)
     extra = ""
     if failed:
         errors = result.get("failed_wallets") or result.get("failed_boundaries") or result.get("error")

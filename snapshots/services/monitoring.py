@@ -12,21 +12,11 @@ from django_q.brokers import get_broker
 from django_q.models import Schedule, Task
 from django_q.status import Stat
 
+from snapshots import job_registry
+from snapshots.job_registry import Job, Outcome
 from snapshots.models import SnapshotRun
 from snapshots.periods import PERIODS, format_boundary, period_enabled, period_length
-from snapshots.services.jobs import TASKS_MODULE
 
-JOBS = (
-    "create_hourly_snapshots",
-    "create_daily_snapshots",
-    "create_weekly_snapshots",
-    "create_monthly_snapshots",
-    "cleanup_old_snapshots",
-    "recalculate_wallet_balances",
-    "recalculate_all_wallets",
-    "backfill_wallet_snapshots",
-    "refresh_stale_snapshots",
-)
 # How many recent results of one job are read to find its last success and last failure.
 RECENT_TASKS = 100
 
@@ -82,6 +72,9 @@ def running_clusters():
 @dataclass
 class JobStatus:
     job: str
+    func: str
+    description: str = ""
+    period: str | None = None
     schedule: str | None = None
     cron: str | None = None
     next_run: datetime | None = None
@@ -94,16 +87,13 @@ class JobStatus:
     failures: int = 0
     result: dict = field(default_factory=dict)
 
-    @property
-    def func(self):
-        return f"{TASKS_MODULE}.{self.job}"
-
     def as_dict(self):
         def iso(t):
             return t.isoformat() if t else None
 
         return {
             "job": self.job,
+            "description": self.description,
             "schedule": self.schedule,
             "cron": self.cron,
             "next_run": iso(self.next_run),
@@ -121,7 +111,7 @@ def _failed(task):
     """A task failed if it raised, or if it returned a result dict whose status is "error"."""
     if not task.success:
         return True
-    return isinstance(task.result, dict) and task.result.get("status") == "error"
+    return isinstance(task.result, dict) and task.result.get("status") == Outcome.ERROR
 
 
 def _summary(result):
@@ -132,13 +122,13 @@ def _summary(result):
     return lines[-1][:300] if lines else ""
 
 
-def job_statuses(jobs=JOBS):
+def job_statuses(jobs: tuple[Job, ...] | None = None) -> list[JobStatus]:
+    """Every job of the registry (or these): its schedule, last success and failure, failure count."""
+    jobs = job_registry.jobs() if jobs is None else jobs
     statuses = []
-    schedules = {
-        s.func: s for s in Schedule.objects.filter(func__in=[f"{TASKS_MODULE}.{j}" for j in jobs]).order_by("id")
-    }
+    schedules = {s.func: s for s in Schedule.objects.filter(func__in=[j.function for j in jobs]).order_by("id")}
     for job in jobs:
-        status = JobStatus(job)
+        status = JobStatus(job.name, job.function, job.description, job.period)
         schedule = schedules.get(status.func)
         if schedule:
             status.schedule, status.cron = schedule.name, schedule.cron

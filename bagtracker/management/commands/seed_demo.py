@@ -3,7 +3,7 @@ from datetime import UTC, date, datetime
 from django.core.management.base import CommandError
 
 from bagtracker.services import demo
-from command_line import BaseCommand, Progress
+from command_line import BaseCommand, Progress, integer
 
 
 def end_date(text):
@@ -19,14 +19,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument(
             "--wallets",
-            type=int,
+            type=integer,
             default=demo.DEFAULT_WALLETS,
             metavar="N",
             help=f"wallets to create (default {demo.DEFAULT_WALLETS})",
         )
         parser.add_argument(
             "--transactions",
-            type=int,
+            type=integer,
             default=demo.DEFAULT_TRANSACTIONS,
             metavar="M",
             help="transactions PER WALLET, on average: each wallet gets between M/2 and 3M/2 "
@@ -34,14 +34,14 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--days",
-            type=int,
+            type=integer,
             default=demo.DEFAULT_DAYS,
             metavar="D",
             help=f"days of history ending at --end (default {demo.DEFAULT_DAYS})",
         )
         parser.add_argument(
             "--seed",
-            type=int,
+            type=integer,
             default=demo.DEFAULT_SEED,
             metavar="S",
             help=f"random seed (default {demo.DEFAULT_SEED}); another seed gives other wallets",

@@ -2,7 +2,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from bagtracker.models import Wallet
-from command_line import BaseCommand, Progress
+from command_line import BaseCommand, Progress, integer
 from snapshots.management.arguments import add_period_argument, parse_range
 from snapshots.periods import format_boundary
 from snapshots.services.snapshots import backfill_snapshots
@@ -25,7 +25,7 @@ class Command(BaseCommand):
         parser.add_argument("--until", metavar="DATE", help="last instant (default: now)")
         parser.add_argument(
             "--wallet",
-            type=int,
+            type=integer,
             action="append",
             metavar="ID",
             help="only this wallet's rows (repeatable); other wallets' rows are untouched",
@@ -34,7 +34,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         period = options["period"]
         now = timezone.now()
-        since, until = parse_range(options, now)
+        since, until = parse_range(options, now, future_since_refused=True)
         wallet_ids = options["wallet"]
         if wallet_ids:
             found = set(Wallet.objects.filter(pk__in=wallet_ids).values_list("pk", flat=True))

@@ -1,8 +1,9 @@
 from django.core.management.base import CommandError
 from django.utils import timezone
 
+from bagtracker.instants import InstantOutOfRange
 from command_line import BaseCommand
-from snapshots.management.arguments import add_period_argument, parse_instant
+from snapshots.management.arguments import add_period_argument, parse_boundary_instant
 from snapshots.periods import disabled_reason, floor_boundary, format_boundary
 from snapshots.services import jobs
 from snapshots.services.snapshots import run_snapshots
@@ -22,13 +23,14 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         period = options["period"]
         now = timezone.now()
-        at = parse_instant(options["at"], "--at") if options["at"] else now
-        if at > now:
-            raise CommandError(f"--at {options['at']} is in the future")
+        at = parse_boundary_instant(options["at"], "--at", now) if options["at"] else now
         if options["run_async"]:
             return self.queue(period, at if options["at"] else None, options["force"])
 
-        result = run_snapshots(period, at, source="manual", force=options["force"])
+        try:
+            result = run_snapshots(period, at, source="manual", force=options["force"])
+        except InstantOutOfRange as error:  # --at 2009-01-03 --period weekly: its boundary is 2008-12-28
+            raise CommandError(str(error)) from None
         label = f"{period} {format_boundary(floor_boundary(period, at))}"
         if result.status == "skipped":
             self.stdout.write(

@@ -1,7 +1,7 @@
 from django.core.management.base import CommandError
 
 from bagtracker.errors import WalletNotFound
-from command_line import BaseCommand
+from command_line import BaseCommand, integer
 from snapshots.services.exports import FORMATS, export_balances
 
 
@@ -12,7 +12,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--wallet", type=int, metavar="ID", help="only this wallet (database id, as in the admin)")
+        parser.add_argument(
+            "--wallet", type=integer, metavar="ID", help="only this wallet (database id, as in the admin)"
+        )
         parser.add_argument("--format", choices=FORMATS, default="csv")
 
     def handle(self, *args, **options):

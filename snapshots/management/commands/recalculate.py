@@ -1,7 +1,7 @@
 from django.core.management.base import CommandError
 
 from bagtracker.models import Wallet
-from command_line import BaseCommand, Progress
+from command_line import BaseCommand, Progress, integer
 from snapshots.services import jobs, ledger
 from snapshots.services.snapshots import rebuild_all_snapshots, rebuild_wallet_snapshots
 
@@ -11,7 +11,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         target = parser.add_mutually_exclusive_group(required=True)
-        target.add_argument("--wallet", type=int, metavar="ID", help="database id of the wallet (as in the admin)")
+        target.add_argument("--wallet", type=integer, metavar="ID", help="database id of the wallet (as in the admin)")
         target.add_argument(
             "--all", action="store_true", help="every wallet; one failing wallet does not stop the others"
         )
