@@ -289,7 +289,7 @@ def test_a_backfill_is_confirmed_with_its_boundaries_then_queued_and_the_job_wri
 def test_a_backfill_from_year_1_is_clamped_and_the_confirmation_says_so(admin_client, wallet, make_tx):
     make_tx("buy", "1", price="10", at=utc(2026, 3, 1))
     page = _backfill(admin_client, wallet, period="hourly", since="0001-01-01").content.decode()
-    assert "Range clamped: since 0001-01-01T00:00Z is before the first confirmed transaction of wallet" in page
+    assert "Range clamped: since 2009-01-03T00:00Z is before the first confirmed transaction of wallet" in page
     assert "is older than hourly retention (7 days, BALANCE_HOURLY_RETENTION_DAYS)" in page
     assert re.search(r"(168|169) hourly boundaries", page) and queued() == []
 
