@@ -8,12 +8,14 @@ import argparse
 import os
 import sys
 import time
+from contextlib import nullcontext
 
 from django.core.management.base import BaseCommand as DjangoBaseCommand
 from django.core.management.base import CommandError
 from django.db import InterfaceError, OperationalError
 
 from bagtracker.numbers import NotANumber, parse_integer
+from read_replica import replica_reads
 
 
 def integer(text):
@@ -25,7 +27,7 @@ def integer(text):
 
 
 class BaseCommand(DjangoBaseCommand):
-    """Errors are one line on stderr, like every other refusal of a command (DESIGN.md):
+    """Errors are one line on stderr, like every other refusal of a command (docs/interfaces.md, "Exit codes"):
 
     - bad arguments: "manage.py recalculate: error: argument --wallet: invalid int value: 'abc'
       (see --help)"; argparse would print its multi-line usage block first (--help shows it);
@@ -48,9 +50,14 @@ class BaseCommand(DjangoBaseCommand):
         parser.error = one_line_error
         return parser
 
+    # A read-only command (an export) reads the replica when there is a usable one, once it has
+    # replayed everything committed before the command started (read_replica.py).
+    reads_replica = False
+
     def execute(self, *args, **options):
         try:
-            output = super().execute(*args, **options)
+            with replica_reads(caught_up=True) if self.reads_replica else nullcontext():
+                output = super().execute(*args, **options)
             self.stdout.flush()  # a small output fails here, not in the interpreter's exit
             return output
         except BrokenPipeError:

@@ -6,16 +6,27 @@ one never runs a query, so raising one under a lock costs nothing.
 
 from datetime import datetime
 
+from bagtracker.models import Wallet
 
-class WalletNotFound(LookupError):
-    """No wallet has this id. A command says it in one line, a task returns status "error", the admin 404s."""
 
-    def __init__(self, wallet_id):
-        super().__init__(wallet_id)
-        self.wallet_id = wallet_id
+class WalletNotFound(Wallet.DoesNotExist):
+    """No wallet has this id (or these ids). Each edge says it its own way: a command in one line
+    (CommandError), a task as a result with status "error", the admin as a 404. A subclass of
+    Wallet.DoesNotExist, so code that speaks the ORM's language catches it too."""
+
+    def __init__(self, *wallet_ids):
+        super().__init__(*wallet_ids)
+        self.wallet_ids = wallet_ids
+        self.wallet_id = wallet_ids[0] if wallet_ids else None
 
     def __str__(self):
-        return f"wallet {self.wallet_id} does not exist"
+        return f"wallet {', '.join(map(str, self.wallet_ids))} does not exist"
+
+
+def check_wallet_exists(wallet_id):
+    """Raise WalletNotFound unless a wallet has this id."""
+    if not Wallet.objects.filter(pk=wallet_id).exists():
+        raise WalletNotFound(wallet_id)
 
 
 class RunningAmountNegative(Exception):

@@ -1,4 +1,4 @@
-"""Identifiers as DESIGN.md "Identifiers" states them: addresses, chain slugs, token symbols and
+"""Identifiers as docs/interfaces.md states them: addresses, chain slugs, token symbols and
 transaction hashes.
 
 - No whitespace at either end, no control or invisible character anywhere (a byte-order mark, a

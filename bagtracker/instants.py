@@ -1,4 +1,4 @@
-"""Which instants the project stores or takes as a boundary (DESIGN.md, "Identifiers").
+"""Which instants the project stores or takes as a boundary (docs/interfaces.md).
 
 Every instant that is stored (a transaction's timestamp, a price's as_of) or taken as a snapshot
 boundary lies between 2009-01-03 (the first block of any chain) and one day after now; outside,

@@ -61,10 +61,6 @@ class Token(models.Model):
     def __str__(self):
         return f"{self.symbol} ({self.chain_id and self.chain.slug})"
 
-    @property
-    def is_native(self):
-        return not self.contract_address
-
     def clean(self):
         # The same rules as the trigger of migration 0002, as form errors instead of a failed save.
         stored = Token.objects.filter(pk=self.pk).values("chain_id", "decimals").first() if self.pk else None
@@ -121,6 +117,12 @@ class TransactionKind(models.TextChoices):
     TRANSFER_OUT = "transfer_out"
 
 
+# The one definition of which kinds add to a running amount (acquisitions) and which take from it
+# (disposals). SQL that needs them takes them as parameters (e.g. `kind = ANY(%(disposals)s)`).
+ACQUISITION_KINDS = (TransactionKind.BUY.value, TransactionKind.TRANSFER_IN.value)
+DISPOSAL_KINDS = (TransactionKind.SELL.value, TransactionKind.TRANSFER_OUT.value)
+
+
 class TransactionStatus(models.TextChoices):
     PENDING = "pending"
     CONFIRMED = "confirmed"
@@ -131,8 +133,6 @@ class TransactionStatus(models.TextChoices):
 class Transaction(models.Model):
     Kind = TransactionKind
     Status = TransactionStatus
-    ACQUISITIONS = (Kind.BUY, Kind.TRANSFER_IN)
-    DISPOSALS = (Kind.SELL, Kind.TRANSFER_OUT)
 
     wallet = models.ForeignKey(Wallet, on_delete=models.CASCADE, related_name="transactions")
     token = models.ForeignKey(Token, on_delete=models.PROTECT, related_name="transactions")
@@ -176,10 +176,6 @@ class Transaction(models.Model):
 
     def __str__(self):
         return f"{self.kind} {self.amount} {self.token_id and self.token.symbol} (#{self.pk})"
-
-    @property
-    def signed_amount(self):
-        return self.amount if self.kind in self.ACQUISITIONS else -self.amount
 
     def clean(self):
         errors = {}

@@ -80,7 +80,7 @@ WHERE (b.amount, b.total_in, b.total_out, b.avg_buy_price_usd, b.avg_sell_price_
        EXCLUDED.avg_sell_price_usd, EXCLUDED.realized_pnl_usd, EXCLUDED.priced_in_qty, EXCLUDED.priced_in_value_usd)
 """
 
-# The price rule of DESIGN.md ("Prices"), once per token.
+# The price rule of docs/snapshots.md, once per token.
 _PRICES_CTE = """
 prices AS MATERIALIZED (
     SELECT tk.id AS token_id, COALESCE(

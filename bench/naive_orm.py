@@ -2,7 +2,7 @@
 
 ``create``: a per-row ``BalanceSnapshot.objects.create()`` loop (the seed's approach);
 ``bulk_create``: the same objects in ``bulk_create`` batches. Both take the first N balances above
-the dust threshold (by wallet, token) and the price of each token at ``as_of`` (DESIGN.md,
+the dust threshold (by wallet, token) and the price of each token at ``as_of`` (docs/snapshots.md,
 "Prices"), looked up once per token. Run as its own process by bench.run:
 
     python -m bench.naive_orm --mode create --rows 10000 --period hourly --as-of 2026-11-29T09:00:00+00:00

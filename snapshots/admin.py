@@ -7,6 +7,7 @@ from django.utils.html import format_html
 
 from bagtracker.admin import WalletAdmin as DomainWalletAdmin
 from bagtracker.models import Wallet
+from snapshots.console import permissions
 from snapshots.console import views as console
 from snapshots.console.actions import recalculate_selected_wallets
 from snapshots.models import Balance, BalanceSnapshot, SnapshotRun
@@ -37,6 +38,10 @@ class WalletAdmin(DomainWalletAdmin):
             page(console.wallet_backfill, "backfill"),
             *super().get_urls(),
         ]
+
+    def get_list_display(self, request):
+        shown = super().get_list_display(request)
+        return shown if permissions.can(request, permissions.PORTFOLIO) else [f for f in shown if f != "portfolio_link"]
 
     @admin.display(description="portfolio")
     def portfolio_link(self, wallet):

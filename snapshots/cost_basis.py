@@ -1,4 +1,4 @@
-"""The cost-basis methods of the ledger (DESIGN.md, "The ledger"), defined once.
+"""The cost-basis methods of the ledger (docs/ledger.md), defined once.
 
 Settings read ``BALANCE_COST_BASIS`` against METHODS; the ledger's walk, the Balance and snapshot
 rows, the exports and the method-switch report all take their names from here. A method is one

@@ -21,7 +21,7 @@ def cost_basis_method_field():
 
 
 class Balance(models.Model):
-    """The ledger of one (wallet, token) over its confirmed transactions (DESIGN.md, "The ledger").
+    """The ledger of one (wallet, token) over its confirmed transactions (docs/ledger.md).
 
     Derived data: written only by snapshots.services.ledger, never edited by hand.
     """
@@ -75,7 +75,7 @@ class SnapshotSource(models.TextChoices):
 
 
 class BalanceSnapshot(models.Model):
-    """One (wallet, token) of the ledger as of a period boundary (DESIGN.md, "Snapshots").
+    """One (wallet, token) of the ledger as of a period boundary (docs/snapshots.md).
 
     Written only by snapshots.services.snapshots (set-based SQL); a pure function of history.
     """
@@ -118,7 +118,7 @@ class BalanceSnapshot(models.Model):
 
 
 class WalletSnapshot(models.Model):
-    """The wallet summary of a boundary (DESIGN.md, "Snapshots"): one per wallet the boundary covers
+    """The wallet summary of a boundary (docs/snapshots.md): one per wallet the boundary covers
     (active, with a confirmed transaction before as_of). Written with the boundary's rows, in the
     same transaction, by snapshots.services.snapshots.
 

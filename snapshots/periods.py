@@ -1,4 +1,4 @@
-"""Snapshot periods, their UTC boundaries, switches and retention (DESIGN.md, "Snapshots").
+"""Snapshot periods, their UTC boundaries, switches and retention (docs/snapshots.md).
 
 Boundaries: hourly = top of the hour; daily = 00:00; weekly = Sunday 00:00; monthly = the 1st, 00:00.
 Every function takes and returns timezone-aware datetimes in UTC.

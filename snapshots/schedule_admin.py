@@ -1,5 +1,7 @@
-"""The schedule admin: django-q2's, plus "Run now", "Pause"/"Resume", and edits that are checked
-the way the scheduler will read them (snapshots/schedules.py explains why that matters)."""
+"""django-q2's admin, tightened: the schedule admin with "Run now", "Pause"/"Resume" (each needs
+django_q.change_schedule) and edits checked the way the scheduler and the worker will read them
+(snapshots/schedules.py, snapshots/task_policy.py); the task admins with a resubmit that needs a
+permission to change the tasks and queues only allowed functions."""
 
 from django import forms
 from django.contrib import admin, messages
@@ -7,10 +9,13 @@ from django.db.models import OuterRef, Subquery
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import ngettext
+from django_q.admin import FailAdmin as QFailAdmin
 from django_q.admin import ScheduleAdmin as QScheduleAdmin
-from django_q.models import Schedule, Task
+from django_q.admin import TaskAdmin as QTaskAdmin
+from django_q.models import Failure, Schedule, Success, Task
+from django_q.tasks import async_task
 
-from snapshots import schedules
+from snapshots import schedules, task_policy
 from snapshots.console.actions import confirmed_action
 from snapshots.task_policy import TaskRefused
 
@@ -59,7 +64,7 @@ def describe_schedule(schedule):
     return f"{schedule.name or schedule.pk}: {schedule.func} ({schedule.cron or schedule.get_schedule_type_display()})"
 
 
-@admin.action(description="Run now (queue the selected jobs at once)")
+@admin.action(description="Run now (queue the selected jobs at once)", permissions=["change"])
 @confirmed_action(
     question="Queue the jobs of these schedules now? Their next scheduled runs stay as they are.",
     button="Yes, run them now",
@@ -76,7 +81,7 @@ def run_now(modeladmin, request, queryset):
         modeladmin.message_user(request, f"Queued: {', '.join(queued)}", messages.SUCCESS)
 
 
-@admin.action(description="Pause the selected schedules")
+@admin.action(description="Pause the selected schedules", permissions=["change"])
 @confirmed_action(
     question="Pause these schedules? They will not run until resumed.",
     button="Yes, pause them",
@@ -87,7 +92,7 @@ def pause(modeladmin, request, queryset):
     modeladmin.message_user(request, ngettext("%d schedule paused.", "%d schedules paused.", count) % count)
 
 
-@admin.action(description="Resume the selected schedules")
+@admin.action(description="Resume the selected schedules", permissions=["change"])
 @confirmed_action(
     question="Resume these schedules? Each runs next at its next cron time.",
     button="Yes, resume them",
@@ -168,7 +173,49 @@ class ScheduleAdmin(QScheduleAdmin):
         super().save_model(request, obj, form, change)
 
 
+# --- Successful and failed tasks: resubmit only with a permission to change them ------------------
+# django-q2's resubmit action declares no permission, so anyone who may *view* the tasks could run
+# them again. Here it needs change (or, for a failure, delete: resubmitting removes it from the list),
+# and it queues only what the cluster would run (snapshots/task_policy.py).
+
+
+def _resubmit(modeladmin, request, queryset, delete):
+    queued = []
+    for task in queryset:
+        options = {"hook": task.hook, "group": task.group, "cluster": task.cluster}
+        package = {"func": task.func, "args": task.args or (), "kwargs": task.kwargs or {}, "hook": task.hook}
+        try:
+            task_policy.check_task(package)
+        except TaskRefused as error:
+            modeladmin.message_user(request, f"Not resubmitted: {task.name}: {error}", messages.ERROR)
+            continue
+        queued.append(async_task(task.func, *package["args"], q_options=options, **package["kwargs"]))
+        if delete:
+            task.delete()
+    if queued:
+        modeladmin.message_user(request, f"Resubmitted: {', '.join(queued)}", messages.SUCCESS)
+
+
+@admin.action(description="Resubmit the selected failed tasks", permissions=["change", "delete"])
+def resubmit_failures(modeladmin, request, queryset):
+    _resubmit(modeladmin, request, queryset, delete=True)
+
+
+@admin.action(description="Resubmit the selected tasks", permissions=["change"])
+def resubmit_successes(modeladmin, request, queryset):
+    _resubmit(modeladmin, request, queryset, delete=False)
+
+
+class FailureAdmin(QFailAdmin):
+    actions = [resubmit_failures]
+
+
+class SuccessAdmin(QTaskAdmin):
+    actions = [resubmit_successes]
+
+
 def register(site=admin.site):
-    if site.is_registered(Schedule):
-        site.unregister(Schedule)
-    site.register(Schedule, ScheduleAdmin)
+    for model, model_admin in ((Schedule, ScheduleAdmin), (Failure, FailureAdmin), (Success, SuccessAdmin)):
+        if site.is_registered(model):
+            site.unregister(model)
+        site.register(model, model_admin)

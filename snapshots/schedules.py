@@ -1,4 +1,4 @@
-"""The job schedules (DESIGN.md, "Jobs and schedules") as django-q2 Schedule rows, and the rules
+"""The job schedules (docs/schedules.md) as django-q2 Schedule rows, and the rules
 that keep one broken schedule from disturbing the others.
 
 Installation: `install_schedules()` runs after every `migrate` (post_migrate, see apps.py) and

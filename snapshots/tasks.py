@@ -1,4 +1,4 @@
-"""django-q2 jobs: thin wrappers over the service layer (DESIGN.md, "Jobs and schedules").
+"""django-q2 jobs: thin wrappers over the service layer (docs/schedules.md).
 
 Each is a plain function — call it in a test or a shell to run it in-process — returning the
 result dict of its service and logging one line. Queue one with
@@ -11,9 +11,10 @@ scheduled run also catches up missed boundaries; a run without it (from code, `-
 manual run of the current boundary, or of the boundary at `at`.
 """
 
-from bagtracker.models import Wallet
+from bagtracker.errors import WalletNotFound
+from snapshots.job_registry import Outcome
 from snapshots.models import SnapshotSource
-from snapshots.services import healing, ledger, retention
+from snapshots.services import healing, repair, retention
 from snapshots.services import snapshots as snapshot_service
 from snapshots.services.jobs import intended_time, report
 
@@ -29,7 +30,7 @@ def _snapshots(period, scheduled_at, at, force):
     except ValueError as error:
         # InstantOutOfRange (a schedule's kwargs say at=2099-…) or a malformed `at`: refused, and
         # nothing recorded — a run at 2099 would hide every later staleness.
-        return report(job, {"status": "error", "period": period, "error": str(error)})
+        return report(job, {"status": Outcome.ERROR, "period": period, "error": str(error)})
     return report(job, result.as_dict())
 
 
@@ -56,31 +57,15 @@ def cleanup_old_snapshots(scheduled_at=None, dry_run=False):
 
 def recalculate_wallet_balances(wallet_id, create_snapshots=False):
     job = "recalculate_wallet_balances"
-    if not Wallet.objects.filter(pk=wallet_id).exists():
-        return report(job, {"status": "error", "error": f"wallet {wallet_id} does not exist"})
-    result = ledger.recalculate_wallet(wallet_id)
-    data = result.as_dict()
-    if create_snapshots and result.wallets:
-        data = _with_snapshots(data, snapshot_service.rebuild_wallet_snapshots(wallet_id))
-    return report(job, data)
+    try:
+        result = repair.recalculate(wallet_id, snapshots=create_snapshots)
+    except WalletNotFound as error:
+        return report(job, {"status": Outcome.ERROR, "error": str(error)})
+    return report(job, result.as_dict())
 
 
 def recalculate_all_wallets(create_snapshots=False):
-    result = ledger.recalculate_all_wallets()
-    data = result.as_dict()
-    if create_snapshots and result.wallets:
-        failed = [failure.wallet_id for failure in result.failures]
-        data = _with_snapshots(data, snapshot_service.rebuild_all_snapshots(excluding_wallets=failed))
-    return report("recalculate_all_wallets", data)
-
-
-def _with_snapshots(data, rebuilt):
-    """The recalculation's dict plus the snapshot rebuild's, under "snapshots"; a failed
-    boundary makes the whole job a partial success."""
-    data = {**data, "snapshots": rebuilt.as_dict()}
-    if rebuilt.status != "success" and data["status"] == "success":
-        data["status"] = "partial_success"
-    return data
+    return report("recalculate_all_wallets", repair.recalculate(snapshots=create_snapshots).as_dict())
 
 
 def backfill_wallet_snapshots(wallet_id, period, since, until=None):
@@ -88,11 +73,12 @@ def backfill_wallet_snapshots(wallet_id, period, since, until=None):
     to ``until`` (ISO instants; default now), only that wallet's rows, each boundary its own
     transaction (snapshots.services.snapshots.backfill_snapshots)."""
     job = "backfill_wallet_snapshots"
-    if not Wallet.objects.filter(pk=wallet_id).exists():
-        return report(job, {"status": "error", "error": f"wallet {wallet_id} does not exist"})
-    result = snapshot_service.backfill_snapshots(
-        period, intended_time(since), intended_time(until) if until else None, wallet_ids=[wallet_id]
-    )
+    try:
+        result = snapshot_service.backfill_snapshots(
+            period, intended_time(since), intended_time(until) if until else None, wallet_ids=[wallet_id]
+        )
+    except WalletNotFound as error:
+        return report(job, {"status": Outcome.ERROR, "error": str(error)})
     return report(job, {**result.as_dict(), "period": period})
 
 

@@ -85,16 +85,17 @@ def manage(*args, env, timeout=60):
 class QCluster:
     """`manage.py qcluster` as a subprocess in its own process group; always stopped."""
 
-    def __init__(self, env, log_path):
+    def __init__(self, env, log_path, cwd=ROOT):
         self.env = env
         self.log_path = Path(log_path)
+        self.cwd = cwd  # a node of its own: any working directory will do
         self.process = None
 
     def start(self):
         self._log = open(self.log_path, "w")  # noqa: SIM115 -- the process writes to it until stop() closes it
         self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"],
-            cwd=ROOT,
+            [sys.executable, str(ROOT / "manage.py"), "qcluster"],
+            cwd=self.cwd,
             env=self.env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -59,7 +59,7 @@ def free_port():
 
 
 def test_the_four_services_are_there_with_restart_policies():
-    assert set(SERVICES) == {"db", "redis", "web", "qcluster"}
+    assert set(SERVICES) == {"db", "redis", "web", "qcluster", "db-replica"}  # the replica only with its profile
     assert all(service["restart"] == "unless-stopped" for service in SERVICES.values())
 
 
@@ -68,7 +68,7 @@ def test_db_and_redis_have_health_checks_and_volumes():
     assert SERVICES["db"]["volumes"] == ["pgdata:/var/lib/postgresql/data"]
     assert "--appendonly yes" in SERVICES["redis"]["command"]
     assert SERVICES["redis"]["volumes"] == ["redisdata:/data"]
-    assert set(COMPOSE["volumes"]) == {"pgdata", "redisdata"}
+    assert set(COMPOSE["volumes"]) == {"pgdata", "pgdata-replica", "redisdata"}
 
 
 def test_web_migrates_then_serves_and_qcluster_can_be_scaled():
@@ -98,6 +98,19 @@ def test_every_variable_of_the_design_settings_and_compose_is_in_env_example():
     used_by_compose -= {"POSTGRES_USER", "POSTGRES_DB"} & set(re.findall(r"\$\$\{([A-Z_]+)", compose_source))
     missing = sorted(n for n in set(DESIGN_VARIABLES) | read_by_settings | used_by_compose if not documented(n))
     assert missing == []
+
+
+def test_a_streaming_replica_of_db_is_there_behind_its_profile():
+    replica = SERVICES["db-replica"]
+    assert replica["profiles"] == ["replica"]  # `docker compose up` alone starts no replica
+    assert replica["image"] == SERVICES["db"]["image"]  # streaming needs the same major version
+    assert replica["depends_on"]["db"]["condition"] == "service_healthy"
+    assert "pg_basebackup -h db" in replica["command"] and "--write-recovery-conf" in replica["command"]
+    assert "hot_standby=on" in replica["command"] and replica["volumes"] == ["pgdata-replica:/var/lib/postgresql/data"]
+    # db accepts the replica's replication connection (an init script: first start of its volume).
+    assert SERVICES["db"]["configs"][0]["target"].startswith("/docker-entrypoint-initdb.d/")
+    assert "host replication all all scram-sha-256" in COMPOSE["configs"]["allow-replication"]["content"]
+    assert documented("DATABASE_REPLICA_URL") and documented("DATABASE_REPLICA_MAX_LAG_SECONDS")
 
 
 def test_the_dockerfile_is_slim_non_root_and_production():

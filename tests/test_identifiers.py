@@ -1,4 +1,4 @@
-"""Identifiers and numbers (DESIGN.md, "Identifiers"): EVM addresses one wallet per chain in EIP-55
+"""Identifiers and numbers (docs/interfaces.md): EVM addresses one wallet per chain in EIP-55
 form, no invisible characters or formula prefixes, ASCII digits only, zeros stored as 0."""
 
 import io

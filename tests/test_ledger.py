@@ -1,4 +1,4 @@
-"""The ledger rules of DESIGN.md, with hand-computed cases."""
+"""The ledger rules of docs/ledger.md, with hand-computed cases."""
 
 from decimal import Decimal, localcontext
 

@@ -65,7 +65,7 @@ def _average(value, qty):
 
 
 def reference_balances(txs):
-    """DESIGN.md, "The ledger": ({(wallet, token): fields}, []) or (None, [first tx below zero per key])."""
+    """docs/ledger.md: ({(wallet, token): fields}, []) or (None, [first tx below zero per key])."""
     with localcontext() as ctx:
         ctx.prec = 400
         ctx.rounding = ROUND_HALF_UP

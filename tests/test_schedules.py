@@ -1,4 +1,4 @@
-"""The five schedules of DESIGN.md: installed after migrate, never overwritten or duplicated, and
+"""The five schedules of docs/schedules.md: installed after migrate, never overwritten or duplicated, and
 one broken schedule cannot make the others fire twice."""
 
 from datetime import timedelta

@@ -53,7 +53,7 @@ def build_history(rng, wallets, tokens):
 
 
 def expected_snapshot(txs, prices, as_of, dust, inactive):
-    """The DESIGN.md rules, computed in Python from the transactions alone."""
+    """The rules of docs/ledger.md and docs/snapshots.md, computed in Python from the transactions alone."""
     confirmed = sorted((t for t in txs if t.status == "confirmed"), key=lambda t: (t.timestamp, t.id))
     ledger = {}
     with localcontext() as exact:

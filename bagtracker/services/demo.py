@@ -22,7 +22,7 @@ from decimal import ROUND_DOWN, Decimal
 from django.db import connection, transaction
 
 from bagtracker.balances import update_balances
-from bagtracker.models import Chain, Token, Wallet
+from bagtracker.models import ACQUISITION_KINDS, Chain, Token, TransactionKind, Wallet
 
 DEFAULT_WALLETS = 25
 DEFAULT_TRANSACTIONS = 40  # per wallet, on average
@@ -316,9 +316,9 @@ def _wallet_history(rng, chain, tokens, paths, start, end, span, per_wallet):
         market = paths[token.symbol][offset // 3600]
         balance = held[token.id]
         if balance <= 0:
-            kind = rng.choices(["buy", "transfer_in"], [7, 3])[0]
+            kind = rng.choices(list(ACQUISITION_KINDS), [7, 3])[0]
         else:
-            kind = rng.choices(["buy", "sell", "transfer_in", "transfer_out"], [40, 25, 15, 20])[0]
+            kind = rng.choices(TransactionKind.values, [40, 25, 15, 20])[0]
         statuses = RECENT_STATUSES if at >= recent else STATUSES
         status = rng.choices(*statuses)[0]
         if kind in ("sell", "transfer_out"):
@@ -329,9 +329,9 @@ def _wallet_history(rng, chain, tokens, paths, start, end, span, per_wallet):
         else:
             usd = min(50_000.0, math.exp(rng.gauss(math.log(400), 1.1)))
             amount = max(token.step, (Decimal(usd) / Decimal(market)).quantize(token.step, ROUND_DOWN))
-        priced = rng.random() < (0.92 if kind in ("buy", "sell") else 0.2)
+        priced = rng.random() < (0.92 if kind in (TransactionKind.BUY, TransactionKind.SELL) else 0.2)
         price = _decimal_price(market * (1 + rng.gauss(0, 0.003))) if priced else None
         tx_hash = _tx_hash(rng, chain) if rng.random() < 0.9 else None
         if status == "confirmed":
-            held[token.id] = balance + (amount if kind in ("buy", "transfer_in") else -amount)
+            held[token.id] = balance + (amount if kind in ACQUISITION_KINDS else -amount)
         yield token.id, kind, status, amount, price, at, tx_hash

@@ -39,7 +39,7 @@ GROUP BY c.id, r.wallet ORDER BY min(r.line)
 ON CONFLICT (chain_id, address) DO NOTHING
 """
 
-# A token first seen in an import is taken as native-less and 18 decimals (DESIGN.md).
+# A token first seen in an import is taken as native-less and 18 decimals (docs/interfaces.md).
 CREATE_TOKENS_SQL = """
 INSERT INTO bagtracker_token (chain_id, symbol, name, contract_address, decimals)
 SELECT c.id, r.token, '', '', 18
@@ -143,7 +143,7 @@ LINE_OF_NEW_TX_SQL = "SELECT line FROM import_tx_new WHERE id = %s"
 LINE_TO_BLAME_SQL = """
 SELECT line FROM import_tx_new
 WHERE wallet_id = %(wallet)s AND token_id = %(token)s
-ORDER BY (status = 'confirmed' AND kind IN ('sell', 'transfer_out') AND ts <= %(at)s) DESC, line
+ORDER BY (status = 'confirmed' AND kind = ANY(%(disposals)s) AND ts <= %(at)s) DESC, line
 LIMIT 1
 """
 

@@ -33,6 +33,7 @@ from bagtracker.errors import RunningAmountNegative
 from bagtracker.models import (
     AMOUNT_DIGITS,
     DECIMAL_PLACES,
+    DISPOSAL_KINDS,
     PRICE_DIGITS,
     Chain,
     Price,
@@ -216,7 +217,13 @@ def _line_to_blame(cursor, error):
     found = cursor.fetchone()
     if not found:
         cursor.execute(
-            sql.LINE_TO_BLAME_SQL, {"wallet": error.wallet_id, "token": error.token_id, "at": error.timestamp}
+            sql.LINE_TO_BLAME_SQL,
+            {
+                "wallet": error.wallet_id,
+                "token": error.token_id,
+                "at": error.timestamp,
+                "disposals": list(DISPOSAL_KINDS),
+            },
         )
         found = cursor.fetchone()
     return found[0] if found else None

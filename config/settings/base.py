@@ -3,6 +3,8 @@ read here and nowhere else (see .env.example for the full list with defaults).""
 
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
 from config import embedded_postgres
 from config.env import (
     env,
@@ -53,6 +55,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # With a replica: a browser that has just written reads the primary (read_replica.py).
+    "read_replica.read_your_writes_middleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -84,6 +88,21 @@ else:
     EMBEDDED_DATABASE = True
 DATABASES["default"]["CONN_MAX_AGE"] = strict_int("DATABASE_CONN_MAX_AGE", 0)
 
+# An optional streaming replica of that server: the console's pages and the exports read it while
+# it trails the primary by at most DATABASE_REPLICA_MAX_LAG_SECONDS; everything else (writes, jobs,
+# migrations) uses the primary. Unset: one database, as before (read_replica.py).
+DATABASE_REPLICA_MAX_LAG_SECONDS = strict_int("DATABASE_REPLICA_MAX_LAG_SECONDS", 5)
+if strict_str("DATABASE_REPLICA_URL"):
+    if EMBEDDED_DATABASE:
+        raise ImproperlyConfigured("DATABASE_REPLICA_URL needs DATABASE_URL: the embedded database has no replica")
+    DATABASES["replica"] = strict_database_url("DATABASE_REPLICA_URL")
+    DATABASES["replica"]["CONN_MAX_AGE"] = DATABASES["default"]["CONN_MAX_AGE"]
+    # A replica that does not answer is skipped quickly, not waited on for each page.
+    DATABASES["replica"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
+    # Tests read the test database through the replica alias instead of creating another.
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["read_replica.ReplicaRouter"]
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # A cache shared by every process: django-q2 keeps the cluster heartbeats that `qinfo`, `qmonitor`
@@ -107,7 +126,7 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").exists() else []
 
-# --- Ledger and snapshots (DESIGN.md) -----------------------------------------------------------
+# --- Ledger and snapshots (docs/ledger.md, docs/snapshots.md) ------------------------------------
 # Sane ranges: a threshold above a billion units or a retention beyond a century (36,500 days) is a
 # typo that would pass start-up and break every later run (a cutoff before year 1).
 MAX_DUST_THRESHOLD = 10**9

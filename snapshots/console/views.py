@@ -19,7 +19,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from bagtracker import instants
+from bagtracker.errors import WalletNotFound
 from bagtracker.models import Wallet
+from read_replica import replica_view
+from snapshots.console import permissions
 from snapshots.console.charts import chart_data
 from snapshots.models import Period
 from snapshots.periods import format_boundary
@@ -30,7 +33,7 @@ from snapshots.services.jobs import QueueError, queue_job
 def _wallet_or_404(model_admin, request, object_id):
     wallet = model_admin.get_object(request, unquote(object_id))
     if wallet is None:
-        raise Http404(f"wallet {object_id} does not exist")
+        raise Http404(str(WalletNotFound(object_id)))
     return wallet
 
 
@@ -44,9 +47,10 @@ def _context(model_admin, request, wallet, title):
     }
 
 
+@replica_view
 def wallet_portfolio(model_admin, request, object_id):
     """The wallet's value over time (total and per token, a tab per period) and its positions."""
-    if not model_admin.has_view_permission(request):
+    if not permissions.can(request, permissions.PORTFOLIO):
         raise PermissionDenied
     wallet = _wallet_or_404(model_admin, request, object_id)
     positions = portfolio.wallet_positions(wallet.pk)
@@ -98,7 +102,7 @@ def _midnight(day: date):
 
 def wallet_backfill(model_admin, request, object_id):
     """Form (period, since, until) → a confirmation page naming the boundaries → the queued job."""
-    if not model_admin.has_change_permission(request):
+    if not permissions.can(request, permissions.BACKFILL):
         raise PermissionDenied
     wallet = _wallet_or_404(model_admin, request, object_id)
     now = timezone.now()
@@ -162,9 +166,12 @@ def job_health(now):
     return rows
 
 
+@replica_view
 def overview(request, site):
     """All active wallets' value over time (one period per page: its sum reads every row of the
     fleet's boundaries), and every job's health, at a glance."""
+    if not permissions.can(request, permissions.OVERVIEW):
+        raise PermissionDenied
     now = timezone.now()
     health = job_health(now)
     period = request.GET.get("period")

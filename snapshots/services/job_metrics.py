@@ -51,9 +51,9 @@ def bucket_index(seconds: float) -> int:
 
 def outcome_of(success: bool | None, result: object) -> str:
     if not success:
-        return "error"
+        return Outcome.ERROR
     status = result.get("status") if isinstance(result, dict) else None
-    return str(status) if status in OUTCOMES else "success"
+    return str(status) if status in OUTCOMES else Outcome.SUCCESS
 
 
 def record_run(task: str, outcome: str, seconds: float) -> None:

@@ -1,5 +1,5 @@
 """Queueing jobs and reporting their outcome: the task-id contract of `--async`, and the log line
-every job writes (DESIGN.md, "Jobs and schedules"). The jobs themselves are listed in
+every job writes (docs/schedules.md). The jobs themselves are listed in
 snapshots/job_registry.py.
 """
 

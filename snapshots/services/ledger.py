@@ -1,4 +1,4 @@
-"""The ledger (DESIGN.md, "The ledger"): Balance rows rebuilt from confirmed transactions.
+"""The ledger (docs/ledger.md): Balance rows rebuilt from confirmed transactions.
 
 All work is set-based SQL over a set of wallets: one window query finds any running amount that
 would go negative (in (timestamp, id) order), one INSERT … SELECT … ON CONFLICT writes the
@@ -52,7 +52,7 @@ def average_sql(value, qty):
     choosing (36 places here), and rounding twice is wrong when the exact quotient lies just below
     a half: 1.500000000000000002 / 3.000000000000000001 = 0.500000000000000000 4999…98 must give
     0.500000000000000000, but its 36-place rounding ends in 5000… and then rounds up. div() and
-    mod() are exact, so this is the one rounding DESIGN.md asks for. Both operands are >= 0
+    mod() are exact, so this is the one rounding docs/ledger.md asks for. Both operands are >= 0
     (prices and amounts are constrained so); qty is NULL (no priced row) or > 0.
     """
     scaled = f"({value} * 1000000000000000000)"

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import connection
+from django.db import connections
 from django.utils import timezone
 
+from read_replica import read_alias
 from snapshots.periods import PERIODS
 
 # Boundaries per period in one chart: a year of daily snapshots, or a retention of "forever" on
@@ -98,7 +99,7 @@ def wallet_value_history(wallet_id, periods=PERIODS, max_points=None):
     """{period: ValueHistory} of one wallet: total and per token, oldest boundary first."""
     histories = {period: ValueHistory(period) for period in periods}
     params = {"wallet": wallet_id, "periods": list(periods), "max_points": max_points or MAX_POINTS}
-    with connection.cursor() as cursor:
+    with connections[read_alias()].cursor() as cursor:
         cursor.execute(WALLET_HISTORY_SQL, params)
         rows = cursor.fetchall()
     per_token: defaultdict[tuple, dict] = defaultdict(dict)  # (period, token_id) -> {as_of: value}
@@ -124,7 +125,7 @@ def wallet_value_history(wallet_id, periods=PERIODS, max_points=None):
 def portfolio_value_history(period, max_points=None):
     """ValueHistory of all active wallets together over ``period``, at boundaries taken for every wallet."""
     history = ValueHistory(period)
-    with connection.cursor() as cursor:
+    with connections[read_alias()].cursor() as cursor:
         cursor.execute(PORTFOLIO_HISTORY_SQL, {"period": period, "max_points": max_points or MAX_POINTS})
         for as_of, value, unpriced in cursor.fetchall():
             history.as_of.append(as_of)
@@ -138,7 +139,7 @@ def portfolio_value_history(period, max_points=None):
 
 @dataclass
 class Position:
-    """One Balance of a wallet, valued at the current price (DESIGN.md, "Prices")."""
+    """One Balance of a wallet, valued at the current price (docs/snapshots.md)."""
 
     token_id: int
     symbol: str
@@ -207,7 +208,7 @@ ORDER BY b.amount = 0, tk.symbol, c.slug
 def wallet_positions(wallet_id, at=None):
     """The wallet's balances valued at ``at`` (default now): held tokens first, then closed ones."""
     at = at or timezone.now()
-    with connection.cursor() as cursor:
+    with connections[read_alias()].cursor() as cursor:
         cursor.execute(WALLET_POSITIONS_SQL, {"wallet": wallet_id, "at": at})
         positions = [Position(*row[:8], row[8] or "", *row[9:]) for row in cursor.fetchall()]  # type: ignore[call-arg]
     return WalletPositions(at=at, positions=positions)

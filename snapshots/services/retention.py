@@ -1,4 +1,4 @@
-"""Retention cleanup (DESIGN.md, "Retention"): delete snapshot rows with as_of < now − retention.
+"""Retention cleanup (docs/snapshots.md): delete snapshot rows with as_of < now − retention.
 
 Per period: first the SnapshotRun markers of the expired boundaries (one statement), then the
 rows, in bounded batches that each commit. Markers go first so that an interruption between
@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from django.db import connection, transaction
 from django.utils import timezone
 
+from snapshots.job_registry import Outcome
 from snapshots.models import SnapshotRun
 from snapshots.periods import PERIODS, retention_cutoff
 
@@ -79,7 +80,7 @@ class PruneResult:
 
     @property
     def status(self):
-        return "success"
+        return Outcome.SUCCESS
 
     @property
     def rows(self):
@@ -87,7 +88,7 @@ class PruneResult:
 
     def as_dict(self):
         return {
-            "status": self.status,
+            "status": str(self.status),
             "dry_run": self.dry_run,
             "deleted": {name: p.rows for name, p in self.periods.items()},
             "runs_deleted": {name: p.runs for name, p in self.periods.items()},

@@ -13,7 +13,7 @@ the boundary (an index range scan over recent history, not a scan of all of it):
 Sums are exact (NUMERIC), so the subtraction gives the same numbers as a computation from scratch
 over the transactions before the boundary (tests/test_snapshot_ledger.py checks this).
 
-Price at T (DESIGN.md, "Prices"): the latest Price with as_of <= T, else the price of the token's
+Price at T (docs/snapshots.md): the latest Price with as_of <= T, else the price of the token's
 latest priced confirmed transaction with timestamp <= T (any wallet), else null. It is looked up
 once per token, through the (token, as_of) and (token, timestamp) indexes.
 

@@ -1,4 +1,4 @@
-"""Balance snapshots (DESIGN.md, "Snapshots"): take one boundary, the scheduled job with catch-up,
+"""Balance snapshots (docs/snapshots.md): take one boundary, the scheduled job with catch-up,
 backfill, and rebuilding one wallet's retained snapshots.
 
 Every boundary is taken in its own database transaction (take_snapshot), so no reader ever sees
@@ -22,7 +22,9 @@ from django.db import connection, transaction
 from django.utils import timezone as dj_timezone
 
 from bagtracker import instants
+from bagtracker.errors import WalletNotFound
 from bagtracker.models import Wallet
+from snapshots.job_registry import Outcome
 from snapshots.models import BalanceSnapshot, SnapshotRun, SnapshotSource
 from snapshots.periods import (
     PERIODS,
@@ -59,14 +61,14 @@ class SnapshotResult:
     written: int = 0
     removed: int = 0
     partial: bool = False
-    status: str = "success"
+    status: str = Outcome.SUCCESS
     reason: str = ""
     error: str = ""
     duration_seconds: float = 0.0
 
     def as_dict(self):
         data = {
-            "status": self.status,
+            "status": str(self.status),
             "period": self.period,
             "as_of": _iso(self.as_of),
             "source": self.source,
@@ -99,11 +101,11 @@ class SnapshotJobResult:
     @property
     def status(self):
         if self.reason:
-            return "skipped"
-        failed = [b for b in self.boundaries if b.status == "error"]
+            return Outcome.SKIPPED
+        failed = [b for b in self.boundaries if b.status == Outcome.ERROR]
         if not failed:
-            return "partial_success" if self.refreshed and self.refreshed.failures else "success"
-        return "partial_success" if len(failed) < len(self.boundaries) else "error"
+            return Outcome.PARTIAL_SUCCESS if self.refreshed and self.refreshed.failures else Outcome.SUCCESS
+        return Outcome.PARTIAL_SUCCESS if len(failed) < len(self.boundaries) else Outcome.ERROR
 
     @property
     def own(self):
@@ -112,7 +114,7 @@ class SnapshotJobResult:
 
     @property
     def caught_up(self):
-        return [b for b in self.boundaries if b.as_of != self.as_of and b.status == "success"]
+        return [b for b in self.boundaries if b.as_of != self.as_of and b.status == Outcome.SUCCESS]
 
     @property
     def rows(self):
@@ -120,7 +122,7 @@ class SnapshotJobResult:
 
     def as_dict(self):
         data = {
-            "status": self.status,
+            "status": str(self.status),
             "period": self.period,
             "as_of": _iso(self.as_of),
             "source": self.source,
@@ -133,7 +135,7 @@ class SnapshotJobResult:
             data["reason"] = self.reason
         if self.refreshed is not None:
             data["refreshed"] = self.refreshed.as_dict()
-        failed = [b for b in self.boundaries if b.status == "error"]
+        failed = [b for b in self.boundaries if b.status == Outcome.ERROR]
         if failed:
             data["failed_boundaries"] = [{"as_of": _iso(b.as_of), "error": b.error} for b in failed]
         return data
@@ -152,17 +154,17 @@ class ManyBoundariesResult:
 
     @property
     def failures(self):
-        return [b for b in self.boundaries if b.status == "error"]
+        return [b for b in self.boundaries if b.status == Outcome.ERROR]
 
     @property
     def status(self):
         if not self.failures:
-            return "success"
-        return "partial_success" if len(self.failures) < len(self.boundaries) else "error"
+            return Outcome.SUCCESS
+        return Outcome.PARTIAL_SUCCESS if len(self.failures) < len(self.boundaries) else Outcome.ERROR
 
     @property
     def rows(self):
-        return sum(b.rows for b in self.boundaries if b.status == "success")
+        return sum(b.rows for b in self.boundaries if b.status == Outcome.SUCCESS)
 
     @property
     def written(self):
@@ -174,7 +176,7 @@ class ManyBoundariesResult:
 
     def as_dict(self):
         data = {
-            "status": self.status,
+            "status": str(self.status),
             "kind": self.kind,
             "boundaries": len(self.boundaries),
             "rows": self.rows,
@@ -241,7 +243,7 @@ def take_snapshot(
             snapshot_sql.lock_boundary(cursor, period, as_of)
             completed = SnapshotRun.objects.filter(period=period, as_of=as_of, status=SnapshotRun.Status.COMPLETED)
             if skip_if_completed and completed.exists():
-                result.status, result.reason = "skipped", "already_completed"
+                result.status, result.reason = Outcome.SKIPPED, "already_completed"
                 return result
             result.rows, result.written, result.removed = snapshot_sql.write_snapshot(
                 cursor, period, as_of, source, settings.BALANCE_DUST_THRESHOLD, scope
@@ -264,7 +266,7 @@ def take_snapshot(
             if then is not None:
                 then(cursor)
     except Exception as error:  # recorded for the admin, then re-raised for the caller to report
-        result.status, result.error = "error", f"{type(error).__name__}: {error}".strip()
+        result.status, result.error = Outcome.ERROR, f"{type(error).__name__}: {error}".strip()
         result.duration_seconds = time.monotonic() - started
         _record_failure(result, started_at)
         raise SnapshotError(result) from error
@@ -337,7 +339,7 @@ def _wallets_exist(wallet_ids):
     found = set(Wallet.objects.filter(pk__in=wallet_ids).values_list("pk", flat=True))
     missing = [w for w in wallet_ids if w not in found]
     if missing:
-        raise Wallet.DoesNotExist(f"wallet {', '.join(map(str, missing))} does not exist")
+        raise WalletNotFound(*missing)
     return wallet_ids
 
 

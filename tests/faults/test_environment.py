@@ -1,4 +1,4 @@
-"""A malformed setting stops start-up with one line naming the variable (DESIGN.md, "Switches";
+"""A malformed setting stops start-up with one line naming the variable (docs/snapshots.md;
 STYLE.md 7): the real `manage.py check` in a subprocess, as a container would start it."""
 
 import os

@@ -3,6 +3,7 @@ from django.utils import timezone
 
 from bagtracker.instants import InstantOutOfRange
 from command_line import BaseCommand
+from snapshots.job_registry import Outcome
 from snapshots.management.arguments import add_period_argument, parse_boundary_instant
 from snapshots.periods import disabled_reason, floor_boundary, format_boundary
 from snapshots.services import jobs
@@ -32,14 +33,14 @@ class Command(BaseCommand):
         except InstantOutOfRange as error:  # --at 2009-01-03 --period weekly: its boundary is 2008-12-28
             raise CommandError(str(error)) from None
         label = f"{period} {format_boundary(floor_boundary(period, at))}"
-        if result.status == "skipped":
+        if result.status == Outcome.SKIPPED:
             self.stdout.write(
                 f"{period} snapshots are disabled ({disabled_reason(period)}); nothing written. "
                 "Use --force to take it anyway."
             )
             return
         own = result.own
-        if own.status == "error":
+        if own.status == Outcome.ERROR:
             raise CommandError(f"snapshot {label} failed: {own.error}")
         if options["verbosity"] > 0:
             self.stdout.write(

@@ -6,6 +6,7 @@ from snapshots.services.exports import FORMATS, export_balances
 
 
 class Command(BaseCommand):
+    reads_replica = True
     help = (
         "Write balances to stdout as CSV or JSON: wallet (address), chain, token (symbol), amount, total_in, "
         "total_out, avg_buy_price_usd, avg_sell_price_usd, realized_pnl_usd. Decimals are exact (strings in JSON)."

@@ -4,6 +4,7 @@ from snapshots.services.exports import FORMATS, export_snapshots
 
 
 class Command(BaseCommand):
+    reads_replica = True
     help = "Export the snapshots of a period (CSV or JSON, exact decimals), oldest boundary first."
 
     def add_arguments(self, parser):

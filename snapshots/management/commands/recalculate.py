@@ -1,9 +1,8 @@
 from django.core.management.base import CommandError
 
-from bagtracker.models import Wallet
+from bagtracker.errors import WalletNotFound, check_wallet_exists
 from command_line import BaseCommand, Progress, integer
-from snapshots.services import jobs, ledger
-from snapshots.services.snapshots import rebuild_all_snapshots, rebuild_wallet_snapshots
+from snapshots.services import jobs, repair
 
 
 class Command(BaseCommand):
@@ -21,37 +20,66 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        if options["run_async"]:
-            return self.queue(options)
+        try:
+            if options["run_async"]:
+                return self.queue(options)
+            return self.recalculate(options)
+        except WalletNotFound as error:
+            raise CommandError(str(error)) from None
 
-        if options["all"]:
-            progress = Progress("Recalculating", stream=self.stderr._out, verbosity=options["verbosity"])
-            try:
-                result = ledger.recalculate_all_wallets(progress=progress)
-            finally:
-                progress.close()
-            target = "all wallets"
-        else:
-            wallet_id = options["wallet"]
-            if not Wallet.objects.filter(pk=wallet_id).exists():
-                raise CommandError(f"wallet {wallet_id} does not exist")
-            result = ledger.recalculate_wallet(wallet_id)
-            target = f"wallet {wallet_id}"
+    def recalculate(self, options):
+        wallet_id = None if options["all"] else options["wallet"]
+        target = "all wallets" if wallet_id is None else f"wallet {wallet_id}"
+        verbosity = options["verbosity"]
+        recalculating = Progress("Recalculating", stream=self.stderr._out, verbosity=verbosity)
+        rebuilding = Progress("Rebuilding snapshots", stream=self.stderr._out, verbosity=verbosity)
 
-        for failure in result.failures:
+        def rebuild_progress(done, total):
+            recalculating.close()  # its line ends before the next bar starts
+            rebuilding(done, total)
+
+        try:
+            result = repair.recalculate(
+                wallet_id,
+                snapshots=options["snapshots"],
+                progress=recalculating if wallet_id is None else None,
+                snapshot_progress=rebuild_progress,
+            )
+        finally:
+            recalculating.close()
+            rebuilding.close()
+
+        recalculated = result.ledger
+        for failure in recalculated.failures:
             self.stderr.write(f"failed: {failure.error}")
-        if options["verbosity"] > 0:
+        if verbosity > 0:
             self.stdout.write(
-                f"{result.status}: recalculated {target}: {result.wallets:,} wallets, "
-                f"{result.balances_written:,} balances written, {result.balances_removed:,} removed, "
-                f"{len(result.failures):,} failed in {result.duration_seconds:.2f} s"
+                f"{recalculated.status}: recalculated {target}: {recalculated.wallets:,} wallets, "
+                f"{recalculated.balances_written:,} balances written, {recalculated.balances_removed:,} removed, "
+                f"{len(recalculated.failures):,} failed in {recalculated.duration_seconds:.2f} s"
             )
-        if options["snapshots"] and result.wallets:
-            self._rebuild_snapshots(options, [f.wallet_id for f in result.failures])
-        if result.failures:
+        if result.snapshots is not None:
+            self._report_rebuild(result, wallet_id, verbosity)
+        if recalculated.failures:
             raise CommandError(
-                f"recalculation of {target}: {len(result.failures):,} wallet(s) failed ({result.status})"
+                f"recalculation of {target}: {len(recalculated.failures):,} wallet(s) failed ({recalculated.status})"
             )
+
+    def _report_rebuild(self, result, wallet_id, verbosity):
+        rebuilt, failed_wallets = result.snapshots, result.ledger.failures
+        if wallet_id is None:
+            target = "all wallets" + (f" but {len(failed_wallets):,} failed" if failed_wallets else "")
+        else:
+            target = f"wallet {wallet_id}"
+        for failure in rebuilt.failures:
+            self.stderr.write(f"failed: snapshot {failure.period} {failure.as_of:%Y-%m-%dT%H:%MZ}: {failure.error}")
+        if verbosity > 0:
+            self.stdout.write(
+                f"{rebuilt.status}: rebuilt {len(rebuilt.boundaries):,} retained snapshot boundaries of {target}: "
+                f"{rebuilt.written:,} rows written, {rebuilt.removed:,} removed in {rebuilt.duration_seconds:.2f} s"
+            )
+        if rebuilt.failures:
+            raise CommandError(f"snapshot rebuild of {target}: {len(rebuilt.failures):,} boundaries failed")
 
     def queue(self, options):
         """--async: hand the job to the cluster and print its task id (the only stdout line)."""
@@ -60,32 +88,10 @@ class Command(BaseCommand):
             if options["all"]:
                 task_id = jobs.queue_job("recalculate_all_wallets", create_snapshots=create_snapshots)
             else:
-                wallet_id = options["wallet"]
-                if not Wallet.objects.filter(pk=wallet_id).exists():
-                    raise CommandError(f"wallet {wallet_id} does not exist")
-                task_id = jobs.queue_job("recalculate_wallet_balances", wallet_id, create_snapshots=create_snapshots)
+                check_wallet_exists(options["wallet"])
+                task_id = jobs.queue_job(
+                    "recalculate_wallet_balances", options["wallet"], create_snapshots=create_snapshots
+                )
         except jobs.QueueError as error:
             raise CommandError(str(error)) from None
         self.stdout.write(task_id)
-
-    def _rebuild_snapshots(self, options, failed_wallets):
-        """Re-take the retained snapshots from the recalculated history (failed wallets excluded)."""
-        progress = Progress("Rebuilding snapshots", stream=self.stderr._out, verbosity=options["verbosity"])
-        try:
-            if options["all"]:
-                rebuilt = rebuild_all_snapshots(excluding_wallets=failed_wallets, progress=progress)
-                target = "all wallets" + (f" but {len(failed_wallets):,} failed" if failed_wallets else "")
-            else:
-                rebuilt = rebuild_wallet_snapshots(options["wallet"], progress=progress)
-                target = f"wallet {options['wallet']}"
-        finally:
-            progress.close()
-        for failure in rebuilt.failures:
-            self.stderr.write(f"failed: snapshot {failure.period} {failure.as_of:%Y-%m-%dT%H:%MZ}: {failure.error}")
-        if options["verbosity"] > 0:
-            self.stdout.write(
-                f"{rebuilt.status}: rebuilt {len(rebuilt.boundaries):,} retained snapshot boundaries of {target}: "
-                f"{rebuilt.written:,} rows written, {rebuilt.removed:,} removed in {rebuilt.duration_seconds:.2f} s"
-            )
-        if rebuilt.failures:
-            raise CommandError(f"snapshot rebuild of {target}: {len(rebuilt.failures):,} boundaries failed")
