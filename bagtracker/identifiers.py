@@ -92,3 +92,15 @@ def address_problem(value):
 
 def _shown(value, limit=40):
     return repr(value) if len(value) <= limit else f"{value[: limit // 2]!r}… ({len(value):,} characters)"
+
+
+# --- model validation (the admin's forms, full_clean) ---------------------------------------------
+
+
+def validate_identifier(value):
+    """A model field validator: the rules above, as a form error."""
+    from django.core.exceptions import ValidationError
+
+    problem = identifier_problem(value)
+    if problem:
+        raise ValidationError(f"{_shown(value)} {problem}", code="identifier")

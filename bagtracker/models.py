@@ -4,12 +4,27 @@ Every rule a row must satisfy is a database constraint, so a bulk import, a shel
 SQL cannot store what a form would refuse. Rules that span tables (a transaction's token belongs to
 its wallet's chain; its amount has no more decimal places than the token allows) are enforced by
 the trigger installed in migration 0002.
+
+Identifiers (DESIGN.md "Identifiers", bagtracker/identifiers.py): field validators and clean()
+give the admin its form errors; migration 0003 adds CHECKs for no invisible characters, no
+surrounding whitespace and no formula prefix, NOT VALID so that `migrate` never fails on rows
+stored before the rule (`manage.py check --database default` lists those). An EVM address is
+stored in its EIP-55 form whatever path saves the wallet (save()). Stored instants lie in
+[2009-01-03, now + 1 day] (clean(); a CHECK cannot depend on now()).
 """
 
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from bagtracker import instants
+from bagtracker.identifiers import (
+    BadIdentifier,
+    canonical_address,
+    checksum_address,
+    is_evm_address,
+    validate_identifier,
+)
 from bagtracker.numbers import digits_and_places
 
 AMOUNT_DIGITS = 78  # token amounts: NUMERIC(78, 18)
@@ -26,7 +41,7 @@ def price_field(**kwargs):
 
 
 class Chain(models.Model):
-    slug = models.SlugField(max_length=50, unique=True)
+    slug = models.SlugField(max_length=50, unique=True, validators=[validate_identifier])
     name = models.CharField(max_length=100)
 
     class Meta:
@@ -38,10 +53,10 @@ class Chain(models.Model):
 
 class Token(models.Model):
     chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="tokens")
-    symbol = models.CharField(max_length=32)
+    symbol = models.CharField(max_length=32, validators=[validate_identifier])
     name = models.CharField(max_length=100, blank=True)
     # Empty for the chain's native coin (ETH on ethereum, SOL on solana).
-    contract_address = models.CharField(max_length=128, blank=True, default="")
+    contract_address = models.CharField(max_length=128, blank=True, default="", validators=[validate_identifier])
     decimals = models.PositiveSmallIntegerField(default=18)
 
     class Meta:
@@ -84,7 +99,7 @@ class Token(models.Model):
 
 class Wallet(models.Model):
     chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="wallets")
-    address = models.CharField(max_length=128)
+    address = models.CharField(max_length=128, validators=[validate_identifier])
     name = models.CharField(max_length=100, blank=True)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -100,6 +115,22 @@ class Wallet(models.Model):
         label = self.name or self.address
         return f"#{self.pk} {label}"
 
+    def save(self, *args, **kwargs):
+        # One wallet per EVM address whatever its case: stored in EIP-55 form by every path (a
+        # shell, a fixture). A mixed-case address with a wrong checksum is left for clean() and the
+        # importers to refuse, and for the system check to list.
+        if (
+            self.address
+            and is_evm_address(self.address)
+            and self.address[2:]
+            in (
+                self.address[2:].lower(),
+                self.address[2:].upper(),
+            )
+        ):
+            self.address = checksum_address(self.address)
+        super().save(*args, **kwargs)
+
     def clean(self):
         # As the trigger of migration 0002: a wallet's transactions hold tokens of its chain.
         if (
@@ -108,6 +139,24 @@ class Wallet(models.Model):
             and Wallet.objects.filter(pk=self.pk).exclude(chain_id=self.chain_id).exists()
         ):
             raise ValidationError({"chain": f"wallet {self.pk} has transactions; its chain cannot change"})
+        if self.address and is_evm_address(self.address):
+            try:
+                self.address = canonical_address(self.address)
+            except BadIdentifier as error:
+                raise ValidationError({"address": str(error)}) from None
+            variant = self.case_variants().first() if self.chain_id else None
+            if variant:
+                raise ValidationError(
+                    {
+                        "address": f"wallet {variant} has this address in another letter case; merge them with "
+                        "manage.py merge_wallet_case_variants"
+                    }
+                )
+
+    def case_variants(self):
+        """Other wallets of this chain whose EVM address differs from this one's in letter case only."""
+        same = Wallet.objects.filter(chain_id=self.chain_id, address__iexact=self.address)
+        return same.exclude(address=self.address).exclude(pk=self.pk)
 
 
 class TransactionKind(models.TextChoices):
@@ -142,7 +191,7 @@ class Transaction(models.Model):
     price_usd = price_field(null=True, blank=True)
     timestamp = models.DateTimeField()
     # NULL, not "": many transactions have no hash, and the unique constraint must ignore them.
-    tx_hash = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
+    tx_hash = models.CharField(max_length=128, null=True, blank=True, validators=[validate_identifier])  # noqa: DJ001
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -192,6 +241,11 @@ class Transaction(models.Model):
             and digits_and_places(self.amount)[1] > self.token.decimals
         ):
             errors["amount"] = f"{self.token.symbol} allows at most {self.token.decimals} decimal places"
+        if self.timestamp is not None:
+            try:
+                instants.check_instant(self.timestamp, "timestamp")
+            except instants.InstantOutOfRange as error:
+                errors["timestamp"] = str(error)
         if errors:
             raise ValidationError(errors)
 
@@ -211,3 +265,10 @@ class Price(models.Model):
 
     def __str__(self):
         return f"{self.token} @ {self.as_of:%Y-%m-%d %H:%M}Z = {self.price_usd}"
+
+    def clean(self):
+        if self.as_of is not None:
+            try:
+                instants.check_instant(self.as_of, "as_of")
+            except instants.InstantOutOfRange as error:
+                raise ValidationError({"as_of": str(error)}) from None

@@ -5,7 +5,7 @@ from django.db.models.functions import Now
 
 from bagtracker.models import Token, Wallet, amount_field, price_field
 from snapshots.cost_basis import METHODS
-from snapshots.periods import PERIODS
+from snapshots.periods import PERIODS, Period
 
 # A sum of USD values over a wallet's tokens: wider than one value (NUMERIC(38,18)).
 USD_SUM_DIGITS = 48
@@ -56,16 +56,6 @@ class Balance(models.Model):
 
     def __str__(self):
         return f"{self.wallet} {self.token.symbol}: {self.amount}"
-
-
-class Period(models.TextChoices):
-    HOURLY = "hourly"
-    DAILY = "daily"
-    WEEKLY = "weekly"
-    MONTHLY = "monthly"
-
-
-assert tuple(Period.values) == PERIODS
 
 
 class SnapshotSource(models.TextChoices):

@@ -22,6 +22,7 @@ from decimal import ROUND_DOWN, Decimal
 from django.db import connection, transaction
 
 from bagtracker.balances import update_balances
+from bagtracker.identifiers import checksum_address
 from bagtracker.models import ACQUISITION_KINDS, Chain, Token, TransactionKind, Wallet
 
 DEFAULT_WALLETS = 25
@@ -220,7 +221,7 @@ def _load_prices(tokens, paths, start, days):
 def _address(rng, chain):
     if chain == "solana":
         return _base58(rng.getrandbits(256))
-    return f"0x{rng.getrandbits(160):040x}"
+    return checksum_address(f"0x{rng.getrandbits(160):040x}")  # stored in EIP-55 form, as every EVM address
 
 
 def _tx_hash(rng, chain):

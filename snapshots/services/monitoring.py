@@ -15,7 +15,7 @@ from django_q.status import Stat
 from snapshots import job_registry
 from snapshots.job_registry import Job, Outcome
 from snapshots.models import SnapshotRun
-from snapshots.periods import PERIODS, format_boundary, period_enabled, period_length
+from snapshots.periods import Period, format_boundary
 
 # How many recent results of one job are read to find its last success and last failure.
 RECENT_TASKS = 100
@@ -205,8 +205,8 @@ class PeriodFreshness:
 def snapshot_freshness(now=None):
     now = now or timezone.now()
     report = []
-    for period in PERIODS:
-        freshness = PeriodFreshness(period, enabled=period_enabled(period))
+    for period in Period:
+        freshness = PeriodFreshness(period.value, enabled=period.enabled)
         runs = SnapshotRun.objects.filter(period=period)
         newest = runs.filter(status=SnapshotRun.Status.COMPLETED).order_by("-as_of").first()
         freshness.failed_runs = runs.filter(status=SnapshotRun.Status.FAILED).count()
@@ -215,7 +215,7 @@ def snapshot_freshness(now=None):
             freshness.duration_seconds = newest.duration_seconds
             age = now - newest.as_of
             freshness.age_seconds = age.total_seconds()
-            freshness.stale = freshness.enabled and age > STALE_AFTER_PERIODS * period_length(period)
+            freshness.stale = freshness.enabled and age > STALE_AFTER_PERIODS * period.length
         report.append(freshness)
     return report
 

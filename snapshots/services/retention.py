@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from snapshots.job_registry import Outcome
 from snapshots.models import SnapshotRun
-from snapshots.periods import PERIODS, retention_cutoff
+from snapshots.periods import Period
 
 # Rows deleted per committed batch; tests shrink it.
 PRUNE_BATCH_SIZE = 50000
@@ -110,9 +110,9 @@ def prune_snapshots(now=None, dry_run=False, batch_size=None, progress=None):
     now = now or timezone.now()
     batch_size = batch_size or PRUNE_BATCH_SIZE
     result = PruneResult(now=now, dry_run=dry_run)
-    for period in PERIODS:
-        cutoff = retention_cutoff(period, now)
-        outcome = result.periods[period] = PeriodPrune(period=period, cutoff=cutoff)
+    for period in Period:
+        cutoff = period.retention_cutoff(now)
+        outcome = result.periods[period.value] = PeriodPrune(period=period.value, cutoff=cutoff)
         if cutoff is None:
             continue
         runs = SnapshotRun.objects.filter(period=period, as_of__lt=cutoff)

@@ -28,11 +28,9 @@ from snapshots.job_registry import Outcome
 from snapshots.models import BalanceSnapshot, SnapshotRun, SnapshotSource
 from snapshots.periods import (
     PERIODS,
+    Period,
     as_utc,
-    floor_boundary,
     format_boundary,
-    is_boundary,
-    period_enabled,
     retention_cutoff,
 )
 from snapshots.services import bounds, healing, snapshot_sql
@@ -209,11 +207,10 @@ class SnapshotError(Exception):
 
 
 def _check_arguments(period, as_of, source):
-    if period not in PERIODS:
-        raise ValueError(f"unknown period {period!r} (expected one of {', '.join(PERIODS)})")
+    period = Period.of(period)
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r} (expected one of {', '.join(SOURCES)})")
-    if not is_boundary(period, as_of):
+    if not period.is_boundary(as_of):
         raise ValueError(f"{as_of.isoformat()} is not a {period} boundary")
     instants.check_boundary(as_of, f"{period} boundary")
 
@@ -314,11 +311,12 @@ def run_snapshots(period, at, source="scheduled", force=False, catch_up=None):
     anything is written or recorded: a job given `at=2099-…` must not record a run in 2099.
     """
     started = time.monotonic()
+    period = Period.of(period)
     now = _now()
     at = instants.check_instant(at, "at", now)
-    as_of = instants.check_boundary(floor_boundary(period, at), f"{period} boundary", now)
-    result = SnapshotJobResult(period=period, as_of=as_of, source=source)
-    if not force and not period_enabled(period):
+    as_of = instants.check_boundary(period.floor(at), f"{period} boundary", now)
+    result = SnapshotJobResult(period=period.value, as_of=as_of, source=source)
+    if not force and not period.enabled:
         result.reason = "disabled_in_settings"
         return result
     if catch_up is None:

@@ -233,6 +233,13 @@ CASES = [
     Case("export_balances: id not a number", ["export_balances", "--wallet", "0x1"], "invalid int value: '0x1'"),
     Case("export_balances: full-width id", ["export_balances", "--wallet", "\uff11"], "invalid int value"),
     Case("export_balances: unknown format", ["export_balances", "--format", "xlsx"], "invalid choice: 'xlsx'"),
+    # merge_wallet_case_variants
+    Case(
+        "merge_wallet_case_variants: unknown chain",
+        ["merge_wallet_case_variants", "--chain", "nosuchchain"],
+        "chain 'nosuchchain' does not exist",
+        subprocess=True,
+    ),
     # jobs_status
     Case(
         "jobs_status: both outputs",
