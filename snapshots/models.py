@@ -179,7 +179,7 @@ class SnapshotRun(models.Model):
 
 
 class StaleMark(models.Model):
-    """What a history edit made stale in the retained snapshots (DESIGN.md, "History edits heal
+    """What a history edit made stale in the retained snapshots (docs/snapshots.md, "History edits heal
     themselves"): every boundary at or after ``since`` of one wallet (its transactions changed), or
     of every wallet holding one token from ``since`` until ``until`` (a price changed: it counts
     until the next price). Written by database triggers on transactions and prices, in the writer's

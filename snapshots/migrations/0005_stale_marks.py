@@ -3,7 +3,7 @@
 import django.db.models.functions.datetime
 from django.db import migrations, models
 
-# History edits heal themselves (DESIGN.md): a write to transactions or prices dated at or before
+# History edits heal themselves (docs/snapshots.md): a write to transactions or prices dated at or before
 # the latest boundary taken marks what it made stale, in the writer's own transaction, whatever
 # wrote it (admin, importer, shell). Statement-level triggers with transition tables: one
 # set-based INSERT … ON CONFLICT per statement, however many rows it wrote.
@@ -11,7 +11,7 @@ from django.db import migrations, models
 # - a confirmed transaction at t (inserted, deleted, or either side of an update that changed
 #   something the ledger reads) marks its wallet from t;
 # - a confirmed priced transaction also marks its token from t until the token's first Price: it
-#   is the price of every wallet's rows of that token until then (DESIGN.md, "Prices");
+#   is the price of every wallet's rows of that token until then (docs/snapshots.md, "Prices");
 # - a Price at p marks its token from p until the next Price of that token (open when none).
 #
 # One mark per wallet or token: a later write widens it (earliest since, latest until) and bumps

@@ -1,4 +1,4 @@
-"""How far a snapshot job reaches in time (DESIGN.md, "Snapshots": bounded time travel).
+"""How far a snapshot job reaches in time (docs/snapshots.md: catch-up and backfill).
 
 - Catch-up (missing_boundaries): after its own boundary, a scheduled run takes the boundaries its
   period missed, newest first, at most BALANCE_CATCH_UP_MAX_BOUNDARIES per run; the next run goes

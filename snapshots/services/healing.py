@@ -1,4 +1,4 @@
-"""History edits heal themselves (DESIGN.md, "Snapshots").
+"""History edits heal themselves (docs/snapshots.md).
 
 A write to transactions or prices dated at or before the latest boundary taken leaves a *stale
 mark* (snapshots.StaleMark), written by database triggers in the writer's own transaction

@@ -159,7 +159,7 @@ class WalletScope:
         self.only = None if only is None else sorted({int(w) for w in only})
         self.excluding = sorted({int(w) for w in excluding or ()})
         # Wallets the boundary covered when it was first taken: refreshed even if deactivated
-        # since (DESIGN.md: the wallets a boundary covers are fixed when it is first taken).
+        # since (docs/snapshots.md: the wallets a boundary covers are fixed when it is first taken).
         self.covered = sorted({int(w) for w in covered or ()})
 
     @property
