@@ -11,14 +11,14 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
-from django_q.models import OrmQ, Schedule, Task
-from django_q.signing import SignedPackage
+from django_q.models import Schedule, Task
 
 from snapshots import tasks
 from snapshots.models import BalanceSnapshot
 from snapshots.services import portfolio
 from snapshots.services.snapshots import take_snapshot
 from tests.conftest import utc
+from tests.jobs_support import queued_payloads
 
 
 def portfolio_url(wallet):
@@ -26,7 +26,7 @@ def portfolio_url(wallet):
 
 
 def queued():
-    return [SignedPackage.loads(q.payload) for q in OrmQ.objects.order_by("id")]
+    return queued_payloads()
 
 
 def chart_series(response, period):

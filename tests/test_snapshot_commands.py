@@ -161,7 +161,20 @@ class TestExportSnapshots:
         out, _ = run("export_snapshots", "--period", "daily", "--since", "2026-01-03", "--until", "2026-01-03")
         rows = list(csv.reader(io.StringIO(out)))
         assert rows == [
-            ["period", "as_of", "wallet", "chain", "token", "amount", "price_usd", "value_usd", "source"],
+            [
+                "period",
+                "as_of",
+                "wallet",
+                "chain",
+                "token",
+                "amount",
+                "price_usd",
+                "value_usd",
+                "cost_basis_usd",
+                "realized_pnl_usd",
+                "cost_basis_method",
+                "source",
+            ],
             [
                 "daily",
                 "2026-01-03T00:00:00Z",
@@ -171,8 +184,20 @@ class TestExportSnapshots:
                 "1.500000000000000001",
                 "0.000000000000000001",
                 "0.000000000000000002",
+                "3000",  # 1.5 @2000; the unpriced 10^-18 has an unknown cost, counted as 0
+                "0",
+                "average",
                 "backfill",
             ],
+        ]
+
+    def test_summaries_instead_of_rows(self, snapshots, wallet):
+        out, _ = run("export_snapshots", "--period", "daily", "--since", "2026-01-03", "--summaries")
+        rows = list(csv.reader(io.StringIO(out)))
+        assert rows == [
+            ["period", "as_of", "wallet", "chain", "value_usd", "cost_basis_usd", "realized_pnl_usd", "unpriced_rows"],
+            ["daily", "2026-01-03T00:00:00Z", wallet.address, "ethereum", "0.000000000000000002", "3000", "0", "0"],
+            ["daily", "2026-01-04T00:00:00Z", wallet.address, "ethereum", "0.000000000000000002", "3000", "0", "0"],
         ]
 
     def test_json(self, snapshots):

@@ -562,7 +562,10 @@ def test_the_shell_pipeline_to_head_prints_one_line(tmp_path):
         text=True,
         timeout=60,
     )
-    assert result.stdout == "period,as_of,wallet,chain,token,amount,price_usd,value_usd,source\n"
+    assert result.stdout == (
+        "period,as_of,wallet,chain,token,amount,price_usd,value_usd,cost_basis_usd,realized_pnl_usd,cost_basis_method,"
+        "source\n"
+    )
     assert result.stderr == "" and result.returncode == 0
 
 

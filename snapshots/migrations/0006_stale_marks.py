@@ -142,7 +142,7 @@ DROP_TRIGGERS_SQL = (
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("snapshots", "0004_job_run_stats"),
+        ("snapshots", "0005_ledger_walk"),
         ("bagtracker", "0001_initial"),
     ]
 
