@@ -12,7 +12,7 @@ from django_q.models import Task
 from snapshots.models import BalanceSnapshot, StaleMark
 from snapshots.periods import floor_boundary
 from snapshots.services.snapshots import take_snapshot
-from tests.jobs_support import process_env, qcluster, redis_test_url, wait_until  # noqa: F401 (fixture)
+from tests.jobs_support import process_env, redis_test_url, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
