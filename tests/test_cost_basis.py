@@ -1,4 +1,4 @@
-"""Cost basis and realized PnL (DESIGN.md, "The ledger"; docs/ledger.md), computed by hand, for
+"""Cost basis and realized PnL (docs/ledger.md), computed by hand, for
 both methods. Each transaction is at its own instant unless a test says otherwise."""
 
 from decimal import Decimal

@@ -1,4 +1,4 @@
-"""Switching BALANCE_COST_BASIS (DESIGN.md): the numbers computed with the other method are counted
+"""Switching BALANCE_COST_BASIS (docs/ledger.md): the numbers computed with the other method are counted
 by jobs_status, the Balance admin and /health's details for staff, until recalculated."""
 
 import contextlib

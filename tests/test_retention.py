@@ -8,8 +8,9 @@ import pytest
 from snapshots.models import BalanceSnapshot, SnapshotRun, WalletSnapshot
 from snapshots.periods import boundaries_between
 from snapshots.services import retention
+from snapshots.services.bounds import missing_boundaries
 from snapshots.services.retention import prune_snapshots
-from snapshots.services.snapshots import missing_boundaries, take_snapshot
+from snapshots.services.snapshots import take_snapshot
 from tests.conftest import utc
 
 NOW = utc(2026, 6, 1, 3)

@@ -35,6 +35,7 @@ JOBS = {
     "snapshots.tasks.recalculate_wallet_balances",
     "snapshots.tasks.recalculate_all_wallets",
     "snapshots.tasks.backfill_wallet_snapshots",
+    "snapshots.tasks.refresh_stale_snapshots",
 }
 
 

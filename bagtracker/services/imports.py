@@ -39,7 +39,9 @@ from bagtracker.models import (
     DISPOSAL_KINDS,
     PRICE_DIGITS,
     Chain,
+    Price,
     Token,
+    Transaction,
     TransactionKind,
     TransactionStatus,
 )
@@ -47,6 +49,7 @@ from bagtracker.numbers import plain
 from bagtracker.services import csv_input as parse
 from bagtracker.services import import_sql as sql
 from bagtracker.services.csv_input import BadValue, ImportRejected
+from bagtracker.signals import history_written
 
 TRANSACTION_COLUMNS = ("wallet", "chain", "token", "kind", "status", "amount", "price_usd", "timestamp", "tx_hash")
 PRICE_COLUMNS = ("chain", "token", "as_of", "price_usd")
@@ -185,6 +188,7 @@ def import_transactions(stream: BinaryIO, progress: Callable[[int], None] | None
                     f"would make a running amount negative: {error}", _line_to_blame(cursor, error)
                 ) from error
             result.wallets_updated = len({wallet_id for wallet_id, _ in touched})
+            history_written.send(sender=Transaction)
     except IntegrityError as error:  # a concurrent writer beat the checks above; nothing was written
         raise ImportRejected(f"the database refused the import: {str(error).splitlines()[0]}") from None
     result.duration_seconds = time.monotonic() - started
@@ -284,5 +288,6 @@ def import_prices(stream: BinaryIO, progress: Callable[[int], None] | None = Non
             )
         cursor.execute(sql.INSERT_PRICES_SQL, {"source": PRICE_SOURCE})
         result.inserted = cursor.rowcount
+        history_written.send(sender=Price)
     result.duration_seconds = time.monotonic() - started
     return result

@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from bagtracker.balances import update_pair_balances
 from bagtracker.errors import RunningAmountNegative
 from bagtracker.models import Transaction
+from bagtracker.signals import history_written
 
 
 class _DryRun(Exception):
@@ -27,6 +28,7 @@ def save_transaction(tx: Transaction) -> Transaction:
                 pairs.update(Transaction.objects.filter(pk=tx.pk).values_list("wallet_id", "token_id"))
             tx.save()
             update_pair_balances(pairs)
+            history_written.send(sender=Transaction)
     except Exception as error:
         if adding:
             # Rolled back: the id the insert drew names no row. Leave ``tx`` as it came, unsaved.
@@ -43,6 +45,7 @@ def delete_transactions(queryset: QuerySet[Transaction]) -> int:
         pairs = set(queryset.values_list("wallet_id", "token_id").distinct())
         deleted, _ = queryset.delete()
         update_pair_balances(pairs)
+        history_written.send(sender=Transaction)
     return deleted
 
 

@@ -247,7 +247,7 @@ def format_age(seconds: float) -> str:
 
 @dataclass
 class CostBasisReport:
-    """How many stored numbers carry another cost-basis method than BALANCE_COST_BASIS (DESIGN.md:
+    """How many stored numbers carry another cost-basis method than BALANCE_COST_BASIS (docs/ledger.md:
     a switch applies as wallets are recomputed, to all after `recalculate --all --snapshots`)."""
 
     method: str

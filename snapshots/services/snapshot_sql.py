@@ -70,7 +70,7 @@ WITH recent AS MATERIALIZED (
     SELECT b.wallet_id, b.token_id, a.amount, a.avg_buy, a.cost_basis, a.realized, a.method,
            a.amount > %(dust)s AS is_row
     FROM snapshots_balance b
-    JOIN bagtracker_wallet wa ON wa.id = b.wallet_id AND wa.is_active
+    JOIN bagtracker_wallet wa ON wa.id = b.wallet_id AND (wa.is_active OR {covered})
     LEFT JOIN recent r ON r.wallet_id = b.wallet_id AND r.token_id = b.token_id
     LEFT JOIN walked w ON w.wallet_id = b.wallet_id AND w.token_id = b.token_id
     CROSS JOIN LATERAL (
@@ -226,9 +226,12 @@ LOCK_BOUNDARY_SQL = sql.SQL("SELECT pg_advisory_xact_lock(%s, hashtext(%s))")
 class WalletScope:
     """Which wallets a snapshot write covers: all, only some, or all but some."""
 
-    def __init__(self, only=None, excluding=None):
+    def __init__(self, only=None, excluding=None, covered=None):
         self.only = None if only is None else sorted({int(w) for w in only})
         self.excluding = sorted({int(w) for w in excluding or ()})
+        # Wallets the boundary covered when it was first taken: refreshed even if deactivated
+        # since (docs/snapshots.md: the wallets a boundary covers are fixed when it is first taken).
+        self.covered = sorted({int(w) for w in covered or ()})
 
     @property
     def is_everything(self):
@@ -250,8 +253,14 @@ class WalletScope:
             return sql.SQL("tk.id IN (SELECT b.token_id FROM snapshots_balance b WHERE {})").format(self.condition("b"))
         return sql.SQL("EXISTS (SELECT 1 FROM snapshots_balance b WHERE b.token_id = tk.id)")
 
+    def covered_condition(self, table):
+        """Whether ``table``.id is one of the covered wallets (psycopg.sql)."""
+        if not self.covered:
+            return sql.SQL("FALSE")
+        return sql.SQL("{} = ANY(%(covered_wallets)s::bigint[])").format(sql.Identifier(table, "id"))
+
     def params(self):
-        return {"only_wallets": self.only or [], "excluded_wallets": self.excluding}
+        return {"only_wallets": self.only or [], "excluded_wallets": self.excluding, "covered_wallets": self.covered}
 
 
 # A snapshot in progress also holds its period's key in shared mode, until it commits. A rebuild
@@ -283,6 +292,7 @@ def _statements(scope):
         scope_t=scope.condition("t"),
         scope_b=scope.condition("b"),
         priced_tokens=scope.priced_tokens(),
+        covered=scope.covered_condition("wa"),
         avg_buy=average_sql("w.priced_in_value", "w.priced_in_qty"),
         max_value=MAX_VALUE_USD,
     )
