@@ -36,6 +36,8 @@ def health(request):
     body = {"status": "ok" if ok else "error"}
     if health_details_allowed(request):
         body["checks"] = {name: c.as_dict() for name, c in checks.items()}
+        # Never changes the status: how many numbers carry another cost-basis method (docs/ledger.md).
+        body["details"] = {"cost_basis": monitoring.cost_basis_report().as_dict()}
     return JsonResponse(body, status=200 if ok else 503)
 
 

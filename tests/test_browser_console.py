@@ -19,7 +19,7 @@ from snapshots.models import SnapshotRun
 from snapshots.periods import floor_boundary
 from snapshots.services.snapshots import take_snapshot
 from tests.conftest import utc
-from tests.jobs_support import process_env, qcluster, wait_until  # noqa: F401  (qcluster is a fixture)
+from tests.jobs_support import process_env, wait_until
 
 CHROMIUM = os.environ.get("BAGTRACKER_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -139,7 +139,7 @@ def test_an_operator_runs_a_schedule_from_the_admin_and_sees_its_result(
     make_tx,
 ):
     make_tx("buy", "5", price="3", at=utc(2026, 1, 1))
-    qcluster(process_env())  # the real cluster, ORM broker, on the live server's database
+    qcluster(process_env())  # the real cluster, on the live server's database and Redis
 
     log_in(page, live_server)
     page.click("#console-module >> text=Schedules")

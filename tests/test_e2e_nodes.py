@@ -19,7 +19,7 @@ from django_q.tasks import async_task
 from snapshots import tasks
 from snapshots.models import Balance, BalanceSnapshot, SnapshotRun, WalletSnapshot
 from snapshots.periods import floor_boundary
-from tests.jobs_support import QCluster, process_env, redis_test_url, wait_until
+from tests.jobs_support import QCluster, process_env, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -45,13 +45,8 @@ def nodes(tmp_path):
 
 
 @pytest.fixture
-def redis_env():
-    import redis
-
-    url = redis_test_url()
-    redis.from_url(url).flushdb()
-    yield process_env(broker_url=url)
-    redis.from_url(url).flushdb()
+def redis_env(redis_url):
+    return process_env(broker_url=redis_url)
 
 
 def history(make_wallet, make_tx, token):

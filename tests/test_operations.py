@@ -8,8 +8,6 @@ from django_q.conf import Conf
 from django_q.models import Success
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.jobs_support import redis_url  # noqa: F401 (fixture)
-
 
 @pytest.mark.django_db
 def test_health_is_ok_when_database_and_broker_answer(admin_client):

@@ -9,6 +9,7 @@ admin site (admin/overview/, config/admin_site.py).
 from datetime import UTC, date, datetime, time
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
@@ -23,10 +24,10 @@ from bagtracker.errors import WalletNotFound
 from bagtracker.models import Wallet
 from read_replica import replica_view
 from snapshots.console import permissions
-from snapshots.console.charts import chart_data
+from snapshots.console.charts import chart_data, pnl_chart_data
 from snapshots.models import Period
-from snapshots.periods import boundaries_between, format_boundary, retention_cutoff, retention_days, retention_setting
-from snapshots.services import monitoring, portfolio
+from snapshots.periods import format_boundary
+from snapshots.services import bounds, monitoring, portfolio
 from snapshots.services.jobs import QueueError, queue_job
 
 
@@ -57,6 +58,8 @@ def wallet_portfolio(model_admin, request, object_id):
     context = {
         **_context(model_admin, request, wallet, f"Portfolio of wallet {wallet}"),
         "chart": chart_data(portfolio.wallet_value_history(wallet.pk)),
+        "pnl_chart": pnl_chart_data(portfolio.wallet_pnl_history(wallet.pk)),
+        "cost_basis_method": settings.BALANCE_COST_BASIS,
         "positions": positions,
         "max_points": portfolio.MAX_POINTS,
     }
@@ -113,19 +116,17 @@ def wallet_backfill(model_admin, request, object_id):
 
     period = form.cleaned_data["period"]
     since, until = form.instants()
-    boundaries = list(boundaries_between(period, since, until))
-    if request.POST.get("confirmed") != "yes" or not boundaries:
-        cutoff = retention_cutoff(period, now)
+    # Clamped to the wallet's first transaction and to retention before anything is listed.
+    plan = bounds.plan_backfill(period, since, until, now, wallet_ids=[wallet.pk])
+    if request.POST.get("confirmed") != "yes" or not plan.count:
         context.update(
             period=period,
-            boundaries=len(boundaries),
-            first=boundaries and format_boundary(boundaries[0]),
-            last=boundaries and format_boundary(boundaries[-1]),
+            boundaries=plan.count,
+            first=plan.count and format_boundary(plan.first),
+            last=plan.count and format_boundary(plan.last),
             since_text=format_boundary(since),
             until_text=format_boundary(until),
-            past_retention=bool(cutoff and boundaries and boundaries[0] < cutoff),
-            retention_days=retention_days(period),
-            retention_setting=retention_setting(period),
+            notes=plan.notes,
         )
         return TemplateResponse(request, "admin/console/wallet_backfill_confirm.html", context)
 
@@ -136,8 +137,8 @@ def wallet_backfill(model_admin, request, object_id):
         return TemplateResponse(request, "admin/console/wallet_backfill.html", context)
     model_admin.message_user(
         request,
-        f"Queued the backfill of {len(boundaries):,} {period} boundaries of wallet {wallet} "
-        f"({format_boundary(boundaries[0])} to {format_boundary(boundaries[-1])}): task {task_id}",
+        f"Queued the backfill of {plan.count:,} {period} boundaries of wallet {wallet} "
+        f"({format_boundary(plan.first)} to {format_boundary(plan.last)}): task {task_id}",
         messages.SUCCESS,
     )
     return redirect(reverse("admin:bagtracker_wallet_portfolio", args=[wallet.pk]))

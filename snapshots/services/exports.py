@@ -14,12 +14,15 @@ import io
 import json
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
+
+from django.db.models import Exists, OuterRef, QuerySet
 
 from bagtracker.errors import WalletNotFound
 from bagtracker.models import Wallet
 from bagtracker.numbers import plain
-from snapshots.models import Balance, BalanceSnapshot
+from snapshots.models import Balance, BalanceSnapshot, SnapshotRun, WalletSnapshot
 
 BALANCE_COLUMNS = (
     "wallet",
@@ -31,8 +34,14 @@ BALANCE_COLUMNS = (
     "avg_buy_price_usd",
     "avg_sell_price_usd",
     "realized_pnl_usd",
+    "cost_basis_usd",
+    "avg_cost_usd",
+    "cost_basis_complete",
+    "realized_pnl_complete",
+    "cost_basis_method",
 )
-_DECIMAL_COLUMNS = BALANCE_COLUMNS[3:]
+_DECIMAL_COLUMNS = BALANCE_COLUMNS[3:11]
+_OTHER_COLUMNS = BALANCE_COLUMNS[11:]
 # Identifier columns: what a spreadsheet could read as a formula (wallet addresses, slugs, symbols).
 TEXT_COLUMNS = frozenset({"wallet", "chain", "token"})
 # What makes Excel, LibreOffice and Google Sheets read a cell as a formula (OWASP "CSV injection").
@@ -49,14 +58,16 @@ def balance_rows(wallet_id: int | None = None) -> Iterator[dict[str, str | None]
             raise WalletNotFound(wallet_id)
         balances = balances.filter(wallet_id=wallet_id)
     values = balances.order_by("wallet_id", "token__symbol", "token_id").values_list(
-        "wallet__address", "wallet__chain__slug", "token__symbol", *_DECIMAL_COLUMNS
+        "wallet__address", "wallet__chain__slug", "token__symbol", *_DECIMAL_COLUMNS, *_OTHER_COLUMNS
     )
+    decimals_end = 3 + len(_DECIMAL_COLUMNS)
     for row in values.iterator(chunk_size=CHUNK_ROWS):
         record = dict(zip(BALANCE_COLUMNS[:3], row[:3], strict=True))
         record.update(
             (name, None if value is None else plain(value))
-            for name, value in zip(_DECIMAL_COLUMNS, row[3:], strict=True)
+            for name, value in zip(_DECIMAL_COLUMNS, row[3:decimals_end], strict=True)
         )
+        record.update(zip(_OTHER_COLUMNS, row[decimals_end:], strict=True))
         yield record
 
 
@@ -70,6 +81,8 @@ def spreadsheet_text(value: str) -> str:
 def _cell(name, value, text_columns):
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return spreadsheet_text(value) if name in text_columns else value
 
 
@@ -122,7 +135,20 @@ def _chain(first, rest):
     yield from rest
 
 
-SNAPSHOT_COLUMNS = ("period", "as_of", "wallet", "chain", "token", "amount", "price_usd", "value_usd", "source")
+SNAPSHOT_COLUMNS = (
+    "period",
+    "as_of",
+    "wallet",
+    "chain",
+    "token",
+    "amount",
+    "price_usd",
+    "value_usd",
+    "cost_basis_usd",
+    "realized_pnl_usd",
+    "cost_basis_method",
+    "source",
+)
 _SNAPSHOT_FIELDS = (
     "period",
     "as_of",
@@ -132,38 +158,107 @@ _SNAPSHOT_FIELDS = (
     "amount",
     "price_usd",
     "value_usd",
+    "cost_basis_usd",
+    "realized_pnl_usd",
+    "cost_basis_method",
     "source",
 )
+SUMMARY_COLUMNS = (
+    "period",
+    "as_of",
+    "wallet",
+    "chain",
+    "value_usd",
+    "cost_basis_usd",
+    "realized_pnl_usd",
+    "unpriced_rows",
+)
+_SUMMARY_FIELDS = (
+    "period",
+    "as_of",
+    "wallet__address",
+    "wallet__chain__slug",
+    "value_usd",
+    "cost_basis_usd",
+    "realized_pnl_usd",
+    "unpriced_rows",
+)
+
+
+def _in_range(rows: QuerySet, period: str, since: datetime | None, until: datetime | None) -> QuerySet:
+    # Completed boundaries only: rows of a boundary still being written, or of a partial backfill
+    # that never completed one, are not exported.
+    completed = SnapshotRun.objects.filter(
+        period=OuterRef("period"), as_of=OuterRef("as_of"), status=SnapshotRun.Status.COMPLETED
+    )
+    rows = rows.filter(period=period).filter(Exists(completed))
+    if since:
+        rows = rows.filter(as_of__gte=since)
+    if until:
+        rows = rows.filter(as_of__lte=until)
+    return rows
+
+
+def _iso(instant: datetime) -> str:
+    return instant.isoformat().replace("+00:00", "Z")
+
+
+def _decimal(value: Decimal | None) -> str | None:
+    return None if value is None else plain(value)
 
 
 def snapshot_rows(
     period: str, since: datetime | None = None, until: datetime | None = None
 ) -> Iterator[dict[str, str | None]]:
     """Yield one dict per snapshot row of ``period`` with as_of in [since, until], oldest boundary first."""
-    rows = BalanceSnapshot.objects.filter(period=period)
-    if since:
-        rows = rows.filter(as_of__gte=since)
-    if until:
-        rows = rows.filter(as_of__lte=until)
+    rows = _in_range(BalanceSnapshot.objects.all(), period, since, until)
     values = rows.order_by("as_of", "wallet_id", "token_id").values_list(*_SNAPSHOT_FIELDS)
-    for period_, as_of, wallet, chain, token, amount, price, value, source in values.iterator(chunk_size=CHUNK_ROWS):
+    for row in values.iterator(chunk_size=CHUNK_ROWS):
+        period_, as_of, wallet, chain, token, amount, price, value, cost_basis, realized, method, source = row
         yield {
             "period": period_,
-            "as_of": as_of.isoformat().replace("+00:00", "Z"),
+            "as_of": _iso(as_of),
             "wallet": wallet,
             "chain": chain,
             "token": token,
             "amount": plain(amount),
-            "price_usd": None if price is None else plain(price),
-            "value_usd": None if value is None else plain(value),
+            "price_usd": _decimal(price),
+            "value_usd": _decimal(value),
+            "cost_basis_usd": plain(cost_basis),
+            "realized_pnl_usd": plain(realized),
+            "cost_basis_method": method,
             "source": source,
         }
 
 
+def summary_rows(
+    period: str, since: datetime | None = None, until: datetime | None = None
+) -> Iterator[dict[str, str | int | None]]:
+    """Yield one dict per wallet summary of ``period`` with as_of in [since, until], oldest boundary first."""
+    rows = _in_range(WalletSnapshot.objects.all(), period, since, until)
+    values = rows.order_by("as_of", "wallet_id").values_list(*_SUMMARY_FIELDS)
+    for period_, as_of, wallet, chain, value, cost_basis, realized, unpriced in values.iterator(chunk_size=CHUNK_ROWS):
+        yield {
+            "period": period_,
+            "as_of": _iso(as_of),
+            "wallet": wallet,
+            "chain": chain,
+            "value_usd": plain(value),
+            "cost_basis_usd": plain(cost_basis),
+            "realized_pnl_usd": plain(realized),
+            "unpriced_rows": unpriced,
+        }
+
+
 def export_snapshots(
-    period: str, since: datetime | None = None, until: datetime | None = None, fmt: str = "csv"
+    period: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    fmt: str = "csv",
+    summaries: bool = False,
 ) -> Iterator[str]:
-    """Yield the snapshots export of ``period`` as text chunks."""
+    """Yield the snapshots export of ``period`` as text chunks (the wallet summaries with ``summaries``)."""
     _check_format(fmt)
-    rows = snapshot_rows(period, since, until)
-    return render_csv(rows, SNAPSHOT_COLUMNS) if fmt == "csv" else render_json(rows)
+    rows = (summary_rows if summaries else snapshot_rows)(period, since, until)
+    columns = SUMMARY_COLUMNS if summaries else SNAPSHOT_COLUMNS
+    return render_csv(rows, columns) if fmt == "csv" else render_json(rows)

@@ -13,8 +13,9 @@ from django_q.models import Schedule, Task
 from django_q.status import Stat
 
 from snapshots import job_registry
+from snapshots.cost_basis import current_method
 from snapshots.job_registry import Job, Outcome
-from snapshots.models import SnapshotRun
+from snapshots.models import Balance, BalanceSnapshot, SnapshotRun, WalletSnapshot
 from snapshots.periods import Period, format_boundary
 
 # How many recent results of one job are read to find its last success and last failure.
@@ -242,3 +243,45 @@ def format_age(seconds: float) -> str:
     if days:
         return f"{days}d{hours:02d}h"
     return f"{hours}h{minutes:02d}m"
+
+
+@dataclass
+class CostBasisReport:
+    """How many stored numbers carry another cost-basis method than BALANCE_COST_BASIS (docs/ledger.md:
+    a switch applies as wallets are recomputed, to all after `recalculate --all --snapshots`)."""
+
+    method: str
+    balances: int
+    snapshot_rows: int
+    summaries: int
+
+    @property
+    def switched(self):
+        return bool(self.balances or self.snapshot_rows or self.summaries)
+
+    def describe(self):
+        if not self.switched:
+            return f"cost basis: {self.method} everywhere"
+        return (
+            f"cost basis: BALANCE_COST_BASIS is {self.method}, but {self.balances:,} balances, "
+            f"{self.snapshot_rows:,} snapshot rows and {self.summaries:,} wallet summaries carry another method "
+            "until `manage.py recalculate --all --snapshots` has run"
+        )
+
+    def as_dict(self):
+        return {
+            "method": self.method,
+            "balances_with_another_method": self.balances,
+            "snapshot_rows_with_another_method": self.snapshot_rows,
+            "summaries_with_another_method": self.summaries,
+        }
+
+
+def cost_basis_report():
+    method = current_method()
+    return CostBasisReport(
+        method=method,
+        balances=Balance.objects.exclude(cost_basis_method=method).count(),
+        snapshot_rows=BalanceSnapshot.objects.exclude(cost_basis_method=method).count(),
+        summaries=WalletSnapshot.objects.exclude(cost_basis_method=method).count(),
+    )
