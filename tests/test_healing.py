@@ -354,3 +354,14 @@ def test_the_refresh_also_heals_the_wallet_summaries(make_tx, wallet):
         (4, 100, 50),
         (5, 100, 50),
     ]
+
+
+def test_the_refresh_job_is_a_plain_function_returning_its_counts(make_tx, wallet):
+    from snapshots import tasks
+
+    make_tx("buy", "10", at=utc(2026, 3, 1, 9))
+    take_days()
+    make_tx("sell", "5", at=utc(2026, 3, 1, 18))
+    result = tasks.refresh_stale_snapshots()  # now: March is outside the default retention
+    assert (result["status"], result["marks"], result["settled"], result["boundaries"]) == ("success", 1, 1, 0)
+    assert marks() == {}
