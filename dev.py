@@ -3,10 +3,14 @@
 
     python3 dev.py up       create .venv, install, migrate, load a demo portfolio into an empty
                             database, start the job cluster (qcluster) and the admin (runserver)
-    python3 dev.py test     run the test suite (extra arguments go to pytest)
-    python3 dev.py stop     stop the embedded PostgreSQL (when DATABASE_URL is unset)
+    python3 dev.py test     run the test suite on two processes (extra arguments go to pytest);
+                            --fast: the fast tier (no real-process tests)
+    python3 dev.py stop     stop the embedded PostgreSQL and Valkey (started when DATABASE_URL /
+                            REDIS_URL are unset); Ctrl-C on `up` leaves them running
 
-Without DATABASE_URL the database is an embedded PostgreSQL in .data/ (or BAGTRACKER_DATA_DIR).
+Without DATABASE_URL the database is an embedded PostgreSQL in .data/ (or BAGTRACKER_DATA_DIR), and
+without REDIS_URL / REDIS_HOST the broker an embedded Valkey (Redis-compatible) beside it. The tests
+(`dev.py test`) start servers of their own and never touch these.
 """
 
 import hashlib
@@ -107,7 +111,7 @@ def up(smoke=False):
         task_id = queued.stdout.strip().splitlines()[-1].split()[-1]
         print(
             f"\n  Admin:  {url}\n  Login:  {login}\n"
-            "  Stop:   Ctrl-C (then `python3 dev.py stop` stops the embedded PostgreSQL)\n",
+            "  Stop:   Ctrl-C (then `python3 dev.py stop` stops the embedded PostgreSQL and Valkey)\n",
             flush=True,
         )
         if smoke:
@@ -124,18 +128,39 @@ def up(smoke=False):
     except KeyboardInterrupt:
         return 0
     finally:
-        for process in processes:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+        stop_processes(processes)
+        say("stopped the job cluster and the admin (the embedded servers keep running: python3 dev.py stop)")
+
+
+def stop_processes(processes, seconds=3.5):
+    """SIGTERM to each process itself, never to its group: django-q2 stops a cluster in order from its
+    main process. Whatever still runs after ``seconds`` (a job that outlasts them, a stuck process)
+    is killed with its whole group, so Ctrl-C returns within 5 s and leaves nothing behind."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + seconds
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            say(f"{process.args[2]} did not stop within {seconds} s: killed, with its group")
+            os.killpg(process.pid, signal.SIGKILL)  # alive, so the group is still its own
+            process.wait()
+
+
+# The fast tier: everything but the tests that start real processes (clusters, servers, a browser).
+FAST = ["-m", "not e2e and not faults and not bench"]
 
 
 def test(args):
+    """pytest on two processes (pytest-xdist; `-n 0` for one), `--fast` for the fast tier. The tests
+    start their own PostgreSQL (unless DATABASE_URL is set) and Redis: config/settings/test.py."""
     ensure_venv()
+    if "--fast" in args:
+        args = [*FAST, *(a for a in args if a != "--fast")]
+    if "no:xdist" not in args and not any(a.startswith(("-n", "--numprocesses", "--dist")) for a in args):
+        args = ["-n", "2", *args]
     return subprocess.run([str(PYTHON), "-m", "pytest", *args], cwd=ROOT).returncode
 
 

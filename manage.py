@@ -5,6 +5,9 @@ import sys
 
 def main():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    if sys.argv[1:2] == ["embedded_db"]:
+        # Its status and stop report on the embedded servers; loading the settings must not start them.
+        os.environ["BAGTRACKER_START_EMBEDDED"] = "0"
     from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
 

@@ -8,6 +8,7 @@ from django.urls import reverse
 from bagtracker.errors import RunningAmountNegative
 from bagtracker.models import Chain, Price, Token, Transaction, Wallet
 from bagtracker.services.transactions import check_save_transaction, delete_transactions, save_transaction
+from bagtracker.signals import history_written
 
 
 @admin.register(Chain)
@@ -97,3 +98,20 @@ class PriceAdmin(admin.ModelAdmin):
     date_hierarchy = "as_of"
     list_select_related = ["token", "token__chain"]
     autocomplete_fields = ["token"]
+
+    # A price for the past changes the snapshots taken since: tell the snapshots app (it refreshes
+    # them once this transaction commits).
+    def save_model(self, request, obj, form, change):
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            history_written.send(sender=Price)
+
+    def delete_model(self, request, obj):
+        with transaction.atomic():
+            super().delete_model(request, obj)
+            history_written.send(sender=Price)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            super().delete_queryset(request, queryset)
+            history_written.send(sender=Price)

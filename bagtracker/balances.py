@@ -13,14 +13,19 @@ from django.core.exceptions import ImproperlyConfigured
 
 # (wallet ids) -> (balances written, balances removed)
 BalanceUpdater = Callable[[Iterable[int]], tuple[int, int]]
+# ((wallet id, token id) pairs) -> (balances written, balances removed)
+PairBalanceUpdater = Callable[[Iterable[tuple[int, int]]], tuple[int, int]]
 
 _updater: BalanceUpdater | None = None
+_pair_updater: PairBalanceUpdater | None = None
 
 
-def register_balance_updater(updater: BalanceUpdater) -> None:
-    """Install the function that rebuilds wallets' balances (called once, by the ledger's app)."""
-    global _updater
+def register_balance_updater(updater: BalanceUpdater, pair_updater: PairBalanceUpdater | None = None) -> None:
+    """Install the functions that rebuild wallets' balances, or only some (wallet, token) pairs'
+    (called once, by the ledger's app)."""
+    global _updater, _pair_updater
     _updater = updater
+    _pair_updater = pair_updater
 
 
 def update_balances(wallet_ids: Iterable[int]) -> tuple[int, int]:
@@ -28,3 +33,12 @@ def update_balances(wallet_ids: Iterable[int]) -> tuple[int, int]:
     if _updater is None:
         raise ImproperlyConfigured("no balance updater is registered: is 'snapshots' in INSTALLED_APPS?")
     return _updater(wallet_ids)
+
+
+def update_pair_balances(pairs: Iterable[tuple[int, int]]) -> tuple[int, int]:
+    """Rebuild only these (wallet id, token id) balances: a write that knows what it touched (an
+    import, one transaction's edit) spares the wallet's other tokens the walk."""
+    pairs = list(pairs)
+    if _pair_updater is None:
+        return update_balances({wallet_id for wallet_id, _ in pairs})
+    return _pair_updater(pairs)

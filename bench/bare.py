@@ -9,8 +9,10 @@ checks that the rows are identical.
 
 from psycopg import sql
 
-BARE_BALANCE = "bench_bare_balance"
 BARE_SNAPSHOT = "bench_bare_snapshot"
+# The floor of the ledger (issue 10): the same shape as snapshots_balance, no foreign keys, emptied
+# before each measurement.
+FLOOR_BALANCE = "bench_floor_balance"
 
 
 def average_sql(value, qty):
@@ -33,8 +35,8 @@ WHERE conrelid = %s::regclass AND contype = 'f'
 
 
 def create_tables(conn):
-    """Empty copies of snapshots_balance and snapshots_balancesnapshot, foreign keys included."""
-    for bare, real in ((BARE_BALANCE, "snapshots_balance"), (BARE_SNAPSHOT, "snapshots_balancesnapshot")):
+    """An empty copy of snapshots_balancesnapshot (foreign keys included) and the ledger's floor table."""
+    for bare, real in ((BARE_SNAPSHOT, "snapshots_balancesnapshot"),):
         table = sql.Identifier(bare)
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
         conn.execute(sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL)").format(table, sql.Identifier(real)))
@@ -45,39 +47,34 @@ def create_tables(conn):
                     table, sql.Identifier(f"bare_{name}"), sql.SQL(definition)
                 )
             )
+    floor = sql.Identifier(FLOOR_BALANCE)
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(floor))
+    conn.execute(sql.SQL("CREATE TABLE {} (LIKE snapshots_balance INCLUDING ALL)").format(floor))
 
 
-# recalculate --all: one GROUP BY over every confirmed transaction, upserted where values differ.
-RECALCULATE_SQL = f"""
-INSERT INTO {BARE_BALANCE} AS b
+# The floor of recalculate (issue 10): one GROUP BY over the confirmed transactions (of {where})
+# INSERTed into an empty table of the balance's shape without foreign keys. It computes what a
+# GROUP BY can (amounts, totals, the trade statistics); the ledger's cost basis and realized PnL
+# need the walk in ledger order on top of it.
+FLOOR_SQL = f"""
+INSERT INTO {FLOOR_BALANCE}
     (wallet_id, token_id, amount, total_in, total_out, avg_buy_price_usd, avg_sell_price_usd,
      realized_pnl_usd, priced_in_qty, priced_in_value_usd, updated_at)
-SELECT wallet_id, token_id, total_in - total_out, total_in, total_out, avg_buy, avg_sell,
-       COALESCE(round((avg_sell - avg_buy) * sell_qty, 18), 0), COALESCE(buy_qty, 0), COALESCE(buy_value, 0), now()
+SELECT wallet_id, token_id, total_in - total_out, total_in, total_out,
+       {average_sql("buy_value", "buy_qty")}, {average_sql("sell_value", "sell_qty")},
+       0, COALESCE(buy_qty, 0), COALESCE(buy_value, 0), now()
 FROM (
-    SELECT *, {average_sql("buy_value", "buy_qty")} AS avg_buy, {average_sql("sell_value", "sell_qty")} AS avg_sell
-    FROM (
-        SELECT t.wallet_id, t.token_id,
-               SUM(CASE WHEN {_ACQ} THEN t.amount ELSE 0 END) AS total_in,
-               SUM(CASE WHEN {_DISP} THEN t.amount ELSE 0 END) AS total_out,
-               SUM(t.amount * t.price_usd) FILTER (WHERE {_ACQ}) AS buy_value,
-               SUM(t.amount) FILTER (WHERE {_ACQ} AND t.price_usd IS NOT NULL) AS buy_qty,
-               SUM(t.amount * t.price_usd) FILTER (WHERE {_DISP}) AS sell_value,
-               SUM(t.amount) FILTER (WHERE {_DISP} AND t.price_usd IS NOT NULL) AS sell_qty
-        FROM bagtracker_transaction t
-        WHERE t.status = 'confirmed'
-        GROUP BY t.wallet_id, t.token_id
-    ) sums
-) agg
-ON CONFLICT (wallet_id, token_id) DO UPDATE SET
-    amount = EXCLUDED.amount, total_in = EXCLUDED.total_in, total_out = EXCLUDED.total_out,
-    avg_buy_price_usd = EXCLUDED.avg_buy_price_usd, avg_sell_price_usd = EXCLUDED.avg_sell_price_usd,
-    realized_pnl_usd = EXCLUDED.realized_pnl_usd, priced_in_qty = EXCLUDED.priced_in_qty,
-    priced_in_value_usd = EXCLUDED.priced_in_value_usd, updated_at = EXCLUDED.updated_at
-WHERE (b.amount, b.total_in, b.total_out, b.avg_buy_price_usd, b.avg_sell_price_usd, b.realized_pnl_usd,
-       b.priced_in_qty, b.priced_in_value_usd)
-      IS DISTINCT FROM (EXCLUDED.amount, EXCLUDED.total_in, EXCLUDED.total_out, EXCLUDED.avg_buy_price_usd,
-       EXCLUDED.avg_sell_price_usd, EXCLUDED.realized_pnl_usd, EXCLUDED.priced_in_qty, EXCLUDED.priced_in_value_usd)
+    SELECT t.wallet_id, t.token_id,
+           SUM(CASE WHEN {_ACQ} THEN t.amount ELSE 0 END) AS total_in,
+           SUM(CASE WHEN {_DISP} THEN t.amount ELSE 0 END) AS total_out,
+           SUM(t.amount * t.price_usd) FILTER (WHERE {_ACQ}) AS buy_value,
+           SUM(t.amount) FILTER (WHERE {_ACQ} AND t.price_usd IS NOT NULL) AS buy_qty,
+           SUM(t.amount * t.price_usd) FILTER (WHERE {_DISP}) AS sell_value,
+           SUM(t.amount) FILTER (WHERE {_DISP} AND t.price_usd IS NOT NULL) AS sell_qty
+    FROM bagtracker_transaction t
+    WHERE t.status = 'confirmed' AND {{where}}
+    GROUP BY t.wallet_id, t.token_id
+) sums
 """
 
 # The price rule of docs/snapshots.md, once per token.
@@ -178,14 +175,15 @@ SELECT
                          EXCEPT ALL SELECT {_COLUMNS} FROM snapshots_balancesnapshot WHERE {{where}}) b)
 """
 
+# What a GROUP BY computes too (the cost basis and realized PnL need the ledger's walk).
 _BALANCE_COLUMNS = (
     "wallet_id, token_id, amount, total_in, total_out, avg_buy_price_usd, avg_sell_price_usd, "
-    "realized_pnl_usd, priced_in_qty, priced_in_value_usd"
+    "priced_in_qty, priced_in_value_usd"
 )
 BALANCE_DIFFERENCE_SQL = f"""
 SELECT
-  (SELECT count(*) FROM (SELECT {_BALANCE_COLUMNS} FROM snapshots_balance
-                         EXCEPT ALL SELECT {_BALANCE_COLUMNS} FROM {BARE_BALANCE}) a),
-  (SELECT count(*) FROM (SELECT {_BALANCE_COLUMNS} FROM {BARE_BALANCE}
-                         EXCEPT ALL SELECT {_BALANCE_COLUMNS} FROM snapshots_balance) b)
+  (SELECT count(*) FROM (SELECT {_BALANCE_COLUMNS} FROM snapshots_balance WHERE {{where}}
+                         EXCEPT ALL SELECT {_BALANCE_COLUMNS} FROM {FLOOR_BALANCE}) a),
+  (SELECT count(*) FROM (SELECT {_BALANCE_COLUMNS} FROM {FLOOR_BALANCE}
+                         EXCEPT ALL SELECT {_BALANCE_COLUMNS} FROM snapshots_balance WHERE {{where}}) b)
 """

@@ -20,6 +20,8 @@ rebuilt afterwards: a 5,000,000-row load then takes about a minute instead of ma
 
 from datetime import timedelta
 
+from psycopg import sql
+
 SPAN_DAYS = 180
 HOURLY_PRICE_DAYS = 7
 
@@ -182,3 +184,53 @@ def build(conn, wallets, tokens, transactions, end, seed=0.42):
         "end": end,
         "per_pair": per_pair,
     }
+
+
+# One (wallet, token) with a long history (the "one pair" step): a new wallet on the data set's
+# chain, its transactions on the first token, a second apart, ending at ``end``; two buys then a
+# sell, repeating (the sell takes less than a buy: never negative); 90 % priced.
+LONG_HISTORY_SQL = """
+INSERT INTO bagtracker_transaction
+       (wallet_id, token_id, kind, status, amount, price_usd, timestamp, tx_hash, created_at)
+SELECT %(wallet)s, %(token)s, CASE WHEN g %% 3 = 2 THEN 'sell' ELSE 'buy' END, 'confirmed',
+       round((1 + random() * 9)::numeric, 6) * CASE WHEN g %% 3 = 2 THEN 0.5 ELSE 1 END,
+       CASE WHEN random() < 0.9 THEN round((1000 + random() * 1000)::numeric, 6) END,
+       %(end)s::timestamptz - (%(count)s - g) * interval '1 second', NULL, now()
+FROM generate_series(0, %(count)s - 1) g
+"""
+
+
+def add_long_history(conn, count, end):
+    """A new wallet with ``count`` confirmed transactions of one token; returns its id (no balance yet)."""
+    (chain,) = _one(conn, "SELECT min(id) FROM bagtracker_chain")
+    (token,) = _one(conn, "SELECT min(id) FROM bagtracker_token")
+    (wallet,) = _one(
+        conn,
+        "INSERT INTO bagtracker_wallet (chain_id, address, name, is_active, created_at)"
+        " VALUES (%s, '0xlonghistory', '', true, now()) RETURNING id",
+        [chain],
+    )
+    _exec(conn, "SET LOCAL session_replication_role = replica")  # valid by construction
+    _exec(conn, LONG_HISTORY_SQL, {"wallet": wallet, "token": token, "count": count, "end": end})
+    _exec(conn, "SET LOCAL session_replication_role = origin")
+    _exec(conn, "ANALYZE bagtracker_transaction")
+    return wallet
+
+
+def remove_wallets(conn, wallet_ids):
+    for table in ("snapshots_balance", "bagtracker_transaction"):
+        conn.execute(sql.SQL("DELETE FROM {} WHERE wallet_id = ANY(%s)").format(sql.Identifier(table)), [wallet_ids])
+    conn.execute("DELETE FROM bagtracker_wallet WHERE id = ANY(%s)", [wallet_ids])
+
+
+IMPORTED_CHAINS = "(SELECT id FROM bagtracker_chain WHERE slug IN ('ethereum', 'solana'))"
+
+
+def remove_imported(conn):
+    """Undo an import of tests.csv_factory's file: its chains (ethereum, solana) and all on them."""
+    wallets = [w for (w,) in conn.execute("SELECT id FROM bagtracker_wallet WHERE chain_id IN " + IMPORTED_CHAINS)]
+    remove_wallets(conn, wallets)
+    tokens = "SELECT id FROM bagtracker_token WHERE chain_id IN " + IMPORTED_CHAINS
+    conn.execute(f"DELETE FROM bagtracker_price WHERE token_id IN ({tokens})")
+    conn.execute("DELETE FROM bagtracker_token WHERE chain_id IN " + IMPORTED_CHAINS)
+    conn.execute("DELETE FROM bagtracker_chain WHERE id IN " + IMPORTED_CHAINS)

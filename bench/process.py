@@ -42,12 +42,12 @@ def job_environment(database_url):
     return env
 
 
-def run(argv, env):
-    """Run ``python argv…`` from the project root; returns a ProcessRun once it has exited."""
+def run(argv, env, cwd=ROOT):
+    """Run ``python argv…`` from the project root (or ``cwd``); returns a ProcessRun once it has exited."""
     command = [sys.executable, *argv]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
-        child = subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        child = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
         _, status, usage = os.wait4(child.pid, 0)
         seconds = time.perf_counter() - started
         child.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen

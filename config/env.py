@@ -197,4 +197,11 @@ def strict_database_url(name):
         raise ImproperlyConfigured(f"{name}={_hide_password(value)!r} is not a database URL: {error}") from None
     if config.get("ENGINE") != "django.db.backends.postgresql":
         raise ImproperlyConfigured(f"{name} must point at PostgreSQL (postgres://...)")
+    # A Unix socket as libpq writes it, postgres://user@/name?host=/run/dir&port=5432: django-environ
+    # leaves host and port among the OPTIONS; HOST and PORT are where Django and our tools read them.
+    options = config.get("OPTIONS", {})
+    if "host" in options:
+        config["HOST"] = str(options.pop("host"))
+    if "port" in options:
+        config["PORT"] = str(options.pop("port"))
     return config

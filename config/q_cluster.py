@@ -1,5 +1,5 @@
-"""django-q2 cluster configuration: Redis broker when REDIS_URL or REDIS_HOST is set, otherwise
-the ORM broker on the database (the zero-setup default).
+"""django-q2 cluster configuration: the Redis broker (REDIS_URL, REDIS_HOST…, or the embedded
+server of local settings), or the ORM broker when chosen explicitly (BAGTRACKER_BROKER=orm).
 
 Every knob below is chosen for BagTracker's jobs: few of them, each idempotent, some running for
 minutes (a snapshot of a large fleet, `recalculate --all`). Read django_q/conf.py for the defaults.
@@ -15,7 +15,7 @@ JOB_TIMEOUT_SECONDS = 30 * 60
 JOB_RETRY_SECONDS = JOB_TIMEOUT_SECONDS + 5 * 60
 
 
-def q_cluster_settings(redis_url, redis_host, redis_port, redis_db, redis_password, workers=2):
+def q_cluster_settings(redis_url, redis_host, redis_port, redis_db, redis_password, workers=2, orm=False):
     if JOB_RETRY_SECONDS <= JOB_TIMEOUT_SECONDS:  # pragma: no cover - guards an edit of the constants
         raise ImproperlyConfigured("Q_CLUSTER retry must exceed timeout")
     config = {
@@ -46,10 +46,12 @@ def q_cluster_settings(redis_url, redis_host, redis_port, redis_db, redis_passwo
         "catch_up": False,
         "label": "Jobs (django-q2)",
     }
-    if redis_url:
+    if orm:
+        config["orm"] = "default"
+    elif redis_url:
         config["redis"] = redis_url
     elif redis_host:
         config["redis"] = {"host": redis_host, "port": redis_port, "db": redis_db, "password": redis_password}
     else:
-        config["orm"] = "default"
+        raise ImproperlyConfigured("no broker: set REDIS_URL or REDIS_HOST (or BAGTRACKER_BROKER=orm)")
     return config

@@ -1,7 +1,7 @@
 from datetime import UTC, datetime
 from functools import partial
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.urls import path, reverse
 from django.utils.html import format_html
 
@@ -11,6 +11,7 @@ from snapshots.console import permissions
 from snapshots.console import views as console
 from snapshots.console.actions import recalculate_selected_wallets
 from snapshots.models import Balance, BalanceSnapshot, SnapshotRun
+from snapshots.services.monitoring import cost_basis_report
 
 # The domain's wallet admin with the console on top: a portfolio chart and backfill page per wallet
 # and a "recalculate" action. Registered here, not in bagtracker/admin.py, so that the domain app
@@ -71,14 +72,26 @@ class BalanceAdmin(ReadOnlyAdmin):
         "amount",
         "total_in",
         "total_out",
+        "cost_basis_usd",
+        "avg_cost_usd",
+        "realized_pnl_usd",
+        "cost_basis_complete",
+        "realized_pnl_complete",
+        "cost_basis_method",
         "avg_buy_price_usd",
         "avg_sell_price_usd",
-        "realized_pnl_usd",
         "updated_at",
     ]
-    list_filter = ["token__chain", "token"]
+    list_filter = ["cost_basis_method", "cost_basis_complete", "realized_pnl_complete", "token__chain", "token"]
     search_fields = ["=wallet__id", "wallet__address", "wallet__name", "token__symbol"]
     list_select_related = ["wallet", "token", "token__chain"]
+
+    def changelist_view(self, request, extra_context=None):
+        # A switch of BALANCE_COST_BASIS is said where the numbers are read, until it is applied.
+        report = cost_basis_report()
+        if report.switched:
+            messages.warning(request, report.describe())
+        return super().changelist_view(request, extra_context)
 
 
 class InputFilter(admin.SimpleListFilter):

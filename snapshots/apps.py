@@ -13,16 +13,21 @@ class SnapshotsConfig(AppConfig):
         from django_q.signals import post_execute_in_worker, pre_execute
 
         from bagtracker.balances import register_balance_updater
-        from snapshots import schedules, task_policy
+        from bagtracker.signals import history_written
+        from snapshots import schedules, shutdown, task_policy
         from snapshots.services import job_metrics
-        from snapshots.services.ledger import apply_to_wallets
+        from snapshots.services.healing import refresh_at_commit
+        from snapshots.services.ledger import apply_to_pairs, apply_to_wallets
 
         # The domain's writes of transactions call this, inside their own database transaction
         # (bagtracker/balances.py): balances stay current without the domain importing the ledger.
-        register_balance_updater(apply_to_wallets)
+        register_balance_updater(apply_to_wallets, apply_to_pairs)
 
         post_migrate.connect(_install_schedules, sender=self, dispatch_uid="snapshots.install_schedules")
         pre_save.connect(_validate_schedule, sender=Schedule, dispatch_uid="snapshots.validate_schedule")
+        # A write of transactions or prices may make retained snapshots stale (the database marks
+        # them): refresh them once the write commits (snapshots/services/healing.py).
+        history_written.connect(refresh_at_commit, dispatch_uid="snapshots.refresh_at_commit")
         # Every run of a job is counted by the worker that ran it (/metrics' run counter, histogram).
         pre_execute.connect(job_metrics.task_started, dispatch_uid="snapshots.job_started")
         post_execute_in_worker.connect(job_metrics.task_finished, dispatch_uid="snapshots.job_finished")
@@ -30,6 +35,8 @@ class SnapshotsConfig(AppConfig):
         # cannot roll back the tick and make the other due schedules fire again.
         if not getattr(django_q.cluster.scheduler, "guarded", False):
             django_q.cluster.scheduler = schedules.guarded(django_q.cluster.scheduler)
+        # See snapshots/shutdown.py: a qcluster stops within a bound, even if its whole group is signalled.
+        shutdown.install()
         # See snapshots/task_policy.py: the worker runs only the allow-listed functions and hooks.
         task_policy.install()
         register(task_policy.check_extra_tasks)

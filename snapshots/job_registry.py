@@ -84,6 +84,10 @@ JOBS: tuple[Job, ...] = (
     Job("recalculate_wallet_balances", "Repair one wallet's balances from its transactions (admin, --async)."),
     Job("recalculate_all_wallets", "Repair every wallet's balances from its transactions (recalculate --all)."),
     Job("backfill_wallet_snapshots", "Take one wallet's past snapshots of a period (the admin's backfill page)."),
+    Job(
+        "refresh_stale_snapshots",
+        "Re-take the retained snapshots that history edits made stale (queued when such an edit commits).",
+    ),
 )
 
 

@@ -1,6 +1,7 @@
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Now
 
 from bagtracker.models import Token, Wallet, amount_field, price_field
 from snapshots.cost_basis import METHODS
@@ -175,6 +176,45 @@ class SnapshotRun(models.Model):
         if self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
+
+
+class StaleMark(models.Model):
+    """What a history edit made stale in the retained snapshots (docs/snapshots.md, "History edits heal
+    themselves"): every boundary at or after ``since`` of one wallet (its transactions changed), or
+    of every wallet holding one token from ``since`` until ``until`` (a price changed: it counts
+    until the next price). Written by database triggers on transactions and prices, in the writer's
+    own transaction, one mark per wallet or token (a later write widens it); removed by
+    snapshots.services.healing in the transaction that refreshed its last rows.
+    """
+
+    # Plain ids, no foreign keys: a mark outlives nothing it names (a deleted wallet's mark finds
+    # no rows and is dropped), and it must never make deleting a wallet wait or fail.
+    wallet_id = models.BigIntegerField(null=True, blank=True)
+    token_id = models.BigIntegerField(null=True, blank=True)
+    since = models.DateTimeField()
+    until = models.DateTimeField(null=True, blank=True)  # token marks: the next price (null: open)
+    # Bumped by every write that touches the mark: a refresh settles a mark only if no write came
+    # in since it read it (the write's rows may not be in what the refresh saw).
+    generation = models.BigIntegerField(db_default=0)
+    marked_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        ordering = ["since"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(wallet_id__isnull=False, token_id__isnull=True)
+                | Q(wallet_id__isnull=True, token_id__isnull=False),
+                name="stale_mark_wallet_or_token",
+            ),
+            models.UniqueConstraint(
+                fields=["wallet_id"], condition=Q(wallet_id__isnull=False), name="stale_mark_wallet"
+            ),
+            models.UniqueConstraint(fields=["token_id"], condition=Q(token_id__isnull=False), name="stale_mark_token"),
+        ]
+
+    def __str__(self):
+        what = f"wallet {self.wallet_id}" if self.wallet_id is not None else f"token {self.token_id}"
+        return f"{what} since {self.since:%Y-%m-%dT%H:%M}Z"
 
 
 class JobRunStats(models.Model):

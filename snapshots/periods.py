@@ -62,6 +62,16 @@ class Period(models.TextChoices):
     def is_boundary(self, instant: datetime) -> bool:
         return self.floor(instant) == as_utc(instant)
 
+    def count_between(self, first: datetime, last: datetime) -> int:
+        """How many boundaries lie from boundary ``first`` to boundary ``last`` inclusive (0 if
+        first > last), computed, not listed: a range of millions of hours costs nothing to count."""
+        first, last = as_utc(first), as_utc(last)
+        if first > last:
+            return 0
+        if self is Period.MONTHLY:
+            return (last.year - first.year) * 12 + last.month - first.month + 1
+        return (last - first) // _LENGTH[self] + 1
+
     def boundaries_between(self, start: datetime, end: datetime) -> Iterator[datetime]:
         """Every boundary b with start <= b <= end, oldest first."""
         b = self.floor(start)
@@ -166,6 +176,10 @@ def boundaries_between(period, start, end):
     return Period.of(period).boundaries_between(start, end)
 
 
+def count_boundaries(period, first, last):
+    return Period.of(period).count_between(first, last)
+
+
 def period_length(period):
     return Period.of(period).length
 
@@ -196,5 +210,6 @@ def retention_cutoff(period, now):
 
 def format_boundary(instant):
     """2026-11-29T00:00Z: how commands and results name a boundary."""
-    t = as_utc(instant)
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ" if t.second or t.microsecond else "%Y-%m-%dT%H:%MZ")
+    t = as_utc(instant).replace(tzinfo=None)
+    # isoformat, not strftime: strftime("%Y") writes the year 1 as "1", not "0001".
+    return t.isoformat(timespec="seconds" if t.second or t.microsecond else "minutes") + "Z"

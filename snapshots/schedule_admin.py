@@ -127,7 +127,7 @@ class ScheduleAdmin(QScheduleAdmin):
 
     @admin.display(description="cron (UTC)", ordering="cron")
     def cron_utc(self, obj):
-        return format_html('<span style="white-space: nowrap">{}</span>', obj.cron) if obj.cron else "—"
+        return format_html('<span class="console-nowrap">{}</span>', obj.cron) if obj.cron else "—"
 
     @admin.display(description="job", ordering="func")
     def job(self, obj):

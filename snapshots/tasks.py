@@ -14,7 +14,7 @@ manual run of the current boundary, or of the boundary at `at`.
 from bagtracker.errors import WalletNotFound
 from snapshots.job_registry import Outcome
 from snapshots.models import SnapshotSource
-from snapshots.services import repair, retention
+from snapshots.services import healing, repair, retention
 from snapshots.services import snapshots as snapshot_service
 from snapshots.services.jobs import intended_time, report
 
@@ -80,3 +80,9 @@ def backfill_wallet_snapshots(wallet_id, period, since, until=None):
     except WalletNotFound as error:
         return report(job, {"status": Outcome.ERROR, "error": str(error)})
     return report(job, {**result.as_dict(), "period": period})
+
+
+def refresh_stale_snapshots():
+    """Re-take the retained snapshot rows that history edits made stale (queued when such an edit
+    commits; every scheduled snapshot run does it too)."""
+    return report(healing.JOB, healing.refresh_stale_snapshots().as_dict())

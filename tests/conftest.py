@@ -1,4 +1,8 @@
-"""Factories for the domain, on the real PostgreSQL database (never mocked)."""
+"""Fixtures of the whole suite: factories for the domain on the real PostgreSQL database (never
+mocked), the private Redis of the run, and real `manage.py qcluster` subprocesses.
+
+The servers are the run's own (config/settings/test.py): an embedded PostgreSQL unless DATABASE_URL
+is set, and always a private Redis-compatible server, one database per pytest-xdist worker."""
 
 import itertools
 from datetime import UTC, datetime
@@ -8,8 +12,39 @@ import pytest
 
 from bagtracker.models import Chain, Price, Token, Transaction, Wallet
 from bagtracker.services.transactions import save_transaction
+from tests.jobs_support import QCluster, flush_test_redis, redis_test_url
 
 _counter = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def _empty_queue():
+    """Every test starts with an empty queue on the private Redis (the ORM broker's queue is a table,
+    rolled back with the test; this one is not)."""
+    flush_test_redis()
+
+
+@pytest.fixture
+def redis_url():
+    """The private Redis database of this test process, empty before and after the test."""
+    flush_test_redis()
+    yield redis_test_url()
+    flush_test_redis()
+
+
+@pytest.fixture
+def qcluster(tmp_path):
+    """start(env) -> a running QCluster; every cluster started is stopped at teardown."""
+    started = []
+
+    def start(env, name="qcluster"):
+        cluster = QCluster(env, tmp_path / f"{name}-{len(started)}.log")
+        started.append(cluster)
+        return cluster.start().wait_ready()
+
+    yield start
+    for cluster in started:
+        cluster.stop()
 
 
 def utc(*args):
@@ -38,8 +73,10 @@ def token(make_token):
 
 @pytest.fixture
 def make_wallet(db, chain):
+    # Decimal digits only: an EVM address without letters reads the same in its EIP-55 checksummed
+    # form, so an import naming it finds this wallet whatever the counter has reached.
     def make(address=None, on_chain=None, **fields):
-        return Wallet.objects.create(chain=on_chain or chain, address=address or f"0x{next(_counter):040x}", **fields)
+        return Wallet.objects.create(chain=on_chain or chain, address=address or f"0x{next(_counter):040d}", **fields)
 
     return make
 
@@ -99,3 +136,13 @@ def refuse_snapshot_rows(db):
             )
 
     return refuse
+
+
+@pytest.fixture
+def settings_for_method(settings):
+    """settings_for_method("fifo"): compute cost basis with that method (BALANCE_COST_BASIS) in this test."""
+
+    def use(method):
+        settings.BALANCE_COST_BASIS = method
+
+    return use

@@ -1,42 +1,39 @@
-"""Support for the job tests: the Redis of the test run, a real `manage.py qcluster` subprocess,
-and bounded waits. Imported by the job test modules (fixtures are re-exported there)."""
+"""Support for the job tests: the private Redis of the test run, a real `manage.py qcluster`
+subprocess, and bounded waits. The fixtures built on them (`redis_url`, `qcluster`) are in
+tests/conftest.py."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import pytest
+import psutil
 import redis as redis_client
 from django.conf import settings
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_REDIS_TEST_URL = "redis://127.0.0.1:6379/3"
 
 
 def redis_test_url():
-    """REDIS_TEST_URL, pinged; skip (or fail when BAGTRACKER_REQUIRE_REDIS=1) if unreachable."""
-    url = os.environ.get("REDIS_TEST_URL", DEFAULT_REDIS_TEST_URL)
-    try:
-        redis_client.from_url(url, socket_connect_timeout=2).ping()
-    except redis_client.RedisError as error:
-        message = f"Redis at {url} is unreachable ({error})"
-        if os.environ.get("BAGTRACKER_REQUIRE_REDIS") == "1":
-            pytest.fail(message + " and BAGTRACKER_REQUIRE_REDIS=1")
-        pytest.skip(message)
-    return url
+    """The Redis database of this test process on the run's private server (config/settings/test.py):
+    never a Redis the tests did not start."""
+    return settings.Q_CLUSTER["redis"]
 
 
-@pytest.fixture
-def redis_url():
-    """A Redis database of our own, empty before and after the test."""
-    url = redis_test_url()
-    connection = redis_client.from_url(url)
-    connection.flushdb()
-    yield url
-    connection.flushdb()
+def flush_test_redis():
+    redis_client.from_url(redis_test_url()).flushdb()
+
+
+def queued_payloads():
+    """The tasks waiting on the test process's broker (its private Redis), oldest first."""
+    from django_q.brokers import get_broker
+    from django_q.signing import SignedPackage
+
+    broker = get_broker()
+    return [SignedPackage.loads(payload) for payload in broker.connection.lrange(broker.list_key, 0, -1)]
 
 
 def wait_until(predicate, timeout, interval=0.2, what="condition"):
@@ -61,17 +58,20 @@ def database_url_for_subprocess():
     return f"postgres://{auth}@{host or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
 
 
-def process_env(broker_url=None, **extra):
-    """The environment of a subprocess on the test database: Redis at broker_url, else the ORM."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REDIS_")}
+def process_env(broker_url=None, orm=False, **extra):
+    """The environment of a subprocess on the test database: the ORM broker when ``orm``, else Redis at
+    ``broker_url`` (default: this test process's database on the run's private server)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "BAGTRACKER_BROKER"))}
     env.update(
         DATABASE_URL=database_url_for_subprocess(),
         DJANGO_SETTINGS_MODULE="config.settings.local",
         PYTHONUNBUFFERED="1",
         Q_CLUSTER_WORKERS="1",
     )
-    if broker_url:
-        env["REDIS_URL"] = broker_url
+    if orm:
+        env["BAGTRACKER_BROKER"] = "orm"
+    else:
+        env["REDIS_URL"] = broker_url or redis_test_url()
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
@@ -111,6 +111,19 @@ class QCluster:
             raise AssertionError(f"qcluster exited with {self.process.returncode}:\n{self.log()[-3000:]}")
         return True
 
+    def worker_processing(self, func_name, timeout=10):
+        """The worker process running a task of ``func_name``, found by the cluster's own log ("<name>
+        processing <task> '<func>'" and "<name> ready for work at <pid>"): whatever the transport
+        of its database connection, TCP or a Unix socket."""
+
+        def find():
+            log = self.log()
+            names = re.findall(r"(\S+) processing \S+ '" + re.escape(func_name) + "'", log)
+            ready = names and re.search(re.escape(names[-1]) + r" ready for work at (\d+)", log)
+            return psutil.Process(int(ready.group(1))) if ready else None
+
+        return wait_until(find, timeout, interval=0.05, what=f"the worker running {func_name}")
+
     def wait_ready(self, timeout=30):
         wait_until(lambda: self.assert_running() and "running." in self.log(), timeout, what="qcluster start-up")
         return self
@@ -132,18 +145,3 @@ class QCluster:
     def _close(self):
         if getattr(self, "_log", None):
             self._log.close()
-
-
-@pytest.fixture
-def qcluster(tmp_path):
-    """start(env) -> a running QCluster; every cluster started is stopped at teardown."""
-    started = []
-
-    def start(env, name="qcluster"):
-        cluster = QCluster(env, tmp_path / f"{name}-{len(started)}.log")
-        started.append(cluster)
-        return cluster.start().wait_ready()
-
-    yield start
-    for cluster in started:
-        cluster.stop()

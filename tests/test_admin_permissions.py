@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.test import Client, RequestFactory
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
+from django_q.brokers.orm import ORM as OrmBroker
 from django_q.models import Failure, OrmQ, Schedule, Success
 from django_q.tasks import async_task
 from psycopg import sql
@@ -22,6 +23,7 @@ from psycopg import sql
 from snapshots.models import BalanceSnapshot, SnapshotRun
 from snapshots.tasks import create_daily_snapshots
 from tests.conftest import utc
+from tests.jobs_support import queued_payloads
 
 pytestmark = pytest.mark.django_db
 
@@ -62,7 +64,7 @@ def objects(make_tx, make_price, wallet, token):
     task = {"func": "snapshots.tasks.cleanup_old_snapshots", "started": now, "stopped": now}
     Success.objects.create(id="a" * 32, name="ok", success=True, result={"status": "success"}, **task)
     Failure.objects.create(id="b" * 32, name="failed", success=False, result="boom", **task)
-    async_task("snapshots.tasks.cleanup_old_snapshots")  # an OrmQ row
+    async_task("snapshots.tasks.cleanup_old_snapshots", broker=OrmBroker())  # an OrmQ row (admin "Queued tasks")
     Group.objects.create(name="operators")
 
 
@@ -89,7 +91,8 @@ def client_for(user):
 
 
 def fingerprint():
-    """A digest of every table but the sessions: equal before and after means nothing was written."""
+    """A digest of every table but the sessions, and the length of the run's Redis queue (where the
+    admin queues jobs): equal before and after means nothing was written."""
     tables = sorted({model._meta.db_table for model in apps.get_models()} - {"django_session"})
     query = sql.SQL(" UNION ALL ").join(
         sql.SQL(
@@ -99,7 +102,7 @@ def fingerprint():
     )
     with connection.cursor() as cursor:
         cursor.execute(query.as_string(connection.connection))
-        return dict(cursor.fetchall())
+        return {**dict(cursor.fetchall()), "(queued tasks)": len(queued_payloads())}
 
 
 # --- Every admin URL, from the resolver -----------------------------------------------------------
@@ -287,6 +290,11 @@ def test_every_action_is_refused_without_its_permission_and_does_its_work_with_i
             assert run_action(client_for(holder), model, name), (model.__name__, name, permission)
 
 
+def queued_count():
+    """Tasks waiting on either broker: the run's Redis (what the admin queues on) and the ORM's table."""
+    return OrmQ.objects.count() + len(queued_payloads())
+
+
 def _request(user):
     request = _factory.get("/")
     request.user = user
@@ -297,18 +305,18 @@ def test_view_only_staff_cannot_run_pause_resume_or_resubmit(users, client):
     """The cases the issue found: each a 302 back to the list, and nothing queued or changed."""
     client.force_login(users["viewer"])
     hourly = Schedule.objects.get(name="hourly_balance_snapshots")
-    queued = OrmQ.objects.count()
+    queued = queued_count()
     for action in ("run_now", "pause"):
         client.post(
             reverse("admin:django_q_schedule_changelist"),
             {"action": action, "_selected_action": [hourly.pk], "confirmed": "yes"},
         )
-    assert OrmQ.objects.count() == queued
+    assert queued_count() == queued
     assert Schedule.objects.get(pk=hourly.pk).next_run == hourly.next_run
     client.post(
         reverse("admin:django_q_failure_changelist"), {"action": "resubmit_failures", "_selected_action": ["b" * 32]}
     )
-    assert Failure.objects.filter(pk="b" * 32).exists() and OrmQ.objects.count() == queued
+    assert Failure.objects.filter(pk="b" * 32).exists() and queued_count() == queued
 
 
 def test_staff_without_permissions_sees_no_console_links_and_no_overview(users, client):
@@ -325,7 +333,7 @@ def test_a_resubmitted_failure_naming_a_refused_function_is_not_queued(users, cl
     Failure.objects.create(
         id="c" * 32, name="evil", func="os.system", args=("id",), started=now, stopped=now, success=False
     )
-    queued = OrmQ.objects.count()
+    queued = queued_count()
     client.force_login(users["superuser"])
     response = client.post(
         reverse("admin:django_q_failure_changelist"),
@@ -333,4 +341,4 @@ def test_a_resubmitted_failure_naming_a_refused_function_is_not_queued(users, cl
         follow=True,
     )
     assert "Not resubmitted: evil: function &#x27;os.system&#x27; is not allowed" in response.content.decode()
-    assert OrmQ.objects.count() == queued and Failure.objects.filter(pk="c" * 32).exists()
+    assert queued_count() == queued and Failure.objects.filter(pk="c" * 32).exists()

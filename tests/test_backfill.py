@@ -16,22 +16,28 @@ from tests.conftest import utc
 D = Decimal
 
 
-def test_backfill_takes_each_boundary_oldest_first_and_reports_progress(make_tx, wallet):
+def test_backfill_takes_each_boundary_oldest_first_and_reports_progress(settings, make_tx, wallet):
+    settings.BALANCE_HISTORY_RETENTION_DAYS = 0  # kept forever: 2026-01 is inside retention
     make_tx("buy", "1", at=utc(2026, 1, 1, 12))
     make_tx("buy", "1", at=utc(2026, 1, 3, 12))
     calls = []
     result = backfill_snapshots("daily", utc(2026, 1, 1), utc(2026, 1, 4), progress=lambda d, t: calls.append((d, t)))
-    assert result.status == "success" and len(result.boundaries) == 4
-    assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    # From the first transaction on: 01-01 00:00 holds nothing, so it is not taken.
+    assert result.status == "success" and len(result.boundaries) == 3
+    assert calls == [(1, 3), (2, 3), (3, 3)]
     data = result.as_dict()
-    assert (data["status"], data["period"], data["boundaries"], data["rows"]) == ("success", "daily", 4, 3)
-    assert (data["first_as_of"], data["last_as_of"]) == ("2026-01-01T00:00:00Z", "2026-01-04T00:00:00Z")
+    assert (data["status"], data["period"], data["boundaries"], data["rows"]) == ("success", "daily", 3, 3)
+    assert (data["first_as_of"], data["last_as_of"]) == ("2026-01-02T00:00:00Z", "2026-01-04T00:00:00Z")
+    assert data["notes"] == [
+        "since 2026-01-01T00:00Z is before the first confirmed transaction of any wallet (2026-01-01T12:00Z): "
+        "clamped to it"
+    ]
     assert dict(BalanceSnapshot.objects.values_list("as_of", "amount")) == {
         utc(2026, 1, 2): 1,
         utc(2026, 1, 3): 1,
         utc(2026, 1, 4): 2,
     }
-    assert SnapshotRun.objects.filter(status="completed", source="backfill").count() == 4
+    assert SnapshotRun.objects.filter(status="completed", source="backfill").count() == 3
 
 
 def test_backfill_never_goes_past_now(make_tx):
@@ -54,7 +60,7 @@ def test_rebuild_refreshes_the_wallets_retained_boundaries_only(settings, make_t
     make_tx("buy", "1", at=utc(2026, 3, 1), on_wallet=other)
     take_snapshot("daily", utc(2026, 3, 2), "scheduled")
     take_snapshot("daily", utc(2026, 4, 20), "scheduled")
-    backfill_snapshots("weekly", utc(2026, 4, 12), utc(2026, 4, 12), wallet_ids=[wallet.id])  # rows, no run
+    take_snapshot("weekly", utc(2026, 4, 12), "backfill", wallets=[wallet.id])  # a wallet's backfill: rows, no run
 
     # History repaired behind the app's back, then recalculated: a forgotten transfer in.
     Transaction.objects.create(

@@ -29,6 +29,10 @@ TINY = [
     "5",
     "--orm-rows",
     "50",
+    "--pair-transactions",
+    "300",
+    "--import-rows",
+    "200",
 ]
 
 
@@ -41,6 +45,9 @@ def test_the_benchmark_runs_every_job_next_to_its_bare_sql(tmp_path):
     assert [r.key for r in report.rows] == [
         "recalculate",
         "recalculate_again",
+        "one_pair",
+        "import",
+        "import_baseline",
         "snapshot",
         "snapshot_again",
         "cleanup",
@@ -49,12 +56,16 @@ def test_the_benchmark_runs_every_job_next_to_its_bare_sql(tmp_path):
         "orm_bulk_create",
     ]
     assert report.failed == []
-    assert all(r.same == "yes" for r in report.rows)
-    assert all(r.seconds is not None and r.bare_seconds is not None and r.peak_rss_mb for r in report.rows)
+    imports = [r for r in report.rows if r.key.startswith("import")]
+    assert all(r.same == "yes" for r in report.rows if r not in imports)
+    assert imports[0].same.startswith("baseline RSS")  # the import is compared with its baseline's run
+    assert all(r.seconds is not None and r.peak_rss_mb for r in report.rows)
+    assert all(r.bare_seconds is not None for r in report.rows if r.key != "import_baseline")
     rows = {r.key: r.rows for r in report.rows}
     assert rows["recalculate"] == rows["snapshot"] == rows["cleanup"] == 60 * 3
     assert rows["backfill"] == 5 * 20 * 3  # every pair opens with a buy before the backfilled days
     assert rows["orm_create"] == rows["orm_bulk_create"] == 50
+    assert (rows["one_pair"], rows["import"], rows["import_baseline"]) == (300, 200, 200)
     printed = out.getvalue()
     for r in report.rows:
         assert r.job in printed

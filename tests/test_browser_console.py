@@ -19,7 +19,7 @@ from snapshots.models import SnapshotRun
 from snapshots.periods import floor_boundary
 from snapshots.services.snapshots import take_snapshot
 from tests.conftest import utc
-from tests.jobs_support import process_env, qcluster, wait_until  # noqa: F401  (qcluster is a fixture)
+from tests.jobs_support import process_env, wait_until
 
 CHROMIUM = os.environ.get("BAGTRACKER_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -65,14 +65,25 @@ def browser():
 def page(browser, request):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(15_000)
+    # Every Content-Security-Policy violation, whichever page and however reported: the
+    # securitypolicyviolation event (sent to the test through an exposed function) and the
+    # console message Chromium writes for it.
+    violations = []
+    context.expose_function("reportCspViolation", lambda text: violations.append(text))
+    context.add_init_script(
+        "document.addEventListener('securitypolicyviolation', e => window.reportCspViolation("
+        "`${location.pathname}: ${e.violatedDirective} blocked ${e.blockedURI} at ${e.sourceFile}:${e.lineNumber}`))"
+    )
     tab = context.new_page()
     errors = []
     tab.on("pageerror", lambda error: errors.append(str(error)))
+    tab.on("console", lambda message: "Content Security Policy" in message.text and violations.append(message.text))
     yield tab
     ARTIFACTS.mkdir(exist_ok=True)
     tab.screenshot(path=ARTIFACTS / f"{request.node.name}-last.png", full_page=True)
     context.close()
     assert errors == [], f"JavaScript errors on the page: {errors}"
+    assert violations == [], "Content-Security-Policy violations:\n" + "\n".join(violations)
 
 
 def log_in(page, live_server):
@@ -128,7 +139,7 @@ def test_an_operator_runs_a_schedule_from_the_admin_and_sees_its_result(
     make_tx,
 ):
     make_tx("buy", "5", price="3", at=utc(2026, 1, 1))
-    qcluster(process_env())  # the real cluster, ORM broker, on the live server's database
+    qcluster(process_env())  # the real cluster, on the live server's database and Redis
 
     log_in(page, live_server)
     page.click("#console-module >> text=Schedules")

@@ -1,4 +1,5 @@
-"""Catch-up: a scheduled run also takes the boundaries its period missed (downtime, a lost message)."""
+"""Catch-up: a scheduled run takes its own boundary, then the ones its period missed (downtime, a lost
+message), newest first."""
 
 from datetime import timedelta
 
@@ -30,7 +31,7 @@ def test_after_a_three_day_outage_it_fills_exactly_the_missing_boundaries(make_t
 
     missing = list(boundaries_between("hourly", utc(2026, 3, 3), utc(2026, 3, 5, 23)))
     assert len(missing) == 72
-    assert [b.as_of for b in result.boundaries] == [*missing, utc(2026, 3, 6)]  # oldest first, own last
+    assert [b.as_of for b in result.boundaries] == [utc(2026, 3, 6), *reversed(missing)]  # own first, newest first
     assert result.status == "success" and len(result.caught_up) == 72
     assert completed("hourly") == list(boundaries_between("hourly", utc(2026, 3, 2), utc(2026, 3, 6)))
     # Nothing else: the boundaries taken before the outage were not re-taken.
@@ -45,7 +46,7 @@ def test_a_single_lost_boundary_between_completed_ones_is_filled(make_tx):
     for day in [1, 2, 4]:
         take_snapshot("daily", utc(2026, 3, day), "scheduled")
     result = run_snapshots("daily", at=utc(2026, 3, 5, 0, 15))
-    assert [b.as_of for b in result.boundaries] == [utc(2026, 3, 3), utc(2026, 3, 5)]
+    assert [b.as_of for b in result.boundaries] == [utc(2026, 3, 5), utc(2026, 3, 3)]
 
 
 def test_catch_up_stays_inside_retention(settings, make_tx):
@@ -54,7 +55,7 @@ def test_catch_up_stays_inside_retention(settings, make_tx):
     take_snapshot("hourly", utc(2026, 3, 1), "scheduled")
     result = run_snapshots("hourly", at=utc(2026, 3, 10, 12, 5))
     # The cutoff is as_of − 1 day = 2026-03-09 12:00; a boundary exactly at the cutoff is kept.
-    assert next(b.as_of for b in result.boundaries) == utc(2026, 3, 9, 12)
+    assert result.boundaries[-1].as_of == utc(2026, 3, 9, 12)  # the oldest, taken last
     assert len(result.boundaries) == 25
 
 
@@ -64,11 +65,11 @@ def test_catch_up_can_be_turned_off(settings, make_tx):
     settings.BALANCE_SNAPSHOT_CATCH_UP = False
     assert [b.as_of for b in run_snapshots("daily", at=utc(2026, 3, 5)).boundaries] == [utc(2026, 3, 5)]
     assert [b.as_of for b in run_snapshots("daily", at=utc(2026, 3, 7), catch_up=True).boundaries] == [
-        utc(2026, 3, 2),
-        utc(2026, 3, 3),
-        utc(2026, 3, 4),
-        utc(2026, 3, 6),
         utc(2026, 3, 7),
+        utc(2026, 3, 6),
+        utc(2026, 3, 4),
+        utc(2026, 3, 3),
+        utc(2026, 3, 2),
     ]
 
 
@@ -92,15 +93,15 @@ def test_an_interrupted_catch_up_keeps_what_it_finished(make_tx, refuse_snapshot
     take_snapshot("daily", utc(2026, 3, 1), "scheduled")
     refuse_snapshot_rows(utc(2026, 3, 3))  # from 03-03 on, the database refuses the rows
     result = run_snapshots("daily", at=utc(2026, 3, 4, 0, 15))
-    assert [(b.as_of.day, b.status) for b in result.boundaries] == [(2, "success"), (3, "error"), (4, "error")]
+    assert [(b.as_of.day, b.status) for b in result.boundaries] == [(4, "error"), (3, "error"), (2, "success")]
     assert result.status == "partial_success"
-    assert result.as_dict()["failed_boundaries"][0]["as_of"] == "2026-03-03T00:00:00Z"
+    assert result.as_dict()["failed_boundaries"][0]["as_of"] == "2026-03-04T00:00:00Z"
     assert completed("daily") == [utc(2026, 3, 1), utc(2026, 3, 2)]
     assert SnapshotRun.objects.filter(status="failed").count() == 2
     # Once the database accepts rows again, the next run takes the boundaries still missing.
     refuse_snapshot_rows(None)
     result = run_snapshots("daily", at=utc(2026, 3, 5, 0, 15))
-    assert [b.as_of.day for b in result.boundaries] == [3, 4, 5]
+    assert [b.as_of.day for b in result.boundaries] == [5, 4, 3]
     assert completed("daily")[-1] - completed("daily")[0] == timedelta(days=4)
 
 

@@ -1,4 +1,5 @@
-"""Q_CLUSTER from the environment: Redis from REDIS_URL or REDIS_HOST…, else the ORM broker."""
+"""Q_CLUSTER from the environment: Redis from REDIS_URL or REDIS_HOST… (local settings give the embedded
+server's URL), the ORM broker only when chosen (BAGTRACKER_BROKER=orm)."""
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -23,13 +24,15 @@ def test_redis_host_port_db_password_select_the_redis_broker():
     assert config["redis"] == {"host": "redis", "port": 6380, "db": 4, "password": "pw"}
 
 
-def test_without_redis_the_orm_broker_is_used():
-    config = settings_for()
+def test_the_orm_broker_is_used_only_when_chosen():
+    config = settings_for(orm=True)
     assert config["orm"] == "default" and "redis" not in config
+    with pytest.raises(ImproperlyConfigured, match="no broker: set REDIS_URL or REDIS_HOST"):
+        settings_for()
 
 
 def test_jobs_of_minutes_are_neither_killed_early_nor_delivered_twice_while_running():
-    config = settings_for()
+    config = settings_for(orm=True)
     assert config["timeout"] >= 15 * 60
     assert config["retry"] > config["timeout"]
     assert config["max_attempts"] >= 1 and config["ack_failures"] is True

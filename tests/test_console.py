@@ -11,14 +11,14 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
-from django_q.models import OrmQ, Schedule, Task
-from django_q.signing import SignedPackage
+from django_q.models import Schedule, Task
 
 from snapshots import tasks
 from snapshots.models import BalanceSnapshot
 from snapshots.services import portfolio
 from snapshots.services.snapshots import take_snapshot
 from tests.conftest import utc
+from tests.jobs_support import queued_payloads
 
 
 def portfolio_url(wallet):
@@ -26,7 +26,7 @@ def portfolio_url(wallet):
 
 
 def queued():
-    return [SignedPackage.loads(q.payload) for q in OrmQ.objects.order_by("id")]
+    return queued_payloads()
 
 
 def chart_series(response, period):
@@ -265,8 +265,9 @@ def _backfill(admin_client, wallet, **data):
 
 
 def test_a_backfill_is_confirmed_with_its_boundaries_then_queued_and_the_job_writes_the_rows(
-    admin_client, wallet, make_tx
+    admin_client, wallet, make_tx, settings
 ):
+    settings.BALANCE_HISTORY_RETENTION_DAYS = 0  # kept forever: 2026-03 is inside retention
     make_tx("buy", "1", price="10", at=utc(2026, 3, 1))
     form = {"period": "daily", "since": "2026-03-02", "until": "2026-03-05"}
 
@@ -283,6 +284,14 @@ def test_a_backfill_is_confirmed_with_its_boundaries_then_queued_and_the_job_wri
     result = tasks.backfill_wallet_snapshots(*job["args"])  # what the cluster runs
     assert result["status"] == "success" and result["boundaries"] == 4
     assert BalanceSnapshot.objects.filter(wallet=wallet, period="daily", source="backfill").count() == 4
+
+
+def test_a_backfill_from_year_1_is_clamped_and_the_confirmation_says_so(admin_client, wallet, make_tx):
+    make_tx("buy", "1", price="10", at=utc(2026, 3, 1))
+    page = _backfill(admin_client, wallet, period="hourly", since="0001-01-01").content.decode()
+    assert "Range clamped: since 2009-01-03T00:00Z is before the first confirmed transaction of wallet" in page
+    assert "is older than hourly retention (7 days, BALANCE_HOURLY_RETENTION_DAYS)" in page
+    assert re.search(r"(168|169) hourly boundaries", page) and queued() == []
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,10 @@ from tests.csv_factory import HEADER
 
 pytestmark = pytest.mark.django_db
 
-HEADER_LINE = "wallet,chain,token,amount,total_in,total_out,avg_buy_price_usd,avg_sell_price_usd,realized_pnl_usd\n"
+HEADER_LINE = (
+    "wallet,chain,token,amount,total_in,total_out,avg_buy_price_usd,avg_sell_price_usd,realized_pnl_usd,"
+    "cost_basis_usd,avg_cost_usd,cost_basis_complete,realized_pnl_complete,cost_basis_method\n"
+)
 
 
 def export(wallet_id=None, fmt="csv"):
@@ -27,10 +30,11 @@ def test_a_decimal_survives_import_then_export_exactly():
         "0xabc,ethereum,ETH,sell,confirmed,0.000000000000000001,3,2026-01-02T00:00:00Z,",
     ]
     import_transactions(io.BytesIO(("\n".join([HEADER, *rows]) + "\n").encode()))
-    assert export() == (
-        "wallet,chain,token,amount,total_in,total_out,avg_buy_price_usd,avg_sell_price_usd,realized_pnl_usd\n"
+    # Cost basis: round(123.456789012345678901 × 10^-18) = 123 × 10^-18; the sell of 10^-18 takes
+    # round(123e-18 × 1e-18 / 123.45…) = 0 and realizes round(3 × 10^-18); avg cost = round(123e-18 / 123.45…).
+    assert export() == HEADER_LINE + (
         "0xabc,ethereum,ETH,123.4567890123456789,123.456789012345678901,0.000000000000000001,"
-        "0.000000000000000001,3,0.000000000000000003\n"
+        "0.000000000000000001,3,0.000000000000000003,0.000000000000000123,0.000000000000000001,true,true,average\n"
     )
     assert json.loads(export(fmt="json")) == [
         {
@@ -43,15 +47,22 @@ def test_a_decimal_survives_import_then_export_exactly():
             "avg_buy_price_usd": "0.000000000000000001",
             "avg_sell_price_usd": "3",
             "realized_pnl_usd": "0.000000000000000003",
+            "cost_basis_usd": "0.000000000000000123",
+            "avg_cost_usd": "0.000000000000000001",
+            "cost_basis_complete": True,
+            "realized_pnl_complete": True,
+            "cost_basis_method": "average",
         }
     ]
 
 
 def test_unknown_averages_are_empty_in_csv_and_null_in_json(make_tx):
     make_tx("transfer_in", "5", at=utc(2026, 1, 1))
-    assert export().splitlines()[1].endswith(",ethereum,ETH,5,5,0,,,0")
+    # An unknown cost counts as 0 and is flagged (cost_basis_complete false).
+    assert export().splitlines()[1].endswith(",ethereum,ETH,5,5,0,,,0,0,0,false,true,average")
     (row,) = json.loads(export(fmt="json"))
     assert (row["avg_buy_price_usd"], row["avg_sell_price_usd"], row["realized_pnl_usd"]) == (None, None, "0")
+    assert (row["cost_basis_complete"], row["realized_pnl_complete"]) == (False, True)
 
 
 def test_it_exports_one_wallet_or_all(make_wallet, make_tx, wallet):

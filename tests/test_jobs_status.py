@@ -87,9 +87,10 @@ def test_a_recent_snapshot_or_a_disabled_period_is_not_stale(settings, wallet):
 
 
 @pytest.mark.django_db
-def test_health_is_503_when_snapshots_are_stale(client, wallet):
+def test_health_is_503_when_snapshots_are_stale(client, admin_client, wallet):
     snapshot_hours_ago(3)
-    response = client.get("/health")
+    assert client.get("/health").status_code == 503
+    response = admin_client.get("/health")
     assert response.status_code == 503
     assert response.json()["checks"]["snapshots"]["ok"] is False
     assert client.get("/health?only=database,broker").status_code == 200

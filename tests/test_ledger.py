@@ -32,8 +32,10 @@ def test_it_computes_amounts_averages_and_realized_pnl(make_tx, wallet, token):
     assert b.avg_buy_price_usd == D("110")  # (200 + 130) / 3
     # (225 + 22.5) / 1.75 = 141.428571428571428571 (rounded to 18 places)
     assert b.avg_sell_price_usd == D("141.428571428571428571")
-    # (141.428571428571428571 - 110) * 1.75 = 54.99999999999999999925, rounded to 18 places
-    assert b.realized_pnl_usd == D("54.999999999999999999")
+    # Average cost: C = 200 + 130 (+ 0 for the unpriced 0.5) = 330 over 3.5; the sell of 1.5 takes
+    # round(330 × 1.5 / 3.5) = round(141.428571428571428571 428…) = 141.428571428571428571 and
+    # realizes 225 − that; the transfer_out realizes nothing (tests/test_cost_basis.py has the rest).
+    assert b.realized_pnl_usd == D("83.571428571428571429")
 
 
 def test_it_rounds_half_away_from_zero(make_tx, wallet, token):
@@ -52,13 +54,14 @@ def test_only_confirmed_transactions_count(make_tx, wallet, token):
     assert (b.amount, b.avg_buy_price_usd, b.avg_sell_price_usd, b.realized_pnl_usd) == (D(5), D(10), None, D(0))
 
 
-def test_pnl_is_zero_when_an_average_is_unknown(make_tx, wallet, token):
+def test_a_sale_of_units_of_unknown_cost_realizes_its_proceeds_and_is_flagged(make_tx, wallet, token):
     make_tx("transfer_in", "3", at=utc(2026, 1, 1))
     make_tx("sell", "1", price="50", at=utc(2026, 1, 2))
     b = balance(wallet, token)
     assert b.avg_buy_price_usd is None
     assert b.avg_sell_price_usd == D(50)
-    assert b.realized_pnl_usd == 0
+    assert b.realized_pnl_usd == 50  # the unknown cost counts as 0, never guessed
+    assert (b.cost_basis_complete, b.realized_pnl_complete) == (False, False)
 
 
 def test_amounts_are_exact_at_full_precision(make_tx, wallet, token):
@@ -86,7 +89,7 @@ def test_a_change_driving_the_running_amount_negative_is_refused(make_tx, wallet
     assert list(Balance.objects.values()) == before
 
 
-def test_order_is_timestamp_then_id(make_tx, wallet, token):
+def test_order_is_timestamp_then_acquisitions_first_then_id(make_tx, wallet, token):
     at = utc(2026, 1, 1)
     make_tx("buy", "1", at=at)
     make_tx("sell", "1", at=at)  # same instant, later id: fine
@@ -216,8 +219,9 @@ def test_averages_are_rounded_once_not_twice(make_tx, wallet, token):
     make_tx("sell", "3.000000000000000001", price="1.500000000000000002", at=utc(2026, 1, 3))
     b = balance(wallet, token)
     assert b.avg_buy_price_usd == D("0.500000000000000000")
-    # (1.500000000000000002 - 0.5) × 3.000000000000000001 = 3.000000000000000007000000000000000002
-    assert b.realized_pnl_usd == D("3.000000000000000007")
+    # A full disposal takes all of C = 1.500000000000000002; proceeds = round(3.000000000000000001 ×
+    # 1.500000000000000002) = round(4.500000000000000007 500000000000000002) = 4.500000000000000008.
+    assert b.realized_pnl_usd == D("3.000000000000000006")
 
 
 def test_a_balance_too_large_for_its_column_is_refused_with_a_message(make_tx, wallet, token):

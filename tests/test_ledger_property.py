@@ -64,13 +64,75 @@ def _average(value, qty):
         return (value / qty).quantize(PLACES_18, rounding=ROUND_HALF_UP)
 
 
-def reference_balances(txs):
+def _round(value):
+    return value.quantize(PLACES_18, rounding=ROUND_HALF_UP)
+
+
+def ledger_order(tx):
+    """timestamp, then acquisitions before disposals at the same instant, then id."""
+    return (tx.timestamp, tx.kind not in ACQUISITIONS, tx.id)
+
+
+def reference_cost_basis(history, method):
+    """The walk of docs/ledger.md over one (wallet, token)'s confirmed history in ledger order:
+    {cost_basis_usd, avg_cost_usd, realized_pnl_usd, cost_basis_complete, realized_pnl_complete}."""
+    amount, cost, realized, realized_complete = Decimal(0), Decimal(0), Decimal(0), True
+    unknown_held = False  # average: an unknown-cost acquisition since the amount was last 0
+    lots = []  # fifo: [qty, unit cost or None], oldest first
+    for tx in history:
+        if tx.kind in ACQUISITIONS:
+            amount += tx.amount
+            if method == "fifo":
+                lots.append([tx.amount, tx.price])
+                cost = _round(sum((q * (p or 0) for q, p in lots), Decimal(0)))
+            elif tx.price is None:
+                unknown_held = True
+            else:
+                cost += _round(tx.amount * tx.price)
+            continue
+        sells = tx.kind == "sell"
+        if sells and tx.price is None:
+            realized_complete = False
+        if method == "fifo":
+            need = tx.amount
+            while need > 0:
+                lot = lots[0]
+                if lot[1] is None and sells:
+                    realized_complete = False
+                taken = min(need, lot[0])
+                lot[0] -= taken
+                need -= taken
+                if lot[0] == 0:
+                    lots.pop(0)
+            taken_cost = cost - _round(sum((q * (p or 0) for q, p in lots), Decimal(0)))
+        else:
+            if unknown_held and sells:
+                realized_complete = False
+            taken_cost = cost if tx.amount == amount else _round(cost * tx.amount / amount)
+        cost -= taken_cost
+        amount -= tx.amount
+        if amount == 0:
+            unknown_held = False
+        if sells and tx.price is not None:
+            realized += _round(tx.amount * tx.price) - taken_cost
+    complete = all(p is not None for _, p in lots) if method == "fifo" else not unknown_held
+    return {
+        "cost_basis_usd": cost,
+        "avg_cost_usd": _round(cost / amount) if amount else None,
+        "realized_pnl_usd": realized,
+        "cost_basis_complete": complete,
+        "realized_pnl_complete": realized_complete,
+        "cost_basis_method": method,
+    }
+
+
+def reference_balances(txs, method="average"):
     """docs/ledger.md: ({(wallet, token): fields}, []) or (None, [first tx below zero per key])."""
     with localcontext() as ctx:
         ctx.prec = 400
         ctx.rounding = ROUND_HALF_UP
         by_key = {}
-        for tx in sorted((t for t in txs if t.status == "confirmed"), key=lambda t: (t.timestamp, t.id)):
+        for tx in sorted((t for t in txs if t.status == "confirmed"), key=ledger_order):
             by_key.setdefault((tx.wallet, tx.token), []).append(tx)
         balances, negatives = {}, []
         for key, history in sorted(by_key.items()):
@@ -80,6 +142,8 @@ def reference_balances(txs):
                 if running < 0:
                     negatives.append(tx)
                     break
+            if negatives:
+                continue
             ins = [t for t in history if t.kind in ACQUISITIONS]
             outs = [t for t in history if t.kind not in ACQUISITIONS]
             priced_ins = [t for t in ins if t.price is not None]
@@ -94,10 +158,6 @@ def reference_balances(txs):
                 if priced_outs
                 else None
             )
-            pnl = Decimal(0)
-            if avg_buy is not None and avg_sell is not None:
-                sold = sum(t.amount for t in priced_outs)
-                pnl = ((avg_sell - avg_buy) * sold).quantize(PLACES_18, rounding=ROUND_HALF_UP)
             total_in = sum((t.amount for t in ins), Decimal(0))
             total_out = sum((t.amount for t in outs), Decimal(0))
             balances[key] = {
@@ -106,7 +166,7 @@ def reference_balances(txs):
                 "total_out": total_out,
                 "avg_buy_price_usd": avg_buy,
                 "avg_sell_price_usd": avg_sell,
-                "realized_pnl_usd": pnl,
+                **reference_cost_basis(history, method),
             }
         return (None, negatives) if negatives else (balances, [])
 
@@ -115,7 +175,19 @@ def reference_balances(txs):
 
 
 def stored_balances():
-    fields = ["amount", "total_in", "total_out", "avg_buy_price_usd", "avg_sell_price_usd", "realized_pnl_usd"]
+    fields = [
+        "amount",
+        "total_in",
+        "total_out",
+        "avg_buy_price_usd",
+        "avg_sell_price_usd",
+        "cost_basis_usd",
+        "avg_cost_usd",
+        "realized_pnl_usd",
+        "cost_basis_complete",
+        "realized_pnl_complete",
+        "cost_basis_method",
+    ]
     return {
         (row["wallet_id"], row["token_id"]): {f: row[f] for f in fields}
         for row in Balance.objects.values("wallet_id", "token_id", *fields)
@@ -244,13 +316,15 @@ def make_world(data):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("method", ["average", "fifo"])
 @settings(
-    max_examples=150,
+    max_examples=75,  # per method
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(data=st.data())
-def test_random_histories_match_the_reference_ledger(data):
+def test_random_histories_match_the_reference_ledger(method, settings_for_method, data):
+    settings_for_method(method)
     # Arithmetic on amounts of 58 digits: the default 28-digit context would round them.
     with localcontext() as ctx, transaction.atomic():
         ctx.prec = 400
@@ -290,13 +364,13 @@ def test_random_histories_match_the_reference_ledger(data):
                 proposed = {k: v for k, v in believed.items() if k != target.id}
                 write = partial(delete_transactions, Transaction.objects.filter(pk=target.id))
 
-            expected, negatives = reference_balances(proposed.values())
+            expected, negatives = reference_balances(proposed.values(), method)
             event(f"{op} {'refused' if negatives else 'accepted'}")
             if not negatives:
                 write()
                 if op == "add":
                     proposed[candidate.pk] = replace(proposed.pop(None), id=candidate.pk)
-                    expected, _ = reference_balances(proposed.values())
+                    expected, _ = reference_balances(proposed.values(), method)
                 believed = proposed
                 refresh_held(world, believed)
             else:
@@ -316,7 +390,7 @@ def test_random_histories_match_the_reference_ledger(data):
                 assert f"wallet {error.wallet_id} (" in str(error)
                 assert Token.objects.get(pk=error.token_id).symbol in str(error)
                 assert stored_state() == before, "a refused write changed something"
-                expected, _ = reference_balances(believed.values())
+                expected, _ = reference_balances(believed.values(), method)
 
             stored = stored_balances()
             assert_same_balances({k: v for k, v in stored.items() if k[0] in world["wallets"]}, expected)
@@ -326,17 +400,19 @@ def test_random_histories_match_the_reference_ledger(data):
         for wallet_id in world["wallets"]:
             assert recalculate_wallet(wallet_id).status == "success"
         assert recalculate_all_wallets(batch_size=1).status == "success"
-        expected, _ = reference_balances(believed.values())
+        expected, _ = reference_balances(believed.values(), method)
         assert_same_balances({k: v for k, v in stored_balances().items() if k[0] in world["wallets"]}, expected)
         transaction.set_rollback(True)
 
 
 @pytest.mark.django_db
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.parametrize("method", ["average", "fifo"])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_random_priced_histories_match_the_reference_averages_and_pnl(data):
+def test_random_priced_histories_match_the_reference_averages_and_pnl(method, settings_for_method, data):
     """Every example has priced acquisitions and priced disposals, so both averages and the PnL are
     exercised at full precision (the mixed histories above reach them less often)."""
+    settings_for_method(method)
     with localcontext() as ctx, transaction.atomic():
         ctx.prec = 400
         chain = Chain.objects.create(slug="priced", name="Priced")
@@ -360,7 +436,7 @@ def test_random_priced_histories_match_the_reference_averages_and_pnl(data):
         )
         result = recalculate_wallet(wallet.id)
         assert result.status == "success", result.failures
-        expected, negatives = reference_balances([as_reference(tx) for tx in created])
+        expected, negatives = reference_balances([as_reference(tx) for tx in created], method)
         assert negatives == []
         assert_same_balances(stored_balances(), expected)
         transaction.set_rollback(True)
@@ -399,7 +475,23 @@ def test_the_reference_model_agrees_with_the_hand_computed_case():
         "total_out": Decimal("1.75"),
         "avg_buy_price_usd": Decimal("110"),
         "avg_sell_price_usd": Decimal("141.428571428571428571"),
-        "realized_pnl_usd": Decimal("54.999999999999999999"),
+        # C = 330 over 3.5 (the unpriced 0.5 at cost 0); the sell takes round(330 × 1.5 / 3.5)
+        # = 141.428571428571428571, the transfer_out round(188.571428571428571429 × 0.25 / 2)
+        # = 23.571428571428571429.
+        "cost_basis_usd": Decimal("165.000000000000000000"),
+        "avg_cost_usd": Decimal("94.285714285714285714"),
+        "realized_pnl_usd": Decimal("83.571428571428571429"),
+        "cost_basis_complete": False,
+        "realized_pnl_complete": False,  # sold while units of unknown cost were held
+        "cost_basis_method": "average",
+    }
+    # FIFO: the sell takes 1.5 of the 2 @100 (150), the transfer_out 0.25 more (25): 0.25 @100,
+    # 1 @130 and the unknown 0.5 stay.
+    fifo, _ = reference_balances(txs, "fifo")
+    assert {k: fifo[(1, 1)][k] for k in ("cost_basis_usd", "realized_pnl_usd", "realized_pnl_complete")} == {
+        "cost_basis_usd": Decimal(155),
+        "realized_pnl_usd": Decimal(75),
+        "realized_pnl_complete": True,
     }
     early_sell = Tx(99, 1, 1, "sell", "confirmed", Decimal("0.1"), None, START - timedelta(days=1))
     assert reference_balances([*txs, early_sell]) == (None, [early_sell])

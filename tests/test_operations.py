@@ -8,12 +8,10 @@ from django_q.conf import Conf
 from django_q.models import Success
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.jobs_support import redis_url  # noqa: F401 (fixture)
-
 
 @pytest.mark.django_db
-def test_health_is_ok_when_database_and_broker_answer(client):
-    response = client.get("/health")
+def test_health_is_ok_when_database_and_broker_answer(admin_client):
+    response = admin_client.get("/health")
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok"
@@ -21,10 +19,10 @@ def test_health_is_ok_when_database_and_broker_answer(client):
 
 
 @pytest.mark.django_db
-def test_health_is_503_when_the_broker_is_unreachable(client, monkeypatch):
+def test_health_is_503_when_the_broker_is_unreachable(admin_client, monkeypatch):
     monkeypatch.setattr(Conf, "ORM", None)
     monkeypatch.setattr(Conf, "REDIS", "redis://127.0.0.1:1/0")  # nothing listens on port 1
-    response = client.get("/health")
+    response = admin_client.get("/health")
     assert response.status_code == 503
     body = response.json()
     assert body["checks"]["broker"]["ok"] is False and "ConnectionError" in body["checks"]["broker"]["detail"]
@@ -32,10 +30,10 @@ def test_health_is_503_when_the_broker_is_unreachable(client, monkeypatch):
 
 
 @pytest.mark.django_db
-def test_health_checks_redis_when_it_is_the_broker(client, monkeypatch, redis_url):
+def test_health_checks_redis_when_it_is_the_broker(admin_client, monkeypatch, redis_url):
     monkeypatch.setattr(Conf, "ORM", None)
     monkeypatch.setattr(Conf, "REDIS", redis_url)
-    body = client.get("/health?only=broker").json()
+    body = admin_client.get("/health?only=broker").json()
     assert list(body["checks"]) == ["broker"]
     assert body["checks"]["broker"]["detail"].startswith("Redis ")
 

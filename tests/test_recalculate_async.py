@@ -4,10 +4,9 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from django_q.models import OrmQ
-from django_q.signing import SignedPackage
 
 from snapshots import tasks
+from tests.jobs_support import queued_payloads
 
 
 def run(*args):
@@ -17,7 +16,7 @@ def run(*args):
 
 
 def queued():
-    return [SignedPackage.loads(q.payload) for q in OrmQ.objects.all()]
+    return queued_payloads()
 
 
 def test_it_queues_one_wallet_and_prints_the_task_id(wallet):

@@ -1,7 +1,6 @@
 """`manage.py recalculate (--wallet ID | --all)`: a repair tool with a one-line summary."""
 
 import io
-import os
 import re
 import subprocess
 import sys
@@ -9,12 +8,12 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
 
 from bagtracker.models import Transaction
 from snapshots.models import Balance
 from snapshots.services import ledger
 from tests.conftest import utc
+from tests.jobs_support import process_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,11 +51,10 @@ def test_it_repairs_one_wallet_and_prints_a_summary(make_tx, wallet, token):
 
 def test_it_refuses_an_unknown_wallet_with_one_line_and_a_failing_exit(db):
     # Once through a real process: the exit status and stderr a script sees.
-    env = {**os.environ, "DATABASE_URL": _url_of_the_test_database()}
     done = subprocess.run(
         [sys.executable, "manage.py", "recalculate", "--wallet", "987654321"],
         cwd=ROOT,
-        env=env,
+        env=process_env(),
         capture_output=True,
         text=True,
         timeout=120,
@@ -160,8 +158,3 @@ def test_it_draws_a_progress_bar_on_a_terminal_only(make_tx, wallet):
 def test_it_needs_exactly_one_target(db, args, message):
     with pytest.raises(CommandError, match=re.escape(message)):
         recalculate(*args)
-
-
-def _url_of_the_test_database():
-    s = connection.settings_dict
-    return f"postgres://{s['USER']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"

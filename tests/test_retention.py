@@ -5,11 +5,12 @@ from itertools import pairwise
 
 import pytest
 
-from snapshots.models import BalanceSnapshot, SnapshotRun
+from snapshots.models import BalanceSnapshot, SnapshotRun, WalletSnapshot
 from snapshots.periods import boundaries_between
 from snapshots.services import retention
+from snapshots.services.bounds import missing_boundaries
 from snapshots.services.retention import prune_snapshots
-from snapshots.services.snapshots import missing_boundaries, take_snapshot
+from snapshots.services.snapshots import take_snapshot
 from tests.conftest import utc
 
 NOW = utc(2026, 6, 1, 3)
@@ -98,3 +99,12 @@ def test_an_interrupted_cleanup_leaves_a_consistent_state(history):
     prune_snapshots(now=NOW)
     assert as_ofs("hourly") == [utc(2026, 5, 25, 3), utc(2026, 5, 25, 4), utc(2026, 5, 25, 5)]
     assert as_ofs("daily") == as_ofs("daily", SnapshotRun)
+
+
+def test_the_wallet_summaries_of_expired_boundaries_go_with_their_rows(history):
+    assert as_ofs("daily", WalletSnapshot) == as_ofs("daily")
+    dry = prune_snapshots(now=NOW, dry_run=True)
+    assert dry.periods["daily"].summaries == 3 * 12  # three wallets, 05-01 .. 05-12 00:00
+    result = prune_snapshots(now=NOW, batch_size=4)
+    assert result.as_dict()["summaries_deleted"]["daily"] == 3 * 12
+    assert as_ofs("daily", WalletSnapshot) == as_ofs("daily")

@@ -5,8 +5,9 @@ from datetime import datetime, timedelta
 import pytest
 from django.urls import reverse
 from django.utils import timezone
-from django_q.models import OrmQ, Schedule, Task
-from django_q.signing import SignedPackage
+from django_q.models import Schedule, Task
+
+from tests.jobs_support import flush_test_redis, queued_payloads
 
 CHANGELIST = reverse("admin:django_q_schedule_changelist")
 
@@ -41,7 +42,7 @@ def hourly(db):
 
 
 def queued_tasks():
-    return [SignedPackage.loads(q.payload) for q in OrmQ.objects.all()]
+    return queued_payloads()
 
 
 def test_run_now_queues_the_job_with_its_intended_time_and_leaves_the_schedule_alone(admin_client, hourly):
@@ -140,7 +141,7 @@ def test_run_now_shows_in_the_list_as_queued_then_as_its_last_run_in_utc(admin_c
     row = _changelist_row(admin_client, hourly)
     assert "queued" in row
     # The cluster runs it: here, the same package through django-q2's worker in this process.
-    OrmQ.objects.all().delete()
+    flush_test_redis()  # taken off the queue, as the cluster would
     async_task(queued["func"], *queued["args"], task_name=queued["name"], sync=True, **queued["kwargs"])
     Schedule.objects.filter(pk=hourly.pk).update(task=Task.objects.get().id)  # the id of the re-run
 

@@ -15,7 +15,6 @@ from django_q.scheduler import scheduler as unguarded_scheduler
 
 from snapshots import schedules
 from snapshots.schedules import install_schedules
-from tests.jobs_support import redis_url  # noqa: F401 (fixture)
 
 DESIGN = {
     "hourly_balance_snapshots": ("snapshots.tasks.create_hourly_snapshots", "5 * * * *"),

@@ -68,22 +68,36 @@ class TestCreateSnapshots:
 
 
 class TestBackfillSnapshots:
-    def test_it_takes_every_boundary_in_the_range(self, holding):
+    def test_it_takes_every_boundary_in_the_range_from_the_first_transaction(self, holding, settings):
+        settings.BALANCE_HISTORY_RETENTION_DAYS = 0  # kept forever
         out, err = run(
             "backfill_snapshots", "--period", "daily", "--since", "2025-12-30", "--until", "2026-01-03T12:00Z"
         )
-        assert out.startswith("Backfilled 5 daily boundaries (2025-12-30T00:00Z to 2026-01-03T00:00Z): 2 balances")
+        assert out.splitlines() == [
+            "Clamped: since 2025-12-30T00:00Z is before the first confirmed transaction of any wallet "
+            "(2026-01-01T00:00Z): clamped to it",
+            "Backfilled 3 daily boundaries (2026-01-01T00:00Z to 2026-01-03T00:00Z): 2 balances, 2 written, "
+            + out.splitlines()[-1].split(" written, ", 1)[1],
+        ]
         assert sorted(BalanceSnapshot.objects.values_list("as_of", flat=True)) == [utc(2026, 1, 2), utc(2026, 1, 3)]
         assert set(BalanceSnapshot.objects.values_list("source", flat=True)) == {"backfill"}
-        assert "warning:" in err and "BALANCE_HISTORY_RETENTION_DAYS" in err  # 2026-01 is long expired
-
-    def test_it_does_not_warn_inside_retention(self, holding):
-        since = (timezone.now() - timedelta(days=2)).date().isoformat()
-        _, err = run("backfill_snapshots", "--period", "daily", "--since", since)
         assert err == ""
+
+    def test_it_clamps_to_retention_and_says_so(self, holding):
+        out, _ = run("backfill_snapshots", "--period", "daily", "--since", "2025-12-30")
+        cutoff = timezone.now() - timedelta(days=90)
+        assert "is older than daily retention (90 days, BALANCE_HISTORY_RETENTION_DAYS): clamped to" in out
+        assert SnapshotRun.objects.filter(period="daily").count() == 90
+        assert not SnapshotRun.objects.filter(period="daily", as_of__lt=cutoff).exists()  # cleanup would delete them
+
+    def test_it_says_nothing_about_a_range_it_did_not_clamp(self, holding):
+        since = (timezone.now() - timedelta(days=2)).date().isoformat()
+        out, err = run("backfill_snapshots", "--period", "daily", "--since", since)
+        assert "Clamped" not in out and err == ""
         assert SnapshotRun.objects.filter(period="daily").count() >= 2
 
-    def test_it_can_be_limited_to_a_wallet(self, holding, make_wallet, make_tx):
+    def test_it_can_be_limited_to_a_wallet(self, holding, make_wallet, make_tx, settings):
+        settings.BALANCE_MONTHLY_RETENTION_DAYS = 0  # kept forever
         other = make_wallet()
         make_tx("buy", "1", at=utc(2026, 1, 1), on_wallet=other)
         out, _ = run(
@@ -147,7 +161,20 @@ class TestExportSnapshots:
         out, _ = run("export_snapshots", "--period", "daily", "--since", "2026-01-03", "--until", "2026-01-03")
         rows = list(csv.reader(io.StringIO(out)))
         assert rows == [
-            ["period", "as_of", "wallet", "chain", "token", "amount", "price_usd", "value_usd", "source"],
+            [
+                "period",
+                "as_of",
+                "wallet",
+                "chain",
+                "token",
+                "amount",
+                "price_usd",
+                "value_usd",
+                "cost_basis_usd",
+                "realized_pnl_usd",
+                "cost_basis_method",
+                "source",
+            ],
             [
                 "daily",
                 "2026-01-03T00:00:00Z",
@@ -157,8 +184,20 @@ class TestExportSnapshots:
                 "1.500000000000000001",
                 "0.000000000000000001",
                 "0.000000000000000002",
+                "3000",  # 1.5 @2000; the unpriced 10^-18 has an unknown cost, counted as 0
+                "0",
+                "average",
                 "backfill",
             ],
+        ]
+
+    def test_summaries_instead_of_rows(self, snapshots, wallet):
+        out, _ = run("export_snapshots", "--period", "daily", "--since", "2026-01-03", "--summaries")
+        rows = list(csv.reader(io.StringIO(out)))
+        assert rows == [
+            ["period", "as_of", "wallet", "chain", "value_usd", "cost_basis_usd", "realized_pnl_usd", "unpriced_rows"],
+            ["daily", "2026-01-03T00:00:00Z", wallet.address, "ethereum", "0.000000000000000002", "3000", "0", "0"],
+            ["daily", "2026-01-04T00:00:00Z", wallet.address, "ethereum", "0.000000000000000002", "3000", "0", "0"],
         ]
 
     def test_json(self, snapshots):

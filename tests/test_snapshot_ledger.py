@@ -1,16 +1,20 @@
-"""The as-of ledger a snapshot derives (current balance minus what happened since) equals the
-ledger computed from scratch over the transactions before the boundary, for many random
-histories and boundaries."""
+"""The as-of ledger a snapshot derives (the current balance where nothing happened since, a walk of
+the history before the boundary where something did) equals the ledger computed from scratch over
+the transactions before the boundary, cost basis and wallet summaries included, for many random
+histories and boundaries, under both methods."""
 
 import random
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 
+import pytest
+
 from bagtracker.models import Price, Transaction
-from snapshots.models import BalanceSnapshot
+from snapshots.models import BalanceSnapshot, WalletSnapshot
 from snapshots.services.ledger import recalculate_all_wallets
 from snapshots.services.snapshots import take_snapshot
 from tests.conftest import utc
+from tests.test_ledger_property import Tx, ledger_order, reference_cost_basis
 
 START = utc(2026, 1, 1)
 Q18 = Decimal("1e-18")
@@ -52,35 +56,46 @@ def build_history(rng, wallets, tokens):
     return rows
 
 
-def expected_snapshot(txs, prices, as_of, dust, inactive):
-    """The rules of docs/ledger.md and docs/snapshots.md, computed in Python from the transactions alone."""
+def expected_snapshot(txs, prices, as_of, dust, inactive, method):
+    """The rules of docs/ledger.md and docs/snapshots.md, computed in Python from the transactions alone:
+    (rows, summaries)."""
+    history = [
+        Tx(t.id, t.wallet_id, t.token_id, t.kind, t.status, t.amount, t.price_usd, t.timestamp)
+        for t in txs
+        if t.status == "confirmed" and t.timestamp < as_of and t.wallet_id not in inactive
+    ]
     confirmed = sorted((t for t in txs if t.status == "confirmed"), key=lambda t: (t.timestamp, t.id))
-    ledger = {}
+    by_pair = {}
+    for tx in sorted(history, key=ledger_order):
+        by_pair.setdefault((tx.wallet, tx.token), []).append(tx)
+    rows, summaries = {}, {}
     with localcontext() as exact:
-        exact.prec = 200
-        for t in confirmed:
-            if t.timestamp >= as_of:
-                continue
-            entry = ledger.setdefault((t.wallet_id, t.token_id), [Decimal(0), Decimal(0), Decimal(0)])
-            if t.kind in ("buy", "transfer_in"):
-                entry[0] += t.amount
-                if t.price_usd is not None:
-                    entry[1] += t.amount
-                    entry[2] += t.amount * t.price_usd
-            else:
-                entry[0] -= t.amount
-        result = {}
-        for (wallet_id, token_id), (amount, qty, value) in ledger.items():
-            if amount <= dust or wallet_id in inactive:
+        exact.prec = 400
+        for (wallet_id, token_id), pair in by_pair.items():
+            amount = sum((t.amount if t.kind in ("buy", "transfer_in") else -t.amount for t in pair), Decimal(0))
+            priced = [t for t in pair if t.kind in ("buy", "transfer_in") and t.price is not None]
+            qty, value = sum(t.amount for t in priced), sum(t.amount * t.price for t in priced)
+            ledger = reference_cost_basis(pair, method)
+            summary = summaries.setdefault(wallet_id, [Decimal(0), 0, 0, Decimal(0), Decimal(0)])
+            summary[3] += ledger["cost_basis_usd"]
+            summary[4] += ledger["realized_pnl_usd"]
+            if amount <= dust:
                 continue
             price = token_price(confirmed, prices, token_id, as_of)
-            result[(wallet_id, token_id)] = (
+            row_value = None if price is None else (amount * price).quantize(Q18, ROUND_HALF_UP)
+            rows[(wallet_id, token_id)] = (
                 amount,
                 price,
-                None if price is None else (amount * price).quantize(Q18, ROUND_HALF_UP),
+                row_value,
                 (value / qty).quantize(Q18, ROUND_HALF_UP) if qty else None,
+                ledger["cost_basis_usd"],
+                ledger["realized_pnl_usd"],
+                method,
             )
-    return result
+            summary[0] += row_value or 0
+            summary[1] += 1
+            summary[2] += row_value is None
+    return rows, {wallet_id: tuple(summary) for wallet_id, summary in summaries.items()}
 
 
 def token_price(confirmed, prices, token_id, at):
@@ -91,7 +106,9 @@ def token_price(confirmed, prices, token_id, at):
     return max(priced, key=lambda t: (t.timestamp, t.id)).price_usd if priced else None
 
 
-def test_the_snapshot_equals_the_ledger_from_scratch_at_random_boundaries(settings, make_wallet, make_token):
+@pytest.mark.parametrize("method", ["average", "fifo"])
+def test_the_snapshot_equals_the_ledger_from_scratch_at_random_boundaries(settings, make_wallet, make_token, method):
+    settings.BALANCE_COST_BASIS = method
     rng = random.Random(20261129)
     settings.BALANCE_DUST_THRESHOLD = Decimal("0.5")
     tokens = [make_token("ETH"), make_token("USDC", decimals=6), make_token("WBTC", decimals=8)]
@@ -116,16 +133,31 @@ def test_the_snapshot_equals_the_ledger_from_scratch_at_random_boundaries(settin
             take_snapshot("hourly", as_of, "backfill")
             rows = BalanceSnapshot.objects.filter(period="hourly", as_of=as_of)
             actual = {
-                (r.wallet_id, r.token_id): (r.amount, r.price_usd, r.value_usd, r.avg_buy_price_usd) for r in rows
+                (r.wallet_id, r.token_id): (
+                    r.amount,
+                    r.price_usd,
+                    r.value_usd,
+                    r.avg_buy_price_usd,
+                    r.cost_basis_usd,
+                    r.realized_pnl_usd,
+                    r.cost_basis_method,
+                )
+                for r in rows
             }
-            expected = expected_snapshot(
+            expected, expected_summaries = expected_snapshot(
                 list(Transaction.objects.all()),
                 list(Price.objects.all()),
                 as_of,
                 settings.BALANCE_DUST_THRESHOLD,
                 inactive,
+                method,
             )
             assert actual == expected, as_of
+            summaries = {
+                m.wallet_id: (m.value_usd, m.rows, m.unpriced_rows, m.cost_basis_usd, m.realized_pnl_usd)
+                for m in WalletSnapshot.objects.filter(period="hourly", as_of=as_of)
+            }
+            assert summaries == expected_summaries, as_of
             compared += len(expected)
         assert compared > 300  # the comparison is not vacuous
 

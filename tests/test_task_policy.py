@@ -18,13 +18,13 @@ from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.brokers.redis_broker import Redis as RedisBroker
 from django_q.conf import Conf
-from django_q.models import Failure, OrmQ, Schedule, Task
+from django_q.models import Failure, Schedule, Task
 from django_q.scheduler import scheduler as unguarded_scheduler
 from django_q.tasks import _sync, async_task
 
 from snapshots import task_policy
 from snapshots.task_policy import TaskRefused, allowed_task_functions
-from tests.jobs_support import ROOT, process_env, qcluster, redis_url, wait_until  # noqa: F401 (fixtures)
+from tests.jobs_support import ROOT, process_env, queued_payloads, wait_until
 
 JOBS = {
     "snapshots.tasks.create_hourly_snapshots",
@@ -35,6 +35,7 @@ JOBS = {
     "snapshots.tasks.recalculate_wallet_balances",
     "snapshots.tasks.recalculate_all_wallets",
     "snapshots.tasks.backfill_wallet_snapshots",
+    "snapshots.tasks.refresh_stale_snapshots",
 }
 
 
@@ -112,7 +113,7 @@ def test_the_cluster_scheduler_pauses_a_row_written_by_sql_and_queues_nothing(fu
         django_q.cluster.scheduler(broker=get_broker())
     assert Schedule.objects.get(pk=schedule.pk).next_run is None  # paused
     assert "paused schedule cleanup_old_snapshots: refused, it names a function outside the allow-list" in caplog.text
-    assert not OrmQ.objects.exists()
+    assert not queued_payloads()
     assert not witness.exists()
 
 
@@ -174,7 +175,7 @@ def test_a_chain_through_a_refused_function_is_refused_before_its_first_link_run
     run_queued_tasks()
     assert not witness.exists()
     assert "chained function 'os.system' is not allowed" in Failure.objects.get().result
-    assert not OrmQ.objects.exists()  # the chain was not queued either
+    assert not queued_payloads()  # the chain was not queued either
 
 
 @pytest.mark.django_db
@@ -255,4 +256,4 @@ def test_a_real_cluster_refuses_os_system_and_logs_it(qcluster, witness):
     failure = wait_until(lambda: Failure.objects.filter(id=task_id).first(), timeout=60, what="the refusal")
     assert failure.result.startswith("refused: function 'os.system' is not allowed")
     assert "refused task" in cluster.log() and not witness.exists()
-    assert not OrmQ.objects.exists()  # acknowledged: never delivered again
+    assert not queued_payloads()  # acknowledged: never delivered again

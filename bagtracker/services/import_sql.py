@@ -134,7 +134,7 @@ FROM import_tx_new ORDER BY id
 ON CONFLICT (wallet_id, token_id, tx_hash, kind) WHERE tx_hash IS NOT NULL DO NOTHING
 """
 
-TOUCHED_WALLETS_SQL = "SELECT DISTINCT wallet_id FROM import_tx_new"
+TOUCHED_PAIRS_SQL = "SELECT DISTINCT wallet_id, token_id FROM import_tx_new"
 
 LINE_OF_NEW_TX_SQL = "SELECT line FROM import_tx_new WHERE id = %s"
 

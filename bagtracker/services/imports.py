@@ -14,7 +14,8 @@ Transactions (columns wallet,chain,token,kind,status,amount,price_usd,timestamp,
   beyond the copies already stored are inserted, so two identical trades in one file both land and
   importing the same file again adds nothing;
 - the balances of the wallets that received rows are rebuilt in the same transaction
-  (bagtracker.balances.update_balances); a running amount going negative is refused with the
+  (bagtracker.balances.update_pair_balances: only the (wallet, token) histories the file touched);
+  a running amount going negative is refused with the
   line to blame.
 
 Prices (columns chain,token,as_of,price_usd): chain and token must exist; (token, as_of) is stored
@@ -23,12 +24,14 @@ refused with its line (prices are history, not something an import silently rewr
 """
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from bagtracker.balances import update_balances
+from bagtracker.balances import update_pair_balances
 from bagtracker.errors import RunningAmountNegative
 from bagtracker.models import (
     AMOUNT_DIGITS,
@@ -36,7 +39,9 @@ from bagtracker.models import (
     DISPOSAL_KINDS,
     PRICE_DIGITS,
     Chain,
+    Price,
     Token,
+    Transaction,
     TransactionKind,
     TransactionStatus,
 )
@@ -44,6 +49,7 @@ from bagtracker.numbers import plain
 from bagtracker.services import csv_input as parse
 from bagtracker.services import import_sql as sql
 from bagtracker.services.csv_input import BadValue, ImportRejected
+from bagtracker.signals import history_written
 
 TRANSACTION_COLUMNS = ("wallet", "chain", "token", "kind", "status", "amount", "price_usd", "timestamp", "tx_hash")
 PRICE_COLUMNS = ("chain", "token", "as_of", "price_usd")
@@ -138,7 +144,7 @@ def _stage(cursor, statements):
         cursor.execute(statement)
 
 
-def import_transactions(stream, progress=None):
+def import_transactions(stream: BinaryIO, progress: Callable[[int], None] | None = None) -> TransactionImportResult:
     """Import a transactions CSV from a binary stream; returns TransactionImportResult.
 
     Raises ImportRejected (nothing written) on the first bad row, conflict or negative balance.
@@ -172,15 +178,17 @@ def import_transactions(stream, progress=None):
             cursor.execute(sql.TX_NEW_SQL)
             cursor.execute(sql.INSERT_TX_SQL)
             result.inserted = cursor.rowcount
-            cursor.execute(sql.TOUCHED_WALLETS_SQL)
-            touched = [wallet_id for (wallet_id,) in cursor.fetchall()]
+            cursor.execute(sql.TOUCHED_PAIRS_SQL)
+            touched = cursor.fetchall()
             try:
-                result.balances_written, _ = update_balances(touched)
+                # Only the (wallet, token) histories the file touched are walked again.
+                result.balances_written, _ = update_pair_balances(touched)
             except RunningAmountNegative as error:
                 raise ImportRejected(
                     f"would make a running amount negative: {error}", _line_to_blame(cursor, error)
                 ) from error
-            result.wallets_updated = len(touched)
+            result.wallets_updated = len({wallet_id for wallet_id, _ in touched})
+            history_written.send(sender=Transaction)
     except IntegrityError as error:  # a concurrent writer beat the checks above; nothing was written
         raise ImportRejected(f"the database refused the import: {str(error).splitlines()[0]}") from None
     result.duration_seconds = time.monotonic() - started
@@ -245,7 +253,7 @@ def _parse_price(fields, token_ids, chains, now):
     return token_id, as_of, price
 
 
-def import_prices(stream, progress=None):
+def import_prices(stream: BinaryIO, progress: Callable[[int], None] | None = None) -> PriceImportResult:
     """Import a price-history CSV from a binary stream; returns PriceImportResult.
 
     Raises ImportRejected (nothing written) on the first bad row or conflicting price.
@@ -280,5 +288,6 @@ def import_prices(stream, progress=None):
             )
         cursor.execute(sql.INSERT_PRICES_SQL, {"source": PRICE_SOURCE})
         result.inserted = cursor.rowcount
+        history_written.send(sender=Price)
     result.duration_seconds = time.monotonic() - started
     return result

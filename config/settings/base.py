@@ -3,6 +3,7 @@ read here and nowhere else (see .env.example for the full list with defaults).""
 
 from pathlib import Path
 
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from config import embedded_postgres
@@ -49,6 +50,7 @@ MIDDLEWARE = [
     # other request is checked against ALLOWED_HOSTS as usual. Why: config/probes.py.
     "config.probes.ProbeHostMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -78,29 +80,37 @@ TEMPLATES = [
 ]
 
 # --- Database: PostgreSQL only -------------------------------------------------------------------
-# DATABASE_URL selects a server; without it an embedded PostgreSQL is started in .data/
-# (or BAGTRACKER_DATA_DIR). SQLite is never an option: its DECIMAL is a float.
-if strict_str("DATABASE_URL"):
-    DATABASES = {"default": strict_database_url("DATABASE_URL")}
-    EMBEDDED_DATABASE = False
-else:
-    DATABASES = {"default": embedded_postgres.ensure_running(BASE_DIR)}
-    EMBEDDED_DATABASE = True
-DATABASES["default"]["CONN_MAX_AGE"] = strict_int("DATABASE_CONN_MAX_AGE", 0)
+# DATABASE_URL selects a server. Without it, local settings start an embedded PostgreSQL in the data
+# directory (config/settings/local.py); production settings refuse to start. SQLite is never an
+# option: its DECIMAL is a float.
+DATABASE_CONFIG = strict_database_url("DATABASE_URL")  # None when unset
+DATABASE_CONN_MAX_AGE = strict_int("DATABASE_CONN_MAX_AGE", 0)
+# The embedded servers' directory (.data/ of the checkout, or BAGTRACKER_DATA_DIR).
+DATA_DIR = embedded_postgres.data_dir(BASE_DIR)
 
 # An optional streaming replica of that server: the console's pages and the exports read it while
 # it trails the primary by at most DATABASE_REPLICA_MAX_LAG_SECONDS; everything else (writes, jobs,
 # migrations) uses the primary. Unset: one database, as before (read_replica.py).
 DATABASE_REPLICA_MAX_LAG_SECONDS = strict_int("DATABASE_REPLICA_MAX_LAG_SECONDS", 5)
-if strict_str("DATABASE_REPLICA_URL"):
-    if EMBEDDED_DATABASE:
+DATABASE_REPLICA_CONFIG = strict_database_url("DATABASE_REPLICA_URL")  # None when unset
+
+
+def databases(default, embedded):
+    """DATABASES from the primary's settings (local.py and production.py choose them), plus the
+    replica of DATABASE_REPLICA_URL when it is set."""
+    default = {**default, "CONN_MAX_AGE": DATABASE_CONN_MAX_AGE}
+    if DATABASE_REPLICA_CONFIG is None:
+        return {"default": default}
+    if embedded:
         raise ImproperlyConfigured("DATABASE_REPLICA_URL needs DATABASE_URL: the embedded database has no replica")
-    DATABASES["replica"] = strict_database_url("DATABASE_REPLICA_URL")
-    DATABASES["replica"]["CONN_MAX_AGE"] = DATABASES["default"]["CONN_MAX_AGE"]
+    replica = {**DATABASE_REPLICA_CONFIG, "CONN_MAX_AGE": DATABASE_CONN_MAX_AGE}
     # A replica that does not answer is skipped quickly, not waited on for each page.
-    DATABASES["replica"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
+    replica.setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
     # Tests read the test database through the replica alias instead of creating another.
-    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+    replica["TEST"] = {"MIRROR": "default"}
+    return {"default": default, "replica": replica}
+
+
 DATABASE_ROUTERS = ["read_replica.ReplicaRouter"]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -126,6 +136,33 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").exists() else []
 
+# --- Browser hardening (README "Security") -------------------------------------------------------
+# Content-Security-Policy: the admin and the console load scripts, styles, images and fonts from
+# this site only (Chart.js is vendored, chart data comes as json_script, never as inline script),
+# so no inline script or style can run even if some text escaped its escaping.
+# tests/test_browser_csp.py opens every console and admin page in Chromium: no violation.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+# Django's defaults, stated so that a reader (and tests/test_web_hardening.py) sees them: no page
+# in a frame, no MIME sniffing, the Referer only to this site, a window of its own (COOP).
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+SESSION_COOKIE_HTTPONLY = True
+
 # --- Ledger and snapshots (docs/ledger.md, docs/snapshots.md) ------------------------------------
 # Sane ranges: a threshold above a billion units or a retention beyond a century (36,500 days) is a
 # typo that would pass start-up and break every later run (a cutoff before year 1).
@@ -140,6 +177,8 @@ BALANCE_DAILY_SNAPSHOTS = strict_bool("BALANCE_DAILY_SNAPSHOTS", True)
 BALANCE_WEEKLY_SNAPSHOTS = strict_bool("BALANCE_WEEKLY_SNAPSHOTS", True)
 BALANCE_MONTHLY_SNAPSHOTS = strict_bool("BALANCE_MONTHLY_SNAPSHOTS", True)
 BALANCE_SNAPSHOT_CATCH_UP = strict_bool("BALANCE_SNAPSHOT_CATCH_UP", True)
+# Catch-up takes at most this many missed boundaries per run (newest first); the next run goes on.
+BALANCE_CATCH_UP_MAX_BOUNDARIES = strict_int("BALANCE_CATCH_UP_MAX_BOUNDARIES", 500, minimum=1)
 BALANCE_HOURLY_RETENTION_DAYS = strict_int("BALANCE_HOURLY_RETENTION_DAYS", 7, maximum=MAX_RETENTION_DAYS)
 BALANCE_HISTORY_RETENTION_DAYS = strict_int("BALANCE_HISTORY_RETENTION_DAYS", 90, maximum=MAX_RETENTION_DAYS)
 BALANCE_WEEKLY_RETENTION_DAYS = strict_int(
@@ -150,12 +189,19 @@ BALANCE_MONTHLY_RETENTION_DAYS = strict_int(
 )
 
 # --- Broker and job cluster ---------------------------------------------------------------------
+# Redis when REDIS_URL or REDIS_HOST is set. Without either, local settings start an embedded
+# Redis-compatible server (config/embedded_redis.py); production settings refuse to start.
+# BAGTRACKER_BROKER=orm chooses django-q2's ORM broker (the queue in the database) instead.
 REDIS_URL = strict_redis_url("REDIS_URL")
 REDIS_HOST = strict_host("REDIS_HOST")
 REDIS_PORT = strict_int("REDIS_PORT", 6379, minimum=1, maximum=65535)
 REDIS_DB = strict_int("REDIS_DB", 0, minimum=0)
 REDIS_PASSWORD = strict_str("REDIS_PASSWORD")
+BROKER = strict_choice("BAGTRACKER_BROKER", "redis", ("redis", "orm"))
 Q_CLUSTER_WORKERS = strict_int("Q_CLUSTER_WORKERS", 2, minimum=1, maximum=64)
+# On SIGTERM a busy qcluster lets its running jobs finish for at most this long, then abandons them
+# (snapshots/shutdown.py). Below compose's stop_grace_period (60 s), which then SIGKILLs silently.
+Q_CLUSTER_STOP_GRACE_SECONDS = strict_int("Q_CLUSTER_STOP_GRACE_SECONDS", 45, minimum=0, maximum=3600)
 # The cluster runs only the project's jobs (snapshots/task_policy.py) plus these functions
 # (comma-separated dotted paths); a schedule, a hook or a queued task naming anything else is refused.
 BAGTRACKER_EXTRA_TASKS = strict_dotted_paths("BAGTRACKER_EXTRA_TASKS")
@@ -178,18 +224,6 @@ LOGGING = {
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
-
-# The job cluster's full configuration (timeouts, retries, recycling) is in config/q_cluster.py.
-from config.q_cluster import q_cluster_settings  # noqa: E402 -- beside the setting it builds
-
-Q_CLUSTER = q_cluster_settings(
-    redis_url=REDIS_URL,
-    redis_host=REDIS_HOST,
-    redis_port=REDIS_PORT,
-    redis_db=REDIS_DB,
-    redis_password=REDIS_PASSWORD,
-    workers=Q_CLUSTER_WORKERS,
-)
 
 # Optional error reporting: only when SENTRY_DSN is set (web, qcluster and commands alike).
 from config.sentry import init_sentry  # noqa: E402 -- runs once every setting above is read

@@ -1,10 +1,46 @@
-"""Production: secrets and hosts come from the environment, with no defaults for secrets."""
+"""Production: secrets and hosts come from the environment, with no defaults for secrets. The
+database and the broker are servers of their own: nothing embedded is ever started here."""
 
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env, strict_bool, strict_int
+from config.q_cluster import q_cluster_settings
 
 from .base import *  # noqa: F403 -- Django settings layering: production = base + overrides
+from .base import (  # the values built on below
+    DATABASE_CONFIG,
+    Q_CLUSTER_WORKERS,
+    REDIS_DB,
+    REDIS_HOST,
+    REDIS_PASSWORD,
+    REDIS_PORT,
+    REDIS_URL,
+    databases,
+)
+
+_missing = [
+    name
+    for name, value in (
+        ("DATABASE_URL", DATABASE_CONFIG),
+        ("REDIS_URL or REDIS_HOST", REDIS_URL or REDIS_HOST),
+    )
+    if not value
+]
+if _missing:
+    raise ImproperlyConfigured(
+        f"production settings need {' and '.join(_missing)} (they start no embedded database or broker)"
+    )
+DATABASES = databases(DATABASE_CONFIG, embedded=False)
+EMBEDDED_DATABASE = EMBEDDED_BROKER = False
+# The job cluster's full configuration (timeouts, retries, recycling) is in config/q_cluster.py.
+Q_CLUSTER = q_cluster_settings(
+    redis_url=REDIS_URL,
+    redis_host=REDIS_HOST,
+    redis_port=REDIS_PORT,
+    redis_db=REDIS_DB,
+    redis_password=REDIS_PASSWORD,
+    workers=Q_CLUSTER_WORKERS,
+)
 
 DEBUG = False
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")  # no default: start-up fails without it

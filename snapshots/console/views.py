@@ -25,8 +25,8 @@ from read_replica import replica_view
 from snapshots.console import permissions
 from snapshots.console.charts import chart_data
 from snapshots.models import Period
-from snapshots.periods import boundaries_between, format_boundary, retention_cutoff, retention_days, retention_setting
-from snapshots.services import monitoring, portfolio
+from snapshots.periods import format_boundary
+from snapshots.services import bounds, monitoring, portfolio
 from snapshots.services.jobs import QueueError, queue_job
 
 
@@ -113,19 +113,17 @@ def wallet_backfill(model_admin, request, object_id):
 
     period = form.cleaned_data["period"]
     since, until = form.instants()
-    boundaries = list(boundaries_between(period, since, until))
-    if request.POST.get("confirmed") != "yes" or not boundaries:
-        cutoff = retention_cutoff(period, now)
+    # Clamped to the wallet's first transaction and to retention before anything is listed.
+    plan = bounds.plan_backfill(period, since, until, now, wallet_ids=[wallet.pk])
+    if request.POST.get("confirmed") != "yes" or not plan.count:
         context.update(
             period=period,
-            boundaries=len(boundaries),
-            first=boundaries and format_boundary(boundaries[0]),
-            last=boundaries and format_boundary(boundaries[-1]),
+            boundaries=plan.count,
+            first=plan.count and format_boundary(plan.first),
+            last=plan.count and format_boundary(plan.last),
             since_text=format_boundary(since),
             until_text=format_boundary(until),
-            past_retention=bool(cutoff and boundaries and boundaries[0] < cutoff),
-            retention_days=retention_days(period),
-            retention_setting=retention_setting(period),
+            notes=plan.notes,
         )
         return TemplateResponse(request, "admin/console/wallet_backfill_confirm.html", context)
 
@@ -136,8 +134,8 @@ def wallet_backfill(model_admin, request, object_id):
         return TemplateResponse(request, "admin/console/wallet_backfill.html", context)
     model_admin.message_user(
         request,
-        f"Queued the backfill of {len(boundaries):,} {period} boundaries of wallet {wallet} "
-        f"({format_boundary(boundaries[0])} to {format_boundary(boundaries[-1])}): task {task_id}",
+        f"Queued the backfill of {plan.count:,} {period} boundaries of wallet {wallet} "
+        f"({format_boundary(plan.first)} to {format_boundary(plan.last)}): task {task_id}",
         messages.SUCCESS,
     )
     return redirect(reverse("admin:bagtracker_wallet_portfolio", args=[wallet.pk]))

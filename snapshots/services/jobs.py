@@ -5,6 +5,7 @@ snapshots/job_registry.py.
 
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 from django.utils import timezone
 
@@ -31,7 +32,7 @@ class QueueError(Exception):
     """The job could not be handed to the broker (e.g. Redis is unreachable)."""
 
 
-def queue_job(job, *args, **kwargs):
+def queue_job(job: str, *args: Any, **kwargs: Any) -> str:
     """Queue the task of the registry's ``job`` (*args, **kwargs) on the cluster's broker; return the task id."""
     from django_q.tasks import async_task
 
@@ -48,7 +49,7 @@ def queue_job(job, *args, **kwargs):
     return task_id
 
 
-def intended_time(scheduled_at):
+def intended_time(scheduled_at: str | datetime | None) -> datetime:
     """The instant a scheduled run was meant for (django-q2 passes it as an ISO string), else now."""
     if scheduled_at is None:
         return timezone.now()
@@ -59,7 +60,7 @@ def intended_time(scheduled_at):
     return instants.to_utc(scheduled_at)  # year 1 with an offset: datetime.min, refused by the service
 
 
-def report(job, result):
+def report(job: str, result: dict[str, Any]) -> dict[str, Any]:
     """Log one line per finished job — job=… status=… period=… as_of=… rows=… duration_seconds=… —
     at ERROR when it failed (so Sentry sees it), and return the result dict (its status a plain
     string: django-q2 keeps results pickled, and a plain string unpickles whatever the code becomes)."""

@@ -1,48 +1,37 @@
 """The ledger (docs/ledger.md): Balance rows rebuilt from confirmed transactions.
 
-All work is set-based SQL over a set of wallets: one window query finds any running amount that
-would go negative (in (timestamp, id) order), one INSERT … SELECT … ON CONFLICT writes the
-aggregates, one DELETE removes balances that no longer have a confirmed transaction.
+The walk over a scope's transactions in ledger order is the PL/pgSQL function bt_ledger_walk
+(migration snapshots.0005): one row per (wallet, token) with amount, cost basis, realized PnL, the
+trade statistics' sums and the first transaction that would make the running amount negative.
+One statement here writes its rows (INSERT … SELECT … ON CONFLICT … WHERE … IS DISTINCT FROM) and
+reports the refused pairs; one DELETE removes balances that no longer have a confirmed transaction.
 
-Rounding: averages = Σ qty·price / Σ qty rounded once to 18 places (see average_sql); realized
-PnL = round((avg_sell − avg_buy) × Σ qty of priced disposals, 18) using the rounded averages (the
-product is exact, so one rounding). Both are half away from zero, like Python's ROUND_HALF_UP.
+Rounding: every rounding is exact and single, half away from zero: round(q·p, 18) of an exact
+product, and bt_round_div (div/mod scaled by 10^18) for a quotient, never round(a / b, 18).
 """
 
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from django.db import DataError, connection, transaction
+from django.utils.dateparse import parse_datetime
+from psycopg import sql
 
 from bagtracker.errors import RunningAmountNegative
-from bagtracker.models import Token, Transaction, Wallet
+from bagtracker.models import Wallet
 from bagtracker.numbers import plain
+from snapshots.cost_basis import current_method
 
 # Wallets are processed in id ranges of this size by recalculate_all_wallets; each range commits.
 # Transactions are stored in time order, so even a range of 2,000 wallets (2 % of the rows at
-# 100,000 wallets) has rows on most heap pages: each batch reads most of the table, twice (the
-# negative check, the aggregate). Larger ranges pay that fixed cost fewer times (BENCHMARKS.md);
-# a batch of 10,000 wallets holds their locks for a few seconds at 50 transactions per wallet.
+# 100,000 wallets) has rows on most heap pages: each batch reads most of the table. Larger ranges
+# pay that fixed cost fewer times (BENCHMARKS.md); a batch of 10,000 wallets holds their locks for
+# a few seconds at 50 transactions per wallet.
 RECALCULATE_BATCH_WALLETS = 10000
-# A batch sorts its transactions for the running amounts and hashes its (wallet, token) groups:
-# with the default 4MB both spill to disk. Server memory, for the batch's transaction only.
+# A batch sorts its transactions into ledger order: with the default 4MB the sort spills to disk.
+# Server memory, for the batch's transaction only.
 RECALCULATE_WORK_MEM_SQL = "SET LOCAL work_mem = '64MB'"
-
-_SIGNED = "CASE WHEN t.kind IN ('buy', 'transfer_in') THEN t.amount ELSE -t.amount END"
-
-FIRST_NEGATIVE_SQL = f"""
-SELECT DISTINCT ON (r.wallet_id) r.wallet_id, r.token_id, r.id, r.timestamp, r.running
-FROM (
-    SELECT t.wallet_id, t.token_id, t.id, t.timestamp,
-           SUM({_SIGNED}) OVER (
-               PARTITION BY t.wallet_id, t.token_id ORDER BY t.timestamp, t.id ROWS UNBOUNDED PRECEDING
-           ) AS running
-    FROM bagtracker_transaction t
-    WHERE t.status = 'confirmed' AND {{where}}
-) r
-WHERE r.running < 0
-ORDER BY r.wallet_id, r.timestamp, r.id
-"""
 
 
 def average_sql(value, qty):
@@ -52,122 +41,165 @@ def average_sql(value, qty):
     choosing (36 places here), and rounding twice is wrong when the exact quotient lies just below
     a half: 1.500000000000000002 / 3.000000000000000001 = 0.500000000000000000 4999…98 must give
     0.500000000000000000, but its 36-place rounding ends in 5000… and then rounds up. div() and
-    mod() are exact, so this is the one rounding docs/ledger.md asks for. Both operands are >= 0
-    (prices and amounts are constrained so); qty is NULL (no priced row) or > 0.
+    mod() are exact (bt_round_div), so this is the one rounding docs/ledger.md asks for. Both operands are
+    >= 0; qty is NULL (no priced row) or > 0. ``value`` and ``qty`` are SQL fragments (psycopg.sql) or text.
     """
-    scaled = f"({value} * 1000000000000000000)"
-    return (
-        f"((div({scaled}, {qty}) + CASE WHEN 2 * mod({scaled}, {qty}) >= {qty} THEN 1 ELSE 0 END)"
-        " * 0.000000000000000001)"
-    )
+    value, qty = (part if isinstance(part, sql.Composable) else sql.SQL(part) for part in (value, qty))
+    return sql.SQL("bt_round_div({value}, {qty})").format(value=value, qty=qty)
 
 
-UPSERT_SQL = f"""
-WITH agg AS (
-    SELECT t.wallet_id, t.token_id,
-           SUM(CASE WHEN t.kind IN ('buy', 'transfer_in') THEN t.amount ELSE 0 END) AS total_in,
-           SUM(CASE WHEN t.kind IN ('sell', 'transfer_out') THEN t.amount ELSE 0 END) AS total_out,
-           SUM(CASE WHEN t.kind IN ('buy', 'transfer_in') THEN t.amount * t.price_usd END) AS buy_value,
-           SUM(CASE WHEN t.kind IN ('buy', 'transfer_in') AND t.price_usd IS NOT NULL THEN t.amount END) AS buy_qty,
-           SUM(CASE WHEN t.kind IN ('sell', 'transfer_out') THEN t.amount * t.price_usd END) AS sell_value,
-           SUM(CASE WHEN t.kind IN ('sell', 'transfer_out') AND t.price_usd IS NOT NULL THEN t.amount END) AS sell_qty
-    FROM bagtracker_transaction t
-    WHERE t.status = 'confirmed' AND {{where}}
-    GROUP BY t.wallet_id, t.token_id
-), calc AS (
-    SELECT wallet_id, token_id, total_in, total_out, total_in - total_out AS amount, sell_qty,
-           COALESCE(buy_qty, 0) AS priced_in_qty, COALESCE(buy_value, 0) AS priced_in_value,
-           {average_sql("buy_value", "buy_qty")} AS avg_buy,
-           {average_sql("sell_value", "sell_qty")} AS avg_sell
-    FROM agg
+# The walk's rows of a scope, written into snapshots_balance; refused pairs are not written, and
+# neither is any other pair of a wallet with a refused pair (a wallet is refused as a whole).
+WRITE_SQL = sql.SQL("""
+WITH walk AS MATERIALIZED (
+    SELECT * FROM bt_ledger_walk(%(method)s, %(lo)s, %(hi)s, %(wallets)s, %(tokens)s, NULL)
+), refused AS (
+    SELECT DISTINCT ON (w.wallet_id) w.wallet_id, w.token_id, w.negative_tx, w.negative_at, w.negative_running
+    FROM walk w
+    WHERE w.negative_tx IS NOT NULL
+    ORDER BY w.wallet_id, w.negative_at, w.negative_tx
+), written AS (
+    INSERT INTO snapshots_balance AS b
+        (wallet_id, token_id, amount, total_in, total_out, avg_buy_price_usd, avg_sell_price_usd,
+         cost_basis_usd, avg_cost_usd, realized_pnl_usd, cost_basis_complete, realized_pnl_complete,
+         cost_basis_method, priced_in_qty, priced_in_value_usd, updated_at)
+    SELECT w.wallet_id, w.token_id, w.amount, w.total_in, w.total_out,
+           CASE WHEN w.priced_in_qty > 0 THEN {avg_buy} END,
+           CASE WHEN w.priced_out_qty > 0 THEN {avg_sell} END,
+           w.cost_basis, CASE WHEN w.amount > 0 THEN {avg_cost} END, w.realized,
+           w.cost_basis_complete, w.realized_complete, %(method)s, w.priced_in_qty, w.priced_in_value, now()
+    FROM walk w
+    WHERE w.wallet_id NOT IN (SELECT r.wallet_id FROM refused r)
+    ON CONFLICT (wallet_id, token_id) DO UPDATE SET
+        amount = EXCLUDED.amount,
+        total_in = EXCLUDED.total_in,
+        total_out = EXCLUDED.total_out,
+        avg_buy_price_usd = EXCLUDED.avg_buy_price_usd,
+        avg_sell_price_usd = EXCLUDED.avg_sell_price_usd,
+        cost_basis_usd = EXCLUDED.cost_basis_usd,
+        avg_cost_usd = EXCLUDED.avg_cost_usd,
+        realized_pnl_usd = EXCLUDED.realized_pnl_usd,
+        cost_basis_complete = EXCLUDED.cost_basis_complete,
+        realized_pnl_complete = EXCLUDED.realized_pnl_complete,
+        cost_basis_method = EXCLUDED.cost_basis_method,
+        priced_in_qty = EXCLUDED.priced_in_qty,
+        priced_in_value_usd = EXCLUDED.priced_in_value_usd,
+        updated_at = EXCLUDED.updated_at
+    WHERE (b.amount, b.total_in, b.total_out, b.avg_buy_price_usd, b.avg_sell_price_usd, b.cost_basis_usd,
+           b.avg_cost_usd, b.realized_pnl_usd, b.cost_basis_complete, b.realized_pnl_complete, b.cost_basis_method,
+           b.priced_in_qty, b.priced_in_value_usd)
+          IS DISTINCT FROM
+          (EXCLUDED.amount, EXCLUDED.total_in, EXCLUDED.total_out, EXCLUDED.avg_buy_price_usd,
+           EXCLUDED.avg_sell_price_usd, EXCLUDED.cost_basis_usd, EXCLUDED.avg_cost_usd, EXCLUDED.realized_pnl_usd,
+           EXCLUDED.cost_basis_complete, EXCLUDED.realized_pnl_complete, EXCLUDED.cost_basis_method,
+           EXCLUDED.priced_in_qty, EXCLUDED.priced_in_value_usd)
+    RETURNING 1
 )
-INSERT INTO snapshots_balance AS b
-    (wallet_id, token_id, amount, total_in, total_out,
-     avg_buy_price_usd, avg_sell_price_usd, realized_pnl_usd, priced_in_qty, priced_in_value_usd, updated_at)
-SELECT wallet_id, token_id, amount, total_in, total_out, avg_buy, avg_sell,
-       COALESCE(round((avg_sell - avg_buy) * sell_qty, 18), 0), priced_in_qty, priced_in_value, now()
-FROM calc
-ON CONFLICT (wallet_id, token_id) DO UPDATE SET
-    amount = EXCLUDED.amount,
-    total_in = EXCLUDED.total_in,
-    total_out = EXCLUDED.total_out,
-    avg_buy_price_usd = EXCLUDED.avg_buy_price_usd,
-    avg_sell_price_usd = EXCLUDED.avg_sell_price_usd,
-    realized_pnl_usd = EXCLUDED.realized_pnl_usd,
-    priced_in_qty = EXCLUDED.priced_in_qty,
-    priced_in_value_usd = EXCLUDED.priced_in_value_usd,
-    updated_at = EXCLUDED.updated_at
-WHERE (b.amount, b.total_in, b.total_out, b.avg_buy_price_usd, b.avg_sell_price_usd, b.realized_pnl_usd,
-       b.priced_in_qty, b.priced_in_value_usd)
-      IS DISTINCT FROM
-      (EXCLUDED.amount, EXCLUDED.total_in, EXCLUDED.total_out, EXCLUDED.avg_buy_price_usd,
-       EXCLUDED.avg_sell_price_usd, EXCLUDED.realized_pnl_usd, EXCLUDED.priced_in_qty, EXCLUDED.priced_in_value_usd)
-"""
+SELECT (SELECT count(*) FROM written),
+       (SELECT coalesce(json_agg(json_build_array(
+            r.wallet_id, r.token_id, r.negative_tx, r.negative_at, r.negative_running::text,
+            wa.address, ch.slug, tk.symbol, tx.kind, tx.amount::text
+        ) ORDER BY r.wallet_id), '[]')
+        FROM refused r
+        LEFT JOIN bagtracker_wallet wa ON wa.id = r.wallet_id
+        LEFT JOIN bagtracker_chain ch ON ch.id = wa.chain_id
+        LEFT JOIN bagtracker_token tk ON tk.id = r.token_id
+        LEFT JOIN bagtracker_transaction tx ON tx.id = r.negative_tx)
+""").format(
+    avg_buy=average_sql("w.priced_in_value", "w.priced_in_qty"),
+    avg_sell=average_sql("w.priced_out_value", "w.priced_out_qty"),
+    avg_cost=average_sql("w.cost_basis", "w.amount"),
+)
 
-DELETE_STALE_SQL = """
+# Balances of the scope whose (wallet, token) no longer has a confirmed transaction.
+DELETE_STALE_SQL = sql.SQL("""
 DELETE FROM snapshots_balance b
-WHERE {where_b}
+WHERE b.wallet_id BETWEEN %(lo)s AND %(hi)s AND {scope}
+  AND b.wallet_id <> ALL(%(refused)s::bigint[])
   AND NOT EXISTS (
       SELECT 1 FROM bagtracker_transaction t
       WHERE t.wallet_id = b.wallet_id AND t.token_id = b.token_id AND t.status = 'confirmed'
   )
-"""
+""")
+_ALL = sql.SQL("TRUE")
+_ONLY_WALLETS = sql.SQL("b.wallet_id = ANY(%(wallets)s::bigint[])")
+_LOCK_ONLY_WALLETS = sql.SQL("b.id = ANY(%(wallets)s::bigint[])")
+_ONLY_PAIRS = sql.SQL(
+    "(b.wallet_id, b.token_id) IN (SELECT * FROM unnest(%(wallets)s::bigint[], %(tokens)s::bigint[]))"
+)
+
+LOCK_WALLETS_SQL = sql.SQL(
+    "SELECT b.id FROM bagtracker_wallet b WHERE b.id BETWEEN %(lo)s AND %(hi)s AND {scope}"
+    " ORDER BY b.id FOR NO KEY UPDATE"
+)
 
 
 class LedgerError(RunningAmountNegative):
     """A change would drive a running amount below zero. Nothing of that wallet was changed.
 
     The message names the wallet, the token and the transaction at which the running amount first
-    goes below zero. It is composed when the error is raised, inside the failing database
-    transaction, where that transaction still exists (it may be the one being added).
+    goes below zero. Its parts come with the statement that found it (no query of its own, none
+    under the wallet locks); the text is composed when it is first shown.
     """
 
-    def __init__(self, wallet_id, token_id, transaction_id, timestamp, running):
+    def __init__(
+        self, wallet_id, token_id, transaction_id, timestamp, running, address=None, chain=None, symbol=None, kind=None,
+        amount=None,
+    ):  # fmt: skip
         self.wallet_id = wallet_id
         self.token_id = token_id
         self.transaction_id = transaction_id
         self.timestamp = timestamp
         self.running = running
         self.is_new_transaction = False
-        wallet = Wallet.objects.select_related("chain").filter(pk=wallet_id).first()
-        token = Token.objects.filter(pk=token_id).first()
-        tx = Transaction.objects.filter(pk=transaction_id).values("kind", "amount").first()
-        self._wallet_label = f"wallet {wallet_id}" + (f" ({wallet.address} on {wallet.chain.slug})" if wallet else "")
-        self._token_label = token.symbol if token else f"token {token_id}"
-        self._what = f"{tx['kind']} of {plain(tx['amount'])} " if tx else ""
-        super().__init__(self._describe())
+        self._labels = (address, chain, symbol, kind, amount)
+        super().__init__(wallet_id, token_id, transaction_id)
+
+    @classmethod
+    def from_row(cls, row):
+        wallet_id, token_id, tx_id, at, running, address, chain, symbol, kind, amount = row
+        return cls(
+            wallet_id, token_id, tx_id, parse_datetime(at), Decimal(running), address, chain, symbol, kind,
+            None if amount is None else Decimal(amount),
+        )  # fmt: skip
 
     def as_new_transaction(self):
         """The same error, told about a transaction being added (its id was never committed)."""
         self.is_new_transaction = True
-        self.args = (self._describe(),)
         return self
 
-    def _describe(self):
+    def __str__(self):
+        address, chain, symbol, kind, amount = self._labels
+        wallet = f"wallet {self.wallet_id}" + (f" ({address} on {chain})" if address else "")
+        token = symbol or f"token {self.token_id}"
+        what = f"{kind} of {plain(amount)} " if kind else ""
         which = "the new transaction" if self.is_new_transaction else f"transaction {self.transaction_id}"
         return (
-            f"{self._wallet_label}, {self._token_label}: {which} ({self._what}at "
-            f"{self.timestamp.isoformat()}) would make the running amount negative ({plain(self.running)})"
+            f"{wallet}, {token}: {which} ({what}at {self.timestamp.isoformat()}) "
+            f"would make the running amount negative ({plain(self.running)})"
         )
 
 
 class BalanceOverflowError(LedgerError):
     """A balance would not fit its column (NUMERIC(38,18) holds USD values below 10^20, NUMERIC(78,18)
-    amounts below 10^60): a mistyped price can do that to the realized PnL. Nothing was changed."""
+    amounts below 10^60): a mistyped price can do that to the cost basis or realized PnL. Nothing
+    was changed."""
 
     def __init__(self, wallet_ids):
         self.wallet_ids = list(wallet_ids)
         self.wallet_id, self.token_id, self.transaction_id = self.wallet_ids[0], None, None
         self.is_new_transaction = False
-        which = ", ".join(str(w) for w in self.wallet_ids)
-        Exception.__init__(
-            self,
-            f"wallet {which}: a balance would not fit its column (a realized PnL of 10^20 USD or more, "
-            "or an amount of 10^60 or more); check the prices and amounts",
-        )
+        Exception.__init__(self, *self.wallet_ids)
 
     def as_new_transaction(self):
         return self
+
+    def __str__(self):
+        which = ", ".join(str(w) for w in self.wallet_ids)
+        return (
+            f"wallet {which}: a balance would not fit its column (a cost basis or realized PnL of 10^20 USD "
+            "or more, or an amount of 10^60 or more); check the prices and amounts"
+        )
 
 
 @dataclass
@@ -208,14 +240,22 @@ class RecalculationResult:
 
 
 @dataclass
-class WalletScope:
-    """A set of wallets as an SQL condition on a wallet-id column, e.g. "{col} = ANY(%(ids)s)"."""
+class Scope:
+    """Which histories a write covers: wallet ids in [lo, hi], and then only ``wallets`` (when
+    given), or only the (wallets[i], tokens[i]) pairs (when tokens are given too)."""
 
-    condition: str
-    params: dict
+    lo: int = 0
+    hi: int = 2**63 - 1
+    wallets: list | None = None
+    tokens: list | None = None
 
-    def on(self, column):
-        return self.condition.format(col=column)
+    def params(self):
+        return {"lo": self.lo, "hi": self.hi, "wallets": self.wallets, "tokens": self.tokens}
+
+    def condition(self):
+        if self.wallets is None:
+            return _ALL
+        return _ONLY_WALLETS if self.tokens is None else _ONLY_PAIRS
 
 
 def _lock_wallets(cursor, scope):
@@ -225,21 +265,31 @@ def _lock_wallets(cursor, scope):
     # conflict with each other but not with the KEY SHARE lock a foreign-key check takes on the
     # wallet row; with FOR UPDATE, two writers whose inserts checked their foreign keys at once
     # (SET CONSTRAINTS ALL IMMEDIATE, raw SQL) deadlocked, each waiting for the other's check.
+    params = {**scope.params(), "wallets": sorted(set(scope.wallets)) if scope.wallets is not None else None}
+    cursor.execute(LOCK_WALLETS_SQL.format(scope=_ALL if scope.wallets is None else _LOCK_ONLY_WALLETS), params)
+
+
+def _write(cursor, scope, method=None):
+    """Walk and write the scope's balances. Returns (written, removed, [LedgerError of refused wallets])."""
+    cursor.execute(WRITE_SQL, {**scope.params(), "method": method or current_method()})
+    written, refused = cursor.fetchone()
+    errors = [LedgerError.from_row(row) for row in refused]
     cursor.execute(
-        f"SELECT id FROM bagtracker_wallet WHERE {scope.on('id')} ORDER BY id FOR NO KEY UPDATE", scope.params
+        DELETE_STALE_SQL.format(scope=scope.condition()), {**scope.params(), "refused": [e.wallet_id for e in errors]}
     )
+    return written, cursor.rowcount, errors
 
 
-def _first_negatives(cursor, scope):
-    cursor.execute(FIRST_NEGATIVE_SQL.format(where=scope.on("t.wallet_id")), scope.params)
-    return [LedgerError(*row) for row in cursor.fetchall()]
-
-
-def _write(cursor, scope):
-    cursor.execute(UPSERT_SQL.format(where=scope.on("t.wallet_id")), scope.params)
-    written = cursor.rowcount
-    cursor.execute(DELETE_STALE_SQL.format(where_b=scope.on("b.wallet_id")), scope.params)
-    return written, cursor.rowcount
+def _apply(scope):
+    with connection.cursor() as cursor:
+        _lock_wallets(cursor, scope)
+        try:
+            written, removed, errors = _write(cursor, scope)
+        except DataError as error:
+            raise BalanceOverflowError(sorted(set(scope.wallets or ()))) from error
+    if errors:
+        raise errors[0]
+    return written, removed
 
 
 def apply_to_wallets(wallet_ids):
@@ -252,16 +302,16 @@ def apply_to_wallets(wallet_ids):
     wallet_ids = sorted({int(w) for w in wallet_ids})
     if not wallet_ids:
         return 0, 0
-    scope = WalletScope("{col} = ANY(%(ids)s)", {"ids": wallet_ids})
-    with connection.cursor() as cursor:
-        _lock_wallets(cursor, scope)
-        negatives = _first_negatives(cursor, scope)
-        if negatives:
-            raise negatives[0]
-        try:
-            return _write(cursor, scope)
-        except DataError as error:
-            raise BalanceOverflowError(wallet_ids) from error
+    return _apply(Scope(lo=wallet_ids[0], hi=wallet_ids[-1], wallets=wallet_ids))
+
+
+def apply_to_pairs(pairs):
+    """apply_to_wallets for only these (wallet_id, token_id) histories (an import knows which it touched)."""
+    pairs = sorted({(int(w), int(t)) for w, t in pairs})
+    if not pairs:
+        return 0, 0
+    wallets = [w for w, _ in pairs]
+    return _apply(Scope(lo=wallets[0], hi=wallets[-1], wallets=wallets, tokens=[t for _, t in pairs]))
 
 
 def recalculate_wallet(wallet_id):
@@ -300,15 +350,10 @@ def recalculate_all_wallets(batch_size=None, progress=None):
         lowest = ids[-1]
         try:
             with transaction.atomic(), connection.cursor() as cursor:
-                scope = WalletScope("{col} BETWEEN %(lo)s AND %(hi)s", {"lo": ids[0], "hi": ids[-1]})
+                scope = Scope(lo=ids[0], hi=ids[-1])
                 cursor.execute(RECALCULATE_WORK_MEM_SQL)
                 _lock_wallets(cursor, scope)
-                negatives = _first_negatives(cursor, scope)
-                healthy = WalletScope(
-                    scope.condition + " AND {col} <> ALL(%(bad)s::bigint[])",
-                    {**scope.params, "bad": [e.wallet_id for e in negatives]},
-                )
-                written, removed = _write(cursor, healthy)
+                written, removed, negatives = _write(cursor, scope)
                 cursor.execute("SET LOCAL work_mem TO DEFAULT")  # in case a caller's transaction goes on
         except DataError:
             # A balance of this batch overflows its column: nothing of the batch was written.

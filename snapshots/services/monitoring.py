@@ -13,8 +13,9 @@ from django_q.models import Schedule, Task
 from django_q.status import Stat
 
 from snapshots import job_registry
+from snapshots.cost_basis import current_method
 from snapshots.job_registry import Job, Outcome
-from snapshots.models import SnapshotRun
+from snapshots.models import Balance, BalanceSnapshot, SnapshotRun, WalletSnapshot
 from snapshots.periods import Period, format_boundary
 
 # How many recent results of one job are read to find its last success and last failure.
@@ -42,7 +43,7 @@ def _timed(name, probe):
     return Check(name, ok, detail, time.monotonic() - started)
 
 
-def check_database():
+def check_database() -> Check:
     def probe():
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -52,7 +53,7 @@ def check_database():
     return _timed("database", probe)
 
 
-def check_broker():
+def check_broker() -> Check:
     def probe():
         broker = get_broker()
         broker.ping()
@@ -61,7 +62,7 @@ def check_broker():
     return _timed("broker", probe)
 
 
-def running_clusters():
+def running_clusters() -> int:
     """Clusters that reported to the broker in the last few seconds (what qinfo shows)."""
     try:
         return len(Stat.get_all(get_broker()) or [])
@@ -185,7 +186,7 @@ class PeriodFreshness:
     def describe(self):
         if self.newest_as_of is None:
             return f"{self.period}: {self.state}"
-        newest, age = format_boundary(self.newest_as_of), format_age(self.age_seconds)
+        newest, age = format_boundary(self.newest_as_of), format_age(self.age_seconds or 0.0)
         return f"{self.period}: newest {newest}, {age} old ({self.state})"
 
     def as_dict(self):
@@ -202,7 +203,7 @@ class PeriodFreshness:
         }
 
 
-def snapshot_freshness(now=None):
+def snapshot_freshness(now: datetime | None = None) -> list[PeriodFreshness]:
     now = now or timezone.now()
     report = []
     for period in Period:
@@ -220,7 +221,7 @@ def snapshot_freshness(now=None):
     return report
 
 
-def check_snapshots(now=None):
+def check_snapshots(now: datetime | None = None) -> Check:
     def probe():
         report = snapshot_freshness(now)
         stale = [f.describe() for f in report if f.stale]
@@ -235,10 +236,52 @@ class StaleSnapshots(Exception):
     pass
 
 
-def format_age(seconds):
+def format_age(seconds: float) -> str:
     minutes = int(seconds // 60)
     days, minutes = divmod(minutes, 24 * 60)
     hours, minutes = divmod(minutes, 60)
     if days:
         return f"{days}d{hours:02d}h"
     return f"{hours}h{minutes:02d}m"
+
+
+@dataclass
+class CostBasisReport:
+    """How many stored numbers carry another cost-basis method than BALANCE_COST_BASIS (docs/ledger.md:
+    a switch applies as wallets are recomputed, to all after `recalculate --all --snapshots`)."""
+
+    method: str
+    balances: int
+    snapshot_rows: int
+    summaries: int
+
+    @property
+    def switched(self):
+        return bool(self.balances or self.snapshot_rows or self.summaries)
+
+    def describe(self):
+        if not self.switched:
+            return f"cost basis: {self.method} everywhere"
+        return (
+            f"cost basis: BALANCE_COST_BASIS is {self.method}, but {self.balances:,} balances, "
+            f"{self.snapshot_rows:,} snapshot rows and {self.summaries:,} wallet summaries carry another method "
+            "until `manage.py recalculate --all --snapshots` has run"
+        )
+
+    def as_dict(self):
+        return {
+            "method": self.method,
+            "balances_with_another_method": self.balances,
+            "snapshot_rows_with_another_method": self.snapshot_rows,
+            "summaries_with_another_method": self.summaries,
+        }
+
+
+def cost_basis_report():
+    method = current_method()
+    return CostBasisReport(
+        method=method,
+        balances=Balance.objects.exclude(cost_basis_method=method).count(),
+        snapshot_rows=BalanceSnapshot.objects.exclude(cost_basis_method=method).count(),
+        summaries=WalletSnapshot.objects.exclude(cost_basis_method=method).count(),
+    )

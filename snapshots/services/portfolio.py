@@ -10,9 +10,11 @@ Values are exact Decimals here; the chart turns them into numbers for drawing on
 """
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.db import connections
 from django.utils import timezone
@@ -95,10 +97,12 @@ ORDER BY p.as_of
 """
 
 
-def wallet_value_history(wallet_id, periods=PERIODS, max_points=None):
+def wallet_value_history(
+    wallet_id: int, periods: Sequence[str] = PERIODS, max_points: int | None = None
+) -> dict[str, ValueHistory]:
     """{period: ValueHistory} of one wallet: total and per token, oldest boundary first."""
     histories = {period: ValueHistory(period) for period in periods}
-    params = {"wallet": wallet_id, "periods": list(periods), "max_points": max_points or MAX_POINTS}
+    params: dict[str, Any] = {"wallet": wallet_id, "periods": list(periods), "max_points": max_points or MAX_POINTS}
     with connections[read_alias()].cursor() as cursor:
         cursor.execute(WALLET_HISTORY_SQL, params)
         rows = cursor.fetchall()
@@ -122,7 +126,7 @@ def wallet_value_history(wallet_id, periods=PERIODS, max_points=None):
     return histories
 
 
-def portfolio_value_history(period, max_points=None):
+def portfolio_value_history(period: str, max_points: int | None = None) -> ValueHistory:
     """ValueHistory of all active wallets together over ``period``, at boundaries taken for every wallet."""
     history = ValueHistory(period)
     with connections[read_alias()].cursor() as cursor:
@@ -205,7 +209,7 @@ ORDER BY b.amount = 0, tk.symbol, c.slug
 """
 
 
-def wallet_positions(wallet_id, at=None):
+def wallet_positions(wallet_id: int, at: datetime | None = None) -> WalletPositions:
     """The wallet's balances valued at ``at`` (default now): held tokens first, then closed ones."""
     at = at or timezone.now()
     with connections[read_alias()].cursor() as cursor:

@@ -9,6 +9,7 @@ boundary is exactly what the next cleanup deletes — so the next run simply fin
 """
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -61,6 +62,16 @@ _LAST_KEY = (9223372036854775807, 9223372036854775807)
 
 COUNT_EXPIRED_SQL = "SELECT count(*) FROM snapshots_balancesnapshot WHERE period = %(period)s AND as_of < %(cutoff)s"
 
+# The wallet summaries of expired boundaries (one per wallet and boundary): bounded batches too.
+DELETE_SUMMARIES_BATCH_SQL = """
+DELETE FROM snapshots_walletsnapshot WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM snapshots_walletsnapshot WHERE period = %(period)s AND as_of < %(cutoff)s LIMIT %(limit)s
+))
+"""
+COUNT_EXPIRED_SUMMARIES_SQL = (
+    "SELECT count(*) FROM snapshots_walletsnapshot WHERE period = %(period)s AND as_of < %(cutoff)s"
+)
+
 
 @dataclass
 class PeriodPrune:
@@ -69,6 +80,7 @@ class PeriodPrune:
     rows: int = 0
     runs: int = 0
     batches: int = 0
+    summaries: int = 0
 
 
 @dataclass
@@ -92,6 +104,7 @@ class PruneResult:
             "dry_run": self.dry_run,
             "deleted": {name: p.rows for name, p in self.periods.items()},
             "runs_deleted": {name: p.runs for name, p in self.periods.items()},
+            "summaries_deleted": {name: p.summaries for name, p in self.periods.items()},
             "cutoffs": {
                 name: p.cutoff.isoformat().replace("+00:00", "Z") if p.cutoff else None
                 for name, p in self.periods.items()
@@ -101,7 +114,12 @@ class PruneResult:
         }
 
 
-def prune_snapshots(now=None, dry_run=False, batch_size=None, progress=None):
+def prune_snapshots(
+    now: datetime | None = None,
+    dry_run: bool = False,
+    batch_size: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> PruneResult:
     """Delete expired snapshots of every period (retention 0 = kept forever).
 
     ``dry_run`` only counts. ``progress(deleted_so_far, expired_total)`` is called after each batch.
@@ -119,8 +137,10 @@ def prune_snapshots(now=None, dry_run=False, batch_size=None, progress=None):
         if dry_run:
             outcome.runs = runs.count()
             outcome.rows = _count_expired(period, cutoff)
+            outcome.summaries = _count_expired(period, cutoff, COUNT_EXPIRED_SUMMARIES_SQL)
             continue
         outcome.runs, _ = runs.delete()
+        outcome.summaries = _delete_summaries(period, cutoff, batch_size)
         total = _count_expired(period, cutoff) if progress else 0
         boundary = _next_expired_boundary(period, cutoff, after=datetime.min.replace(tzinfo=UTC))
         while boundary is not None:
@@ -137,10 +157,21 @@ def prune_snapshots(now=None, dry_run=False, batch_size=None, progress=None):
     return result
 
 
-def _count_expired(period, cutoff):
+def _count_expired(period, cutoff, statement=COUNT_EXPIRED_SQL):
     with connection.cursor() as cursor:
-        cursor.execute(COUNT_EXPIRED_SQL, {"period": period, "cutoff": cutoff})
+        cursor.execute(statement, {"period": period, "cutoff": cutoff})
         return cursor.fetchone()[0]
+
+
+def _delete_summaries(period, cutoff, limit):
+    """Delete the expired wallet summaries of ``period``, one committed batch at a time."""
+    deleted = 0
+    while True:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(DELETE_SUMMARIES_BATCH_SQL, {"period": period, "cutoff": cutoff, "limit": limit})
+            if not cursor.rowcount:
+                return deleted
+            deleted += cursor.rowcount
 
 
 def _next_expired_boundary(period, cutoff, after):

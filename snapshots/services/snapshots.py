@@ -19,7 +19,6 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Min
 from django.utils import timezone as dj_timezone
 
 from bagtracker import instants
@@ -31,11 +30,10 @@ from snapshots.periods import (
     PERIODS,
     Period,
     as_utc,
-    boundaries_between,
     format_boundary,
     retention_cutoff,
 )
-from snapshots.services import snapshot_sql
+from snapshots.services import bounds, healing, snapshot_sql
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +93,7 @@ class SnapshotJobResult:
     source: str
     boundaries: list = field(default_factory=list)
     reason: str = ""
+    refreshed: object = None  # scheduled runs: the healing.RefreshResult of the stale marks
     duration_seconds: float = 0.0
 
     @property
@@ -103,7 +102,7 @@ class SnapshotJobResult:
             return Outcome.SKIPPED
         failed = [b for b in self.boundaries if b.status == Outcome.ERROR]
         if not failed:
-            return Outcome.SUCCESS
+            return Outcome.PARTIAL_SUCCESS if self.refreshed and self.refreshed.failures else Outcome.SUCCESS
         return Outcome.PARTIAL_SUCCESS if len(failed) < len(self.boundaries) else Outcome.ERROR
 
     @property
@@ -132,6 +131,8 @@ class SnapshotJobResult:
         }
         if self.reason:
             data["reason"] = self.reason
+        if self.refreshed is not None:
+            data["refreshed"] = self.refreshed.as_dict()
         failed = [b for b in self.boundaries if b.status == Outcome.ERROR]
         if failed:
             data["failed_boundaries"] = [{"as_of": _iso(b.as_of), "error": b.error} for b in failed]
@@ -146,6 +147,7 @@ class ManyBoundariesResult:
     period: str | None = None  # backfill: its period; rebuild: all periods
     boundaries: list = field(default_factory=list)
     wallet_ids: list | None = None
+    notes: list = field(default_factory=list)  # backfill: how its range was clamped, for people
     duration_seconds: float = 0.0
 
     @property
@@ -187,6 +189,8 @@ class ManyBoundariesResult:
             data["last_as_of"] = _iso(self.boundaries[-1].as_of)
         if self.wallet_ids is not None:
             data["wallet_ids"] = list(self.wallet_ids)
+        if self.notes:
+            data["notes"] = list(self.notes)
         if self.failures:
             data["failed_boundaries"] = [
                 {"period": b.period, "as_of": _iso(b.as_of), "error": b.error} for b in self.failures
@@ -211,19 +215,23 @@ def _check_arguments(period, as_of, source):
     instants.check_boundary(as_of, f"{period} boundary")
 
 
-def take_snapshot(period, as_of, source, wallets=None, *, excluding_wallets=(), skip_if_completed=False):
+def take_snapshot(
+    period, as_of, source, wallets=None, *, excluding_wallets=(), covered_wallets=(), skip_if_completed=False, then=None
+):
     """Take (or re-take) snapshot (period, as_of) in one database transaction.
 
     ``wallets`` (wallet ids) limits the refresh to those wallets; ``excluding_wallets`` leaves some
     out. Rows of other wallets are untouched, and such a partial run never marks a boundary
-    complete: it only refreshes the row count of a boundary that already was.
+    complete: it only refreshes the row count of a boundary that already was. ``covered_wallets``
+    are recomputed even if deactivated since (a refresh of a boundary that covered them).
+    ``then(cursor)`` runs last, inside the same transaction (healing settles its marks there).
 
     Raises SnapshotError (after recording a failed SnapshotRun) if the database refuses the write,
     and InstantOutOfRange (nothing recorded) for a boundary before 2009-01-03 or in the future.
     """
     as_of = as_utc(as_of)
     _check_arguments(period, as_of, source)
-    scope = snapshot_sql.WalletScope(only=wallets, excluding=excluding_wallets)
+    scope = snapshot_sql.WalletScope(only=wallets, excluding=excluding_wallets, covered=covered_wallets)
     result = SnapshotResult(period=period, as_of=as_of, source=source, partial=not scope.is_everything)
     started_at = _now()
     started = time.monotonic()
@@ -252,6 +260,8 @@ def take_snapshot(period, as_of, source, wallets=None, *, excluding_wallets=(), 
                 )
             else:
                 completed.update(rows=snapshot_sql.count_rows(cursor, period, as_of))
+            if then is not None:
+                then(cursor)
     except Exception as error:  # recorded for the admin, then re-raised for the caller to report
         result.status, result.error = Outcome.ERROR, f"{type(error).__name__}: {error}".strip()
         result.duration_seconds = time.monotonic() - started
@@ -287,31 +297,15 @@ def _take_reporting_errors(period, as_of, source, **kwargs):
         return error.result
 
 
-def missing_boundaries(period, as_of):
-    """Boundaries before ``as_of`` that a scheduled run at ``as_of`` catches up, oldest first.
-
-    Those with no completed run between the period's earliest completed run and ``as_of``, inside
-    the retention window (as_of − retention). None before the period's first completed run: a
-    first deploy takes only its own boundary; older history comes from backfill_snapshots.
-    """
-    runs = SnapshotRun.objects.filter(period=period, status=SnapshotRun.Status.COMPLETED)
-    earliest = runs.aggregate(first=Min("as_of"))["first"]
-    if earliest is None or earliest >= as_of:
-        return []
-    period = Period.of(period)
-    cutoff = period.retention_cutoff(as_of)
-    start = max(earliest, cutoff) if cutoff else earliest
-    completed = set(runs.filter(as_of__gte=start, as_of__lt=as_of).values_list("as_of", flat=True))
-    return [b for b in period.boundaries_between(start, as_of) if b < as_of and b not in completed]
-
-
 def run_snapshots(period, at, source="scheduled", force=False, catch_up=None):
     """The snapshot job for ``period`` at instant ``at`` (the instant it was scheduled for).
 
-    Takes as_of = floor_boundary(period, at). A scheduled run with catch-up on (the
-    BALANCE_SNAPSHOT_CATCH_UP setting unless ``catch_up`` says otherwise) first takes the missing
-    boundaries, oldest first, each in its own transaction. A disabled period is skipped unless
-    ``force``. One failing boundary does not stop the others (``partial_success``).
+    Takes as_of = floor_boundary(period, at) first. A scheduled run with catch-up on (the
+    BALANCE_SNAPSHOT_CATCH_UP setting unless ``catch_up`` says otherwise) then takes the missing
+    boundaries, newest first, at most BALANCE_CATCH_UP_MAX_BOUNDARIES, each in its own transaction
+    (snapshots.services.bounds.missing_boundaries), and refreshes what history edits left stale.
+    A disabled period is skipped unless ``force``. One failing boundary does not stop the others
+    (``partial_success``).
 
     An ``at`` (or its boundary) before 2009-01-03 or in the future raises InstantOutOfRange before
     anything is written or recorded: a job given `at=2099-…` must not record a run in 2099.
@@ -327,10 +321,13 @@ def run_snapshots(period, at, source="scheduled", force=False, catch_up=None):
         return result
     if catch_up is None:
         catch_up = settings.BALANCE_SNAPSHOT_CATCH_UP
-    if source == SnapshotSource.SCHEDULED and catch_up:
-        for boundary in missing_boundaries(period, as_of):
-            result.boundaries.append(_take_reporting_errors(period, boundary, source, skip_if_completed=True))
     result.boundaries.append(_take_reporting_errors(period, as_of, source))
+    if source == SnapshotSource.SCHEDULED and catch_up:
+        for boundary in bounds.missing_boundaries(period, as_of):
+            result.boundaries.append(_take_reporting_errors(period, boundary, source, skip_if_completed=True))
+    if source == SnapshotSource.SCHEDULED:
+        # Whatever history edits left stale and no queued refresh has done yet (a lost message).
+        result.refreshed = healing.refresh_stale_snapshots(now=at)
     result.duration_seconds = time.monotonic() - started
     return result
 
@@ -345,25 +342,24 @@ def _wallets_exist(wallet_ids):
 
 
 def backfill_snapshots(period, since, until=None, wallet_ids=None, progress=None):
-    """Take every boundary of ``period`` from ``since`` to ``until`` (default: now), oldest first.
+    """Take every boundary of ``period`` from ``since`` to ``until`` (default: now), oldest first,
+    once the range is clamped to now, the first confirmed transaction and retention
+    (snapshots.services.bounds.plan_backfill; the result's ``notes`` say what was clamped).
 
     Each boundary is its own transaction (source "backfill"); with ``wallet_ids`` only those
     wallets' rows are written and no boundary is marked complete by it. ``progress(done, total)``
     is called after each boundary.
     """
     started = time.monotonic()
-    now = _now()
-    # A range is clamped, not refused: to [2009-01-03, now] (docs/interfaces.md).
-    until = min(instants.clamp(until, now), now) if until else now
-    since = instants.clamp(since, now)
     if wallet_ids is not None:
         wallet_ids = _wallets_exist(wallet_ids)
-    boundaries = list(boundaries_between(period, since, until))
-    result = ManyBoundariesResult(kind="backfill", period=period, wallet_ids=wallet_ids)
-    for done, boundary in enumerate(boundaries, start=1):
+    plan = bounds.plan_backfill(period, since, until, _now(), wallet_ids=wallet_ids)
+    result = ManyBoundariesResult(kind="backfill", period=period, wallet_ids=wallet_ids, notes=plan.notes)
+    total = plan.count
+    for done, boundary in enumerate(plan.boundaries(), start=1):
         result.boundaries.append(_take_reporting_errors(period, boundary, SnapshotSource.BACKFILL, wallets=wallet_ids))
         if progress:
-            progress(done, len(boundaries))
+            progress(done, total)
     result.duration_seconds = time.monotonic() - started
     return result
 

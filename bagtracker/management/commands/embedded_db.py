@@ -2,26 +2,48 @@ from django.conf import settings
 from django.core.management.base import CommandError
 
 from command_line import BaseCommand
-from config import embedded_postgres
+from config import embedded_postgres, embedded_redis
 
 
 class Command(BaseCommand):
-    help = "Status or stop of the embedded PostgreSQL (the default when DATABASE_URL is unset)."
+    help = (
+        "Status or stop of the embedded servers: PostgreSQL (without DATABASE_URL) and the Redis-compatible "
+        "broker (without REDIS_URL / REDIS_HOST). Neither action starts them."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("action", choices=["status", "stop"])
 
     def handle(self, *args, action, **options):
-        if not settings.EMBEDDED_DATABASE:
-            raise CommandError("DATABASE_URL is set: there is no embedded PostgreSQL to manage")
-        directory = embedded_postgres.data_dir(settings.BASE_DIR)
-        if action == "status":
-            self.stdout.write(
-                f"embedded PostgreSQL running in {directory} (socket {settings.DATABASES['default']['HOST']})"
-            )
-            return
-        from django.db import connections
+        database = getattr(settings, "EMBEDDED_DATABASE", False)
+        broker = getattr(settings, "EMBEDDED_BROKER", False)
+        if not (database or broker):
+            raise CommandError("DATABASE_URL and a Redis are set: there is no embedded server to manage")
+        directory = settings.DATA_DIR
+        if action == "stop":
+            from django.db import connections
 
-        connections.close_all()
-        stopped = embedded_postgres.stop(settings.BASE_DIR)
-        self.stdout.write(f"embedded PostgreSQL in {directory} " + ("stopped" if stopped else "was not running"))
+            connections.close_all()
+        for name, managed, running, stop, where in (
+            (
+                "PostgreSQL",
+                database,
+                lambda: embedded_postgres.running(directory) is not None,
+                lambda: embedded_postgres.stop(directory),
+                lambda: f"socket in {settings.DATABASES['default']['HOST']}",
+            ),
+            (
+                "Redis-compatible broker (Valkey)",
+                broker,
+                lambda: embedded_redis.answers(directory),
+                lambda: embedded_redis.stop(directory),
+                lambda: f"socket {embedded_redis.socket_path(directory)}",
+            ),
+        ):
+            if not managed:
+                continue
+            if action == "status":
+                state = f"running ({where()})" if running() else "stopped"
+            else:
+                state = "stopped" if stop() else "was not running"
+            self.stdout.write(f"embedded {name} in {directory}: {state}")

@@ -4,12 +4,15 @@ from django.utils import timezone
 from bagtracker.models import Wallet
 from command_line import BaseCommand, Progress, integer
 from snapshots.management.arguments import add_period_argument, parse_range
-from snapshots.periods import boundaries_between, format_boundary, retention_cutoff, retention_days, retention_setting
+from snapshots.periods import format_boundary
 from snapshots.services.snapshots import backfill_snapshots
 
 
 class Command(BaseCommand):
-    help = "Take every boundary of a period in a date range (e.g. after importing a wallet's history)."
+    help = (
+        "Take every boundary of a period in a date range (e.g. after importing a wallet's history); the range "
+        "is clamped to now, the first confirmed transaction and retention, and the command says so."
+    )
 
     def add_arguments(self, parser):
         add_period_argument(parser)
@@ -32,7 +35,6 @@ class Command(BaseCommand):
         period = options["period"]
         now = timezone.now()
         since, until = parse_range(options, now, future_since_refused=True)
-        until = min(until or now, now)
         wallet_ids = options["wallet"]
         if wallet_ids:
             found = set(Wallet.objects.filter(pk__in=wallet_ids).values_list("pk", flat=True))
@@ -40,24 +42,16 @@ class Command(BaseCommand):
             if missing:
                 raise CommandError(f"wallet {', '.join(missing)} does not exist")
 
-        boundaries = list(boundaries_between(period, since, until))
-        if not boundaries:
-            self.stdout.write(
-                f"No {period} boundary between {format_boundary(since)} and {format_boundary(until)}; nothing written."
-            )
-            return
-        cutoff = retention_cutoff(period, now)
-        if cutoff and boundaries[0] < cutoff:
-            self.stderr.write(
-                f"warning: {period} snapshots are kept {retention_days(period)} days ({retention_setting(period)}); "
-                f"the boundaries before {format_boundary(cutoff)} will be deleted by the next cleanup"
-            )
-
         progress = Progress(f"Backfilling {period}", stream=self.stderr._out, verbosity=options["verbosity"])
         try:
             result = backfill_snapshots(period, since, until, wallet_ids=wallet_ids, progress=progress)
         finally:
             progress.close()
+        for note in result.notes:  # how the range was clamped: said, not silently done
+            self.stdout.write(f"Clamped: {note}")
+        if not result.boundaries:
+            self.stdout.write(f"No {period} boundary to take; nothing written.")
+            return
 
         for failure in result.failures:
             self.stderr.write(f"failed: {period} {format_boundary(failure.as_of)}: {failure.error}")
@@ -65,7 +59,7 @@ class Command(BaseCommand):
         if options["verbosity"] > 0:
             self.stdout.write(
                 f"Backfilled {len(result.boundaries):,} {period} boundaries{scope} "
-                f"({format_boundary(boundaries[0])} to {format_boundary(boundaries[-1])}): "
+                f"({format_boundary(result.boundaries[0].as_of)} to {format_boundary(result.boundaries[-1].as_of)}): "
                 f"{result.rows:,} balances, {result.written:,} written, {result.removed:,} removed "
                 f"in {result.duration_seconds:.2f} s"
             )

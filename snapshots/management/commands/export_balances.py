@@ -9,7 +9,8 @@ class Command(BaseCommand):
     reads_replica = True
     help = (
         "Write balances to stdout as CSV or JSON: wallet (address), chain, token (symbol), amount, total_in, "
-        "total_out, avg_buy_price_usd, avg_sell_price_usd, realized_pnl_usd. Decimals are exact (strings in JSON)."
+        "total_out, avg_buy_price_usd, avg_sell_price_usd, realized_pnl_usd, cost_basis_usd, avg_cost_usd, "
+        "cost_basis_complete, realized_pnl_complete, cost_basis_method. Decimals are exact (strings in JSON)."
     )
 
     def add_arguments(self, parser):

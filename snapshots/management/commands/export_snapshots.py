@@ -12,7 +12,13 @@ class Command(BaseCommand):
         parser.add_argument("--since", metavar="DATE", help="first as_of (inclusive, ISO 8601)")
         parser.add_argument("--until", metavar="DATE", help="last as_of (inclusive, ISO 8601)")
         parser.add_argument("--format", choices=FORMATS, default="csv")
+        parser.add_argument(
+            "--summaries",
+            action="store_true",
+            help="the wallet summaries instead of the rows: period, as_of, wallet, chain, value_usd, cost_basis_usd, "
+            "realized_pnl_usd, unpriced_rows",
+        )
 
     def handle(self, *args, **options):
         since, until = parse_range(options)
-        self.write_chunks(export_snapshots(options["period"], since, until, options["format"]))
+        self.write_chunks(export_snapshots(options["period"], since, until, options["format"], options["summaries"]))

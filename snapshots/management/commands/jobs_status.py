@@ -28,6 +28,7 @@ class Command(BaseCommand):
         jobs = monitoring.job_statuses()
         periods = monitoring.snapshot_freshness(now)
         stale = [p for p in periods if p.stale]
+        cost_basis = monitoring.cost_basis_report()
 
         if options["json"]:
             self.stdout.write(
@@ -37,12 +38,15 @@ class Command(BaseCommand):
                         "stale": bool(stale),
                         "jobs": [j.as_dict() for j in jobs],
                         "periods": [p.as_dict() for p in periods],
+                        "cost_basis": cost_basis.as_dict(),
                     },
                     indent=2,
                 )
             )
         elif not options["quiet"]:
             self._table(jobs, periods, now)
+            self.stdout.write("")
+            self.stdout.write(cost_basis.describe())
         if stale:
             raise CommandError("stale snapshots: " + "; ".join(p.describe() for p in stale), returncode=1)
 
