@@ -317,14 +317,3 @@ def test_chart_js_is_served_from_the_projects_own_static_files(admin_client, his
     scripts = re.findall(r'<script[^>]* src="([^"]+)"', page)
     assert "/static/snapshots/vendor/chartjs/chart.umd.min.js" in scripts
     assert not [src for src in scripts if src.startswith(("http:", "https:", "//"))]  # no CDN
-
-
-@pytest.mark.parametrize("period", ["weekly", "hourly"])
-def test_a_backfill_from_year_1_is_clamped_not_a_server_error(admin_client, wallet, make_tx, period):
-    """0001-01-01 once overflowed computing the weekly boundary before it (a 500)."""
-    make_tx("buy", "1", price="10", at=utc(2009, 1, 5))
-    response = _backfill(admin_client, wallet, period=period, since="0001-01-01", until="2009-01-20")
-    assert response.status_code == 200
-    page = response.content.decode()
-    assert f"{period} boundaries</strong> of wallet" in page and ", 2009-01-" in page
-    assert queued() == []
