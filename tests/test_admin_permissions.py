@@ -72,12 +72,12 @@ def objects(make_tx, make_price, wallet, token):
 def users(objects):
     User = get_user_model()
     everything = Permission.objects.all()
-    member = User.objects.create_user("member", password="x")  # every permission, but not staff
+    member = User.objects.create_user("member")  # every permission, but not staff
     member.user_permissions.set(everything)
-    User.objects.create_user("staff", password="x", is_staff=True)
-    viewer = User.objects.create_user("viewer", password="x", is_staff=True)
+    User.objects.create_user("staff", is_staff=True)
+    viewer = User.objects.create_user("viewer", is_staff=True)
     viewer.user_permissions.set(everything.filter(codename__startswith="view_"))
-    User.objects.create_superuser("superuser", password="x")
+    User.objects.create_superuser("superuser")
     missing = [model for model in admin.site._registry if not model.objects.exists()]
     assert not missing, f"add an object of {missing} to the fixture"
     return {name: None if name == "anonymous" else User.objects.get(username=name) for name in ROLES}
@@ -279,7 +279,7 @@ def test_every_action_is_refused_without_its_permission_and_does_its_work_with_i
             continue
         # Staff with exactly the table's permission (and the view permission to reach the list) may.
         for permission in needed:
-            holder = User.objects.create_user(f"holder-{name}-{permission}", password="x", is_staff=True)
+            holder = User.objects.create_user(f"holder-{name}-{permission}", is_staff=True)
             view = f"view_{model._meta.model_name}"
             holder.user_permissions.set(
                 Permission.objects.filter(

@@ -258,7 +258,7 @@ def test_no_console_page_is_wider_than_1280_px(page, live_server, make_wallet, m
     wide = {}
     for path in CONSOLE_PAGES:
         page.goto(live_server.url + path.format(wallet=wallet.pk))
-        page.wait_for_load_state("networkidle")
+        page.wait_for_load_state("load")
         if page.query_selector("[data-console-chart]"):
             page.wait_for_selector("[data-console-chart][data-ready]")  # drawn at its final size
         size = overflow(page)

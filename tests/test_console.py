@@ -317,3 +317,81 @@ def test_chart_js_is_served_from_the_projects_own_static_files(admin_client, his
     scripts = re.findall(r'<script[^>]* src="([^"]+)"', page)
     assert "/static/snapshots/vendor/chartjs/chart.umd.min.js" in scripts
     assert not [src for src in scripts if src.startswith(("http:", "https:", "//"))]  # no CDN
+
+
+# --- What the numbers mean: cost basis, PnL, completeness, formatting ------------------------------
+
+
+def test_positions_carry_cost_basis_average_cost_and_unrealized_pnl_over_the_cost_basis(wallet, make_tx, make_price):
+    make_tx("buy", "1", price="100", at=utc(2026, 3, 1, 1))
+    make_tx("sell", "1", price="150", at=utc(2026, 3, 1, 2))
+    make_tx("buy", "1", price="300", at=utc(2026, 3, 1, 3))
+    make_price("250", utc(2026, 3, 2))
+    positions = portfolio.wallet_positions(wallet.pk, at=utc(2026, 3, 5))
+    [eth] = positions.positions
+    assert (eth.realized_pnl_usd, eth.cost_basis_usd, eth.avg_cost_usd) == (Decimal(50), Decimal(300), Decimal(300))
+    assert eth.unrealized_pnl_usd == Decimal(-50)  # round(1 × 250) − 300, not 250 − the lifetime buy average 200
+    assert eth.avg_buy_price_usd == Decimal(200)  # the trade statistic, kept
+    assert positions.cost_basis_complete and positions.realized_pnl_complete
+
+
+def test_the_wallet_page_marks_an_incomplete_cost_basis_and_realized_pnl(admin_client, wallet, make_tx, make_price):
+    make_tx("transfer_in", "2", at=utc(2026, 3, 1, 1))  # unknown cost
+    make_tx("sell", "1", at=utc(2026, 3, 1, 2))  # no price: realizes nothing
+    make_price("10", utc(2026, 3, 2))
+    [eth] = portfolio.wallet_positions(wallet.pk).positions
+    assert not eth.cost_basis_complete and not eth.realized_pnl_complete
+    page = admin_client.get(portfolio_url(wallet)).content.decode()
+    assert page.count(">cost basis incomplete</span>") == 3  # the summary's cost basis and unrealized, the row
+    assert page.count(">realized PnL incomplete</span>") == 2  # the summary and the row
+
+
+def test_prices_and_averages_are_rounded_for_people_with_the_exact_value_on_hover(
+    admin_client, wallet, make_tx, make_price
+):
+    make_tx("buy", "1234.5", price="3150.104", at=utc(2026, 3, 1, 1))
+    make_price("0.000012345678", utc(2026, 3, 2))
+    page = admin_client.get(portfolio_url(wallet)).content.decode()
+    assert '<span title="3150.104">3,150.10</span>' in page  # average cost
+    assert ">0.0000123457</span>" in page and ": 0.000012345678" in page  # price now; exact in its tooltip
+    assert 'title="1234.5">1,234.5</td>' in page  # the amount: exact, with separators
+    assert "3150.104000000000000000" not in page
+
+
+@pytest.mark.parametrize(
+    "value, shown",
+    [
+        ("3150.104", "3,150.10"),
+        ("120.000000000000000000", "120.00"),
+        ("1.23456789", "1.23457"),
+        ("0.000012345678", "0.0000123457"),
+        ("1234567.891", "1,234,567.89"),
+        ("-42.5", "−42.50"),
+        ("0.000000000000000001", "0.000000000000000001"),
+        ("0", "0.00"),
+    ],
+)
+def test_human_numbers_keep_six_significant_digits_and_at_least_cents(value, shown):
+    from snapshots.templatetags.console import human_number
+
+    assert human_number(Decimal(value)) == shown
+
+
+def test_the_realized_pnl_line_reads_the_wallet_summaries_and_does_not_drop_when_sold_out(
+    admin_client, wallet, make_tx
+):
+    make_tx("buy", "1", price="100", at=utc(2026, 3, 1, 10))
+    make_tx("sell", "1", price="150", at=utc(2026, 3, 2, 10))  # sold out: no row from the 3rd on
+    for day in (2, 3, 4):
+        take_snapshot("daily", utc(2026, 3, day), "scheduled")
+    assert not BalanceSnapshot.objects.filter(wallet=wallet, as_of__gte=utc(2026, 3, 3)).exists()
+
+    daily = portfolio.wallet_pnl_history(wallet.pk)["daily"]
+    assert daily.realized_pnl == [Decimal(0), Decimal(50), Decimal(50)]
+    assert daily.cost_basis == [Decimal(100), Decimal(0), Decimal(0)]
+
+    response = admin_client.get(portfolio_url(wallet))
+    pnl = next(p for p in response.context["pnl_chart"]["periods"] if p["period"] == "daily")
+    assert pnl["labels"] == ["2026-03-02", "2026-03-03", "2026-03-04"]
+    assert pnl["datasets"][0]["label"] == "Realized PnL (USD)" and pnl["datasets"][0]["data"] == [0.0, 50.0, 50.0]
+    assert 'id="wallet-pnl-chart-data"' in response.content.decode()

@@ -11,15 +11,13 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from django_q.brokers.redis_broker import Redis as RedisBroker
-from django_q.conf import Conf
 from django_q.models import Task
 from django_q.tasks import async_task
 
 from snapshots import tasks
 from snapshots.models import Balance, BalanceSnapshot, SnapshotRun, WalletSnapshot
 from snapshots.periods import floor_boundary
-from tests.jobs_support import QCluster, process_env, redis_test_url, wait_until
+from tests.jobs_support import QCluster, process_env, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -45,13 +43,8 @@ def nodes(tmp_path):
 
 
 @pytest.fixture
-def redis_env():
-    import redis
-
-    url = redis_test_url()
-    redis.from_url(url).flushdb()
-    yield process_env(broker_url=url)
-    redis.from_url(url).flushdb()
+def redis_env(redis_url):
+    return process_env(broker_url=redis_url)
 
 
 def history(make_wallet, make_tx, token):
@@ -99,16 +92,13 @@ def processed(node):
     return re.findall(r"Processed '[\w.]+' \(([\w-]+)\)", node.log())
 
 
-def test_two_nodes_share_the_queue_and_each_task_runs_once(redis_env, nodes, make_wallet, make_tx, token, monkeypatch):
+def test_two_nodes_share_the_queue_and_each_task_runs_once(redis_env, nodes, make_wallet, make_tx, token):
     boundaries = history(make_wallet, make_tx, token)
     work = jobs(boundaries)
     first, second = nodes(redis_env)
 
-    monkeypatch.setattr(Conf, "REDIS", redis_env["REDIS_URL"])
-    broker = RedisBroker()
-    queued = {
-        async_task(f"snapshots.tasks.{func}", *args, broker=broker, **kwargs): func for func, args, kwargs in work
-    }
+    # This process's broker is the nodes' Redis (the run's private server: redis_url).
+    queued = {async_task(f"snapshots.tasks.{func}", *args, **kwargs): func for func, args, kwargs in work}
     wait_until(lambda: Task.objects.filter(id__in=queued).count() == len(queued), timeout=120, what="every task")
 
     done = Task.objects.filter(id__in=queued)

@@ -240,3 +240,14 @@ class TestRecalculateWithSnapshots:
     def test_unknown_wallet(self, db):
         with pytest.raises(CommandError, match="wallet 424242 does not exist"):
             run("recalculate", "--wallet", "424242", "--snapshots")
+
+
+def test_export_snapshots_shows_completed_boundaries_only(holding, wallet):
+    # A partial backfill (one wallet) never completes its boundary: its rows are not exported.
+    take_snapshot("daily", utc(2026, 1, 3), "backfill", wallets=[wallet.pk])
+    assert BalanceSnapshot.objects.filter(as_of=utc(2026, 1, 3)).exists()
+    out, _ = run("export_snapshots", "--period", "daily")
+    assert out.splitlines()[1:] == []
+    take_snapshot("daily", utc(2026, 1, 3), "manual")
+    out, _ = run("export_snapshots", "--period", "daily", "--summaries")
+    assert len(out.splitlines()) == 2

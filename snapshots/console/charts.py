@@ -45,3 +45,27 @@ def chart_data(histories, per_token=True, selected=None):
         return {"periods": periods, "default": selected}
     default = DEFAULT_PERIOD if DEFAULT_PERIOD in with_points else (with_points[0] if with_points else DEFAULT_PERIOD)
     return {"periods": periods, "default": default}
+
+
+def pnl_chart_data(histories):
+    """``histories``: {period: PnlHistory} (the wallet summaries) as the same chart structure:
+    dataset 0 the realized PnL (the bold line), then the cost basis."""
+    periods = []
+    for period in PERIODS:
+        history = histories[period]
+        label_format = _LABEL_FORMAT.get(period, "%Y-%m-%d")
+        periods.append(
+            {
+                "period": period,
+                "labels": [t.strftime(label_format) for t in history.as_of],
+                "datasets": [
+                    {"label": "Realized PnL (USD)", "data": [_number(v) for v in history.realized_pnl], "total": True},
+                    {"label": "Cost basis (USD)", "data": [_number(v) for v in history.cost_basis], "total": False},
+                ],
+                "unpriced_points": 0,
+                "loaded": True,
+            }
+        )
+    with_points = [p["period"] for p in periods if p["labels"]]
+    default = DEFAULT_PERIOD if DEFAULT_PERIOD in with_points else (with_points[0] if with_points else DEFAULT_PERIOD)
+    return {"periods": periods, "default": default}

@@ -9,6 +9,7 @@ admin site (admin/overview/, config/admin_site.py).
 from datetime import UTC, date, datetime, time
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
@@ -23,7 +24,7 @@ from bagtracker.errors import WalletNotFound
 from bagtracker.models import Wallet
 from read_replica import replica_view
 from snapshots.console import permissions
-from snapshots.console.charts import chart_data
+from snapshots.console.charts import chart_data, pnl_chart_data
 from snapshots.models import Period
 from snapshots.periods import format_boundary
 from snapshots.services import bounds, monitoring, portfolio
@@ -57,6 +58,8 @@ def wallet_portfolio(model_admin, request, object_id):
     context = {
         **_context(model_admin, request, wallet, f"Portfolio of wallet {wallet}"),
         "chart": chart_data(portfolio.wallet_value_history(wallet.pk)),
+        "pnl_chart": pnl_chart_data(portfolio.wallet_pnl_history(wallet.pk)),
+        "cost_basis_method": settings.BALANCE_COST_BASIS,
         "positions": positions,
         "max_points": portfolio.MAX_POINTS,
     }

@@ -17,12 +17,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 
 from bagtracker.errors import WalletNotFound
 from bagtracker.models import Wallet
 from bagtracker.numbers import plain
-from snapshots.models import Balance, BalanceSnapshot, WalletSnapshot
+from snapshots.models import Balance, BalanceSnapshot, SnapshotRun, WalletSnapshot
 
 BALANCE_COLUMNS = (
     "wallet",
@@ -186,7 +186,12 @@ _SUMMARY_FIELDS = (
 
 
 def _in_range(rows: QuerySet, period: str, since: datetime | None, until: datetime | None) -> QuerySet:
-    rows = rows.filter(period=period)
+    # Completed boundaries only: rows of a boundary still being written, or of a partial backfill
+    # that never completed one, are not exported.
+    completed = SnapshotRun.objects.filter(
+        period=OuterRef("period"), as_of=OuterRef("as_of"), status=SnapshotRun.Status.COMPLETED
+    )
+    rows = rows.filter(period=period).filter(Exists(completed))
     if since:
         rows = rows.filter(as_of__gte=since)
     if until:

@@ -138,24 +138,67 @@ def portfolio_value_history(period: str, max_points: int | None = None) -> Value
     return history
 
 
+@dataclass
+class PnlHistory:
+    """One period of a wallet's summaries: realized PnL and cost basis over ALL its tokens at each
+    boundary, closed positions included — so the realized line never drops when a position is sold out."""
+
+    period: str
+    as_of: list = field(default_factory=list)
+    realized_pnl: list = field(default_factory=list)
+    cost_basis: list = field(default_factory=list)
+
+
+# The wallet's summaries (one row per boundary), the latest MAX_POINTS per period; index on
+# (wallet, period, as_of).
+WALLET_PNL_SQL = """
+SELECT period, as_of, realized_pnl_usd, cost_basis_usd FROM (
+    SELECT period, as_of, realized_pnl_usd, cost_basis_usd,
+           row_number() OVER (PARTITION BY period ORDER BY as_of DESC) AS recency
+    FROM snapshots_walletsnapshot
+    WHERE wallet_id = %(wallet)s AND period = ANY(%(periods)s)
+) ranked
+WHERE recency <= %(max_points)s
+ORDER BY period, as_of
+"""
+
+
+def wallet_pnl_history(wallet_id, periods=PERIODS, max_points=None):
+    """{period: PnlHistory} of one wallet, from its wallet summaries, oldest boundary first."""
+    histories = {period: PnlHistory(period) for period in periods}
+    params = {"wallet": wallet_id, "periods": list(periods), "max_points": max_points or MAX_POINTS}
+    with connections[read_alias()].cursor() as cursor:
+        cursor.execute(WALLET_PNL_SQL, params)
+        for period, as_of, realized, cost_basis in cursor.fetchall():
+            history = histories[period]
+            history.as_of.append(as_of)
+            history.realized_pnl.append(realized)
+            history.cost_basis.append(cost_basis)
+    return histories
+
+
 # --- Current positions ---------------------------------------------------------------------------
 
 
 @dataclass
 class Position:
-    """One Balance of a wallet, valued at the current price (docs/snapshots.md)."""
+    """One Balance of a wallet, valued at the current price (docs/snapshots.md, docs/ledger.md)."""
 
     token_id: int
     symbol: str
     chain: str
     amount: Decimal
-    avg_buy_price_usd: Decimal  # None: no priced acquisition
+    avg_buy_price_usd: Decimal  # trade statistic; None: no priced acquisition
+    cost_basis_usd: Decimal  # C: what the units held cost (BALANCE_COST_BASIS)
+    avg_cost_usd: Decimal  # round(C / Q); None when nothing is held
+    cost_basis_complete: bool  # False: some units held have an unknown cost (counted as 0)
     realized_pnl_usd: Decimal
+    realized_pnl_complete: bool  # False: a sell had no price or took cost from unknown-cost units
     price_usd: Decimal  # None: no known price
     price_as_of: datetime
     price_source: str  # "price" (Price history) | "transaction" (latest priced trade) | ""
     value_usd: Decimal
-    unrealized_pnl_usd: Decimal  # None when the price or the average buy price is unknown
+    unrealized_pnl_usd: Decimal  # round(Q·P) − C; None when the price is unknown
 
 
 @dataclass
@@ -168,8 +211,20 @@ class WalletPositions:
         return sum((p.value_usd for p in self.positions if p.value_usd is not None), Decimal(0))
 
     @property
+    def cost_basis_usd(self):
+        return sum((p.cost_basis_usd for p in self.positions), Decimal(0))
+
+    @property
     def realized_pnl_usd(self):
         return sum((p.realized_pnl_usd for p in self.positions), Decimal(0))
+
+    @property
+    def cost_basis_complete(self):
+        return all(p.cost_basis_complete for p in self.positions)
+
+    @property
+    def realized_pnl_complete(self):
+        return all(p.realized_pnl_complete for p in self.positions)
 
     @property
     def unrealized_pnl_usd(self):
@@ -177,19 +232,21 @@ class WalletPositions:
 
     @property
     def incomplete(self):
-        """Some position has no price or no average buy price: the totals leave it out."""
+        """Some position held has no known price: the value and unrealized totals leave it out."""
         return any(p.unrealized_pnl_usd is None and p.amount for p in self.positions)
 
 
 # The price rule of the snapshots (snapshot_sql.py) at one instant, looked up once per balance of
 # the wallet: the latest Price at or before T, else the token's latest priced confirmed transaction
 # (any wallet) at or before T. The second branch of the UNION ALL runs only when the first is empty.
-# Unrealized PnL = amount × price − amount × avg_buy, rounded once to 18 places.
+# Unrealized PnL = round(amount × price) − cost basis (docs/ledger.md): what the units held would
+# fetch now minus what they cost, whichever cost-basis method computed that cost.
 WALLET_POSITIONS_SQL = """
-SELECT b.token_id, tk.symbol, c.slug, b.amount, b.avg_buy_price_usd, b.realized_pnl_usd,
+SELECT b.token_id, tk.symbol, c.slug, b.amount, b.avg_buy_price_usd, b.cost_basis_usd, b.avg_cost_usd,
+       b.cost_basis_complete, b.realized_pnl_usd, b.realized_pnl_complete,
        price.price_usd, price.as_of, price.source,
        round(b.amount * price.price_usd, 18),
-       round(b.amount * (price.price_usd - b.avg_buy_price_usd), 18)
+       round(b.amount * price.price_usd, 18) - b.cost_basis_usd
 FROM snapshots_balance b
 JOIN bagtracker_token tk ON tk.id = b.token_id
 JOIN bagtracker_chain c ON c.id = tk.chain_id
@@ -214,5 +271,5 @@ def wallet_positions(wallet_id: int, at: datetime | None = None) -> WalletPositi
     at = at or timezone.now()
     with connections[read_alias()].cursor() as cursor:
         cursor.execute(WALLET_POSITIONS_SQL, {"wallet": wallet_id, "at": at})
-        positions = [Position(*row[:8], row[8] or "", *row[9:]) for row in cursor.fetchall()]  # type: ignore[call-arg]
+        positions = [Position(*row[:12], row[12] or "", *row[13:]) for row in cursor.fetchall()]  # type: ignore[call-arg]
     return WalletPositions(at=at, positions=positions)

@@ -16,6 +16,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -93,7 +94,7 @@ class SnapshotJobResult:
     source: str
     boundaries: list = field(default_factory=list)
     reason: str = ""
-    refreshed: object = None  # scheduled runs: the healing.RefreshResult of the stale marks
+    refreshed: Any = None  # scheduled runs: the healing.RefreshResult of the stale marks
     duration_seconds: float = 0.0
 
     @property
