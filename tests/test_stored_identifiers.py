@@ -1,4 +1,4 @@
-"""Identifier rules on every path that stores a row (docs/interfaces.md, "Identifiers"), and the data stored
+"""Identifier rules on every path that stores a row (docs/interfaces.md), and the data stored
 before them: model validation (the admin's forms), database CHECKs that never fail `migrate`, a
 system check that lists what breaks the rules, and merge_wallet_case_variants."""
 
