@@ -202,6 +202,12 @@ def test_a_deactivated_wallet_keeps_its_past_rows_and_they_are_refreshed(make_tx
     make_tx("sell", "5", at=utc(2026, 3, 3, 9))
     refresh_stale_snapshots(now=NOW)
     assert chart(wallet) == {2: 10, 3: 10, 4: 5, 5: 5}
+    assert sorted(wallet.summaries.filter(period="daily").values_list("as_of__day", "rows")) == [
+        (2, 1),
+        (3, 1),
+        (4, 1),
+        (5, 1),
+    ]
 
 
 def test_a_back_dated_first_transaction_adds_an_active_wallet_to_completed_boundaries(make_tx, make_wallet, wallet):
@@ -332,3 +338,30 @@ def test_the_refresh_is_queued_once_per_transaction_and_only_when_something_is_m
     make_tx("sell", "1", at=utc(2026, 3, 1, 18))
     healing._queue_refresh()
     assert queued == ["refresh_stale_snapshots"]
+
+
+def test_the_refresh_also_heals_the_wallet_summaries(make_tx, wallet):
+    from snapshots.models import WalletSnapshot
+
+    make_tx("buy", "10", price="10", at=utc(2026, 3, 1, 9))
+    take_days()
+    make_tx("sell", "5", price="30", at=utc(2026, 3, 3, 9))  # back-dated: realizes 100 from the 4th on
+    refresh_stale_snapshots(now=NOW)
+    summaries = WalletSnapshot.objects.filter(wallet=wallet, period="daily").order_by("as_of")
+    assert [(s.as_of.day, s.realized_pnl_usd, s.cost_basis_usd) for s in summaries] == [
+        (2, 0, 100),
+        (3, 0, 100),
+        (4, 100, 50),
+        (5, 100, 50),
+    ]
+
+
+def test_the_refresh_job_is_a_plain_function_returning_its_counts(make_tx, wallet):
+    from snapshots import tasks
+
+    make_tx("buy", "10", at=utc(2026, 3, 1, 9))
+    take_days()
+    make_tx("sell", "5", at=utc(2026, 3, 1, 18))
+    result = tasks.refresh_stale_snapshots()  # now: March is outside the default retention
+    assert (result["status"], result["marks"], result["settled"], result["boundaries"]) == ("success", 1, 1, 0)
+    assert marks() == {}

@@ -315,6 +315,7 @@ def make_world(data):
 # --- The property ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.django_db
 @pytest.mark.parametrize("method", ["average", "fifo"])
 @settings(
@@ -405,6 +406,7 @@ def test_random_histories_match_the_reference_ledger(method, settings_for_method
         transaction.set_rollback(True)
 
 
+@pytest.mark.slow
 @pytest.mark.django_db
 @pytest.mark.parametrize("method", ["average", "fifo"])
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -106,6 +106,7 @@ def token_price(confirmed, prices, token_id, at):
     return max(priced, key=lambda t: (t.timestamp, t.id)).price_usd if priced else None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["average", "fifo"])
 def test_the_snapshot_equals_the_ledger_from_scratch_at_random_boundaries(settings, make_wallet, make_token, method):
     settings.BALANCE_COST_BASIS = method

@@ -124,3 +124,21 @@ def test_the_command_says_what_it_clamped(settings, make_tx, wallet):
     call_command("backfill_snapshots", "--period", "hourly", "--since", "0001-01-01", stdout=out, stderr=err)
     assert "clamped" in out.getvalue()
     assert "first confirmed transaction of any wallet (2026-11-30T22:30Z)" in out.getvalue()
+
+
+def test_the_backfill_job_says_what_it_clamped(make_tx, wallet):
+    from snapshots import tasks
+
+    make_tx("buy", "1", at=utc(2026, 11, 30, 22, 30))
+    result = tasks.backfill_wallet_snapshots(wallet.pk, "hourly", "2009-01-03T00:00:00+00:00")
+    assert result["status"] == "success" and result["first_as_of"] == "2026-11-30T23:00:00Z"
+    assert any("first confirmed transaction of wallet" in note for note in result["notes"])
+
+
+def test_a_scheduled_task_for_a_future_instant_is_refused_by_name_and_records_no_run(make_tx):
+    from snapshots import tasks
+
+    make_tx("buy", "1", at=utc(2026, 1, 1))
+    result = tasks.create_hourly_snapshots(scheduled_at="2099-01-01T00:05:00+00:00")
+    assert result["status"] == "error" and "at 2099-01-01T00:05:00Z is more than one day" in result["error"]
+    assert not SnapshotRun.objects.exists()

@@ -37,12 +37,16 @@ UPSERT_WALLET_MARKS = """
     SET since = LEAST(m.since, EXCLUDED.since), generation = m.generation + 1, marked_at = now()
 """
 
+# Token marks are computed per token, never per row: one index probe into the prices per token.
 UPSERT_TOKEN_MARKS = """
     INSERT INTO snapshots_stalemark AS m (token_id, since, until)
-    SELECT {token}, min({at}), CASE WHEN bool_or(nxt.as_of IS NULL) THEN NULL ELSE max(nxt.as_of) END
-    FROM {source}
-    WHERE {at} <= latest {condition}
-    GROUP BY {token} ORDER BY {token}
+    SELECT t.token_id, t.since, t.until FROM (
+        SELECT c.token_id, c.since, ({until}) AS until
+        FROM (SELECT token_id, min({at}) AS since, max({at}) AS latest_at FROM changed {where}
+              GROUP BY token_id) c
+    ) t
+    WHERE t.since <= latest {condition}
+    ORDER BY t.token_id
     ON CONFLICT (token_id) WHERE token_id IS NOT NULL DO UPDATE
     SET since = LEAST(m.since, EXCLUDED.since),
         until = CASE WHEN m.until IS NULL OR EXCLUDED.until IS NULL THEN NULL
@@ -50,21 +54,21 @@ UPSERT_TOKEN_MARKS = """
         generation = m.generation + 1, marked_at = now()
 """
 
-# A priced transaction is the price of its token until the token's first Price.
+# A priced transaction is the price of its token until the token's first Price: the earliest
+# priced write counts if it lies before that first Price (the later ones then lie inside the mark).
 TX_TOKEN_MARKS = UPSERT_TOKEN_MARKS.format(
-    token="c.token_id",
-    at="c.timestamp",
-    source="changed c LEFT JOIN LATERAL (SELECT min(p.as_of) AS as_of FROM bagtracker_price p "
-    "WHERE p.token_id = c.token_id) nxt ON true",
-    condition="AND c.price_usd IS NOT NULL AND (nxt.as_of IS NULL OR c.timestamp < nxt.as_of)",
+    at="timestamp",
+    where="WHERE price_usd IS NOT NULL",
+    until="SELECT min(p.as_of) FROM bagtracker_price p WHERE p.token_id = c.token_id",
+    condition="AND (t.until IS NULL OR t.since < t.until)",
 )
 
-# A Price counts until the next Price of its token.
+# A Price counts until the next Price of its token: from the earliest written to the next Price
+# after the latest written (open when there is none).
 PRICE_TOKEN_MARKS = UPSERT_TOKEN_MARKS.format(
-    token="c.token_id",
-    at="c.as_of",
-    source="changed c LEFT JOIN LATERAL (SELECT min(p.as_of) AS as_of FROM bagtracker_price p "
-    "WHERE p.token_id = c.token_id AND p.as_of > c.as_of) nxt ON true",
+    at="as_of",
+    where="",
+    until="SELECT min(p.as_of) FROM bagtracker_price p WHERE p.token_id = c.token_id AND p.as_of > c.latest_at",
     condition="",
 )
 

@@ -53,7 +53,7 @@ def missing_boundaries(period, as_of, limit=None):
     cutoff = retention_cutoff(period, as_of)
     start = max(earliest, cutoff) if cutoff else earliest
     completed = set(runs.filter(as_of__gte=start, as_of__lt=as_of).values_list("as_of", flat=True))
-    found = []
+    found: list[datetime] = []
     boundary = previous_boundary(period, as_of)
     while boundary >= start and len(found) < limit:
         if boundary not in completed:
