@@ -1,4 +1,4 @@
-"""A system check (database tag) that lists stored rows breaking docs/interfaces.md, "Identifiers".
+"""A system check (database tag) listing stored rows that break the identifier rules (docs/interfaces.md).
 
 Rows saved before the rules existed stay where they are — `migrate` never fails on them (the
 CHECKs of migration 0003 are NOT VALID) — but they are named here, as warnings, whenever
@@ -50,7 +50,7 @@ def _identifier_warnings(cursor):
             found.append(
                 checks.Warning(
                     f"{len(bad):,} {label}(s) break the identifier rules: {_listing(bad)}",
-                    hint="Fix them in the admin (docs/interfaces.md, Identifiers); new rows like these are refused.",
+                    hint="Fix them in the admin (docs/interfaces.md); new rows like these are refused.",
                     id=check_id,
                 )
             )

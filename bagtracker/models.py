@@ -5,7 +5,7 @@ SQL cannot store what a form would refuse. Rules that span tables (a transaction
 its wallet's chain; its amount has no more decimal places than the token allows) are enforced by
 the trigger installed in migration 0002.
 
-Identifiers (docs/interfaces.md, "Identifiers", bagtracker/identifiers.py): field validators and clean()
+Identifiers (docs/interfaces.md, bagtracker/identifiers.py): field validators and clean()
 give the admin its form errors; migration 0003 adds CHECKs for no invisible characters, no
 surrounding whitespace and no formula prefix, NOT VALID so that `migrate` never fails on rows
 stored before the rule (`manage.py check --database default` lists those). An EVM address is

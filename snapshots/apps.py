@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.core import checks
 from django.core.checks import register
 from django.db.models.signals import post_migrate, pre_save
 
@@ -40,6 +41,9 @@ class SnapshotsConfig(AppConfig):
         # See snapshots/task_policy.py: the worker runs only the allow-listed functions and hooks.
         task_policy.install()
         register(task_policy.check_extra_tasks)
+        from snapshots.checks import future_snapshot_runs
+
+        register(future_snapshot_runs, checks.Tags.database)
 
 
 def _install_schedules(sender, using="default", **kwargs):

@@ -1,4 +1,4 @@
-"""Identifier rules on every path that stores a row (docs/interfaces.md, "Identifiers"), and the data stored
+"""Identifier rules on every path that stores a row (docs/interfaces.md), and the data stored
 before them: model validation (the admin's forms), database CHECKs that never fail `migrate`, a
 system check that lists what breaks the rules, and merge_wallet_case_variants."""
 
@@ -259,3 +259,15 @@ def test_what_it_cannot_fix_is_named(chain):
     err = io.StringIO()
     call_command("merge_wallet_case_variants", stdout=io.StringIO(), stderr=err)
     assert "not fixed (needs a person): 1 wallet address(es) break the identifier rules" in err.getvalue()
+
+
+def test_a_snapshot_run_recorded_in_the_future_by_older_code_is_listed():
+    from snapshots.checks import future_snapshot_runs
+    from snapshots.models import SnapshotRun
+
+    assert future_snapshot_runs(databases=["default"]) == []
+    run = SnapshotRun.objects.create(
+        period="daily", as_of=utc(2099, 1, 1), source="manual", status="completed", started_at=timezone.now()
+    )
+    (warning,) = future_snapshot_runs(databases=["default"])
+    assert warning.id == "snapshots.W001" and f"#{run.pk} daily 2099-01-01T00:00Z" in warning.msg

@@ -1,4 +1,4 @@
-"""Identifier rules (docs/interfaces.md, "Identifiers"): field validators for the admin, and CHECKs for the
+"""Identifier rules (docs/interfaces.md): field validators for the admin, and CHECKs for the
 database — no control or invisible character, no whitespace at either end, no leading = + - @.
 
 The CHECKs are added NOT VALID: PostgreSQL enforces them on every row written from now on but does

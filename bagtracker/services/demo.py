@@ -21,6 +21,7 @@ from decimal import ROUND_DOWN, Decimal
 
 from django.db import connection, transaction
 
+from bagtracker import instants
 from bagtracker.balances import update_balances
 from bagtracker.identifiers import checksum_address
 from bagtracker.models import ACQUISITION_KINDS, Chain, Token, TransactionKind, Wallet
@@ -142,7 +143,7 @@ def seed_demo(
     started = time.monotonic()
     result = DemoResult()
     end = end or default_end()
-    start = end - timedelta(days=days)
+    start = _history_start(end, days)
     rng = random.Random(seed)
     with transaction.atomic():
         if if_empty and Wallet.objects.exists():
@@ -216,6 +217,22 @@ def _load_prices(tokens, paths, start, days):
             "ON CONFLICT (token_id, as_of) DO NOTHING"
         )
         return cursor.rowcount
+
+
+def _history_start(end, days):
+    """The first instant of a demo history ending at ``end``: like every stored instant, the whole
+    history lies in [2009-01-03, now + 1 day] (bagtracker.instants); DemoError otherwise."""
+    try:
+        start = end - timedelta(days=days)
+    except OverflowError:
+        start = instants.to_utc(datetime.min.replace(tzinfo=UTC))
+    for instant, what in ((start, "the first day (--end minus --days)"), (end, "--end")):
+        if not instants.is_acceptable(instant):
+            raise DemoError(
+                f"{what} {instants.describe(instant)[:10]} lies outside 2009-01-03 .. tomorrow; "
+                "demo transactions are held to the same rule as real ones"
+            )
+    return start
 
 
 def _address(rng, chain):

@@ -367,8 +367,8 @@ def backfill_snapshots(period, since, until=None, wallet_ids=None, progress=None
 
 def retained_boundaries(period, now, wallet_id=None):
     """Boundaries inside retention that have a completed run (or, given a wallet, rows of it), up
-    to ``now`` (a run recorded in the future by older code is listed by `manage.py check`, never
-    re-taken)."""
+    to ``now`` (a run recorded in the future by older code is listed by `manage.py check --database
+    default`, never re-taken)."""
     cutoff = retention_cutoff(period, now)
     runs = SnapshotRun.objects.filter(period=period, status=SnapshotRun.Status.COMPLETED, as_of__lte=now)
     if cutoff:

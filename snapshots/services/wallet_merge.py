@@ -1,4 +1,4 @@
-"""Merging wallets whose EVM addresses differ only in letter case (docs/interfaces.md, "Identifiers").
+"""Merging wallets whose EVM addresses differ only in letter case (docs/interfaces.md).
 
 Before the rule, `0x52…EE7` and `0x52…ee7` could become two wallets of one chain, each with part of
 the history, so a holding was split in two. ``merge_wallet_case_variants`` puts each such group
