@@ -5,7 +5,7 @@ The servers are the run's own (config/settings/test.py): an embedded PostgreSQL 
 is set, and always a private Redis-compatible server, one database per pytest-xdist worker."""
 
 import itertools
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -88,7 +88,10 @@ def wallet(make_wallet):
 
 @pytest.fixture
 def make_tx(db, wallet, token):
-    """Record a transaction through the service (balances updated in the same transaction)."""
+    """Record a transaction through the service (balances updated in the same transaction). Without
+    ``at``, each transaction of a test is one second after the one before (from 2026-01-01 00:00:01),
+    so the order they were made in is their ledger order."""
+    seconds = itertools.count(1)
 
     def make(kind, amount, price=None, at=None, status="confirmed", on_wallet=None, of_token=None, tx_hash=None):
         tx = Transaction(
@@ -98,7 +101,7 @@ def make_tx(db, wallet, token):
             status=status,
             amount=Decimal(str(amount)),
             price_usd=None if price is None else Decimal(str(price)),
-            timestamp=at or utc(2026, 1, 1, 0, 0, next(_counter) % 60),
+            timestamp=at or utc(2026, 1, 1) + timedelta(seconds=next(seconds)),
             tx_hash=tx_hash,
         )
         return save_transaction(tx)
