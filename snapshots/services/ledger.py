@@ -18,10 +18,11 @@ from django.db import DataError, connection, transaction
 from django.utils.dateparse import parse_datetime
 from psycopg import sql
 
-from bagtracker.errors import RunningAmountNegative
+from bagtracker.errors import RunningAmountNegative, check_wallet_exists
 from bagtracker.models import Wallet
 from bagtracker.numbers import plain
 from snapshots.cost_basis import current_method
+from snapshots.job_registry import Outcome
 
 # Wallets are processed in id ranges of this size by recalculate_all_wallets; each range commits.
 # Transactions are stored in time order, so even a range of 2,000 wallets (2 % of the rows at
@@ -225,12 +226,12 @@ class RecalculationResult:
     @property
     def status(self):
         if not self.failures:
-            return "success"
-        return "partial_success" if self.wallets else "error"
+            return Outcome.SUCCESS
+        return Outcome.PARTIAL_SUCCESS if self.wallets else Outcome.ERROR
 
     def as_dict(self):
         return {
-            "status": self.status,
+            "status": str(self.status),
             "wallets": self.wallets,
             "balances_written": self.balances_written,
             "balances_removed": self.balances_removed,
@@ -317,8 +318,7 @@ def apply_to_pairs(pairs):
 def recalculate_wallet(wallet_id):
     """Repair one wallet's balances from its history, in its own transaction."""
     started = time.monotonic()
-    if not Wallet.objects.filter(pk=wallet_id).exists():
-        raise Wallet.DoesNotExist(f"wallet {wallet_id} does not exist")
+    check_wallet_exists(wallet_id)
     result = RecalculationResult()
     try:
         with transaction.atomic():

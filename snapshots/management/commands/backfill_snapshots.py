@@ -1,7 +1,7 @@
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from bagtracker.models import Wallet
+from bagtracker.errors import WalletNotFound
 from command_line import BaseCommand, Progress, integer
 from snapshots.management.arguments import add_period_argument, parse_range
 from snapshots.periods import format_boundary
@@ -36,15 +36,11 @@ class Command(BaseCommand):
         now = timezone.now()
         since, until = parse_range(options, now, future_since_refused=True)
         wallet_ids = options["wallet"]
-        if wallet_ids:
-            found = set(Wallet.objects.filter(pk__in=wallet_ids).values_list("pk", flat=True))
-            missing = [str(w) for w in wallet_ids if w not in found]
-            if missing:
-                raise CommandError(f"wallet {', '.join(missing)} does not exist")
-
         progress = Progress(f"Backfilling {period}", stream=self.stderr._out, verbosity=options["verbosity"])
         try:
             result = backfill_snapshots(period, since, until, wallet_ids=wallet_ids, progress=progress)
+        except WalletNotFound as error:  # checked by the service before anything is written
+            raise CommandError(str(error)) from None
         finally:
             progress.close()
         for note in result.notes:  # how the range was clamped: said, not silently done
