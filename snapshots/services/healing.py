@@ -2,7 +2,7 @@
 
 A write to transactions or prices dated at or before the latest boundary taken leaves a *stale
 mark* (snapshots.StaleMark), written by database triggers in the writer's own transaction
-(migration snapshots 0003): a wallet from an instant on, or a token from one price to the next.
+(migration snapshots 0006_stale_marks): a wallet from an instant on, or a token from one price to the next.
 At commit the writer queues the job `refresh_stale_snapshots` (refresh_at_commit, connected to the
 domain's `history_written` signal); every scheduled snapshot run and `manage.py
 refresh_snapshots` run it too.
@@ -29,6 +29,7 @@ from datetime import timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
+from snapshots.job_registry import Outcome
 from snapshots.models import SnapshotSource, StaleMark
 from snapshots.periods import PERIODS, format_boundary, retention_cutoff
 
@@ -101,17 +102,17 @@ class RefreshResult:
 
     @property
     def failures(self):
-        return [b for b in self.boundaries if b.status == "error"]
+        return [b for b in self.boundaries if b.status == Outcome.ERROR]
 
     @property
     def status(self):
         if not self.failures:
-            return "success"
-        return "partial_success" if len(self.failures) < len(self.boundaries) else "error"
+            return Outcome.SUCCESS
+        return Outcome.PARTIAL_SUCCESS if len(self.failures) < len(self.boundaries) else Outcome.ERROR
 
     @property
     def rows(self):
-        return sum(b.rows for b in self.boundaries if b.status == "success")
+        return sum(b.rows for b in self.boundaries if b.status == Outcome.SUCCESS)
 
     @property
     def written(self):
@@ -123,7 +124,7 @@ class RefreshResult:
 
     def as_dict(self):
         data = {
-            "status": self.status,
+            "status": str(self.status),
             "marks": self.marks,
             "settled": self.settled,
             "boundaries": len(self.boundaries),

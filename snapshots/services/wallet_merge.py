@@ -25,6 +25,7 @@ from django.db import IntegrityError, connection, transaction
 from bagtracker.checks import EVM_PATTERN, stored_rows_follow_the_identifier_rules
 from bagtracker.identifiers import checksum_address
 from bagtracker.models import Chain, Transaction, Wallet
+from snapshots.job_registry import Outcome
 from snapshots.services.ledger import LedgerError, apply_to_wallets
 from snapshots.services.snapshots import rebuild_wallet_snapshots
 
@@ -85,7 +86,7 @@ class MergeResult:
 
     @property
     def status(self):
-        return "partial_success" if self.failed else "success"
+        return Outcome.PARTIAL_SUCCESS if self.failed else Outcome.SUCCESS
 
 
 def _groups(chain_id):
