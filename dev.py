@@ -90,7 +90,8 @@ def up(smoke=False):
     print(seeded, flush=True)
     if seeded.startswith("Seeded"):
         say("backfilling the demo portfolio's snapshot history")
-        since = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 90 * 86400))
+        # 89 days: inside the default 90-day retention, so the backfill has nothing to clamp.
+        since = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 89 * 86400))
         recent = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 2 * 86400))
         for period, start in (("daily", since), ("weekly", since), ("monthly", since), ("hourly", recent)):
             manage("backfill_snapshots", "--period", period, "--since", start)
@@ -104,6 +105,9 @@ def up(smoke=False):
     ]
     url = f"http://{HOST}:{PORT}/admin/"
     try:
+        # `kill` or a closed terminal stops the cluster and the admin just as Ctrl-C does.
+        for number in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(number, _interrupted)
         if not wait_for_http(url + "login/", 60):
             sys.exit(f"the admin did not answer at {url} within 60 s")
         say("queueing the main job: an hourly snapshot, run by the cluster")
@@ -130,6 +134,10 @@ def up(smoke=False):
     finally:
         stop_processes(processes)
         say("stopped the job cluster and the admin (the embedded servers keep running: python3 dev.py stop)")
+
+
+def _interrupted(number, frame):
+    raise KeyboardInterrupt
 
 
 def stop_processes(processes, seconds=3.5):
