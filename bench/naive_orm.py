@@ -12,11 +12,10 @@ import argparse
 import os
 import sys
 import time
-from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal, localcontext
+from datetime import datetime, timedelta
+from decimal import localcontext
 
 BULK_BATCH = 5000
-QUANTUM = Decimal("1e-18")
 
 
 def _price_at(token_id, as_of):
@@ -36,35 +35,47 @@ def _price_at(token_id, as_of):
 def write(mode, rows, period, as_of):
     from django.conf import settings
     from django.db import transaction
+    from django.utils import timezone
 
-    from snapshots.models import Balance, BalanceSnapshot
+    from snapshots.models import Balance, BalanceState, BoundaryPrice, WalletSnapshot
 
+    # The storage is state intervals (docs/snapshots.md): a row at as_of is a state valid for this
+    # boundary alone, a price per token and a summary per wallet (written one by one too).
     prices = {}
-    snapshots = []
+    states = []
+    wallets = set()
+    until = as_of + timedelta(hours=1)
     balances = Balance.objects.filter(amount__gt=settings.BALANCE_DUST_THRESHOLD).order_by("wallet_id", "token_id")
     with localcontext() as ctx, transaction.atomic():
         ctx.prec = 100
         for balance in balances[:rows].iterator(chunk_size=2000):
             if balance.token_id not in prices:
                 prices[balance.token_id] = _price_at(balance.token_id, as_of)
-            price = prices[balance.token_id]
+                BoundaryPrice.objects.create(
+                    period=period, as_of=as_of, token_id=balance.token_id, price_usd=prices[balance.token_id]
+                )
+            if balance.wallet_id not in wallets:
+                wallets.add(balance.wallet_id)
+                WalletSnapshot.objects.create(wallet_id=balance.wallet_id, period=period, as_of=as_of, source="manual")
             fields = {
                 "wallet_id": balance.wallet_id,
                 "token_id": balance.token_id,
                 "period": period,
-                "as_of": as_of,
+                "valid_from": as_of,
+                "valid_to": until,
                 "amount": balance.amount,
-                "price_usd": price,
-                "value_usd": None if price is None else (balance.amount * price).quantize(QUANTUM, ROUND_HALF_UP),
-                "avg_buy_price_usd": balance.avg_buy_price_usd,
+                "avg_buy": balance.avg_buy_price_usd,
+                "cost_basis": balance.cost_basis_usd,
+                "realized": balance.realized_pnl_usd,
                 "source": "manual",
+                "created_at": timezone.now(),
             }
             if mode == "create":
-                BalanceSnapshot.objects.create(**fields)
+                BalanceState.objects.create(**fields)
             else:
-                snapshots.append(BalanceSnapshot(**fields))
-        if snapshots:
-            BalanceSnapshot.objects.bulk_create(snapshots, batch_size=BULK_BATCH)
+                states.append(BalanceState(**fields))
+        if states:
+            BalanceState.objects.bulk_create(states, batch_size=BULK_BATCH)
 
 
 def main(argv=None):

@@ -75,6 +75,8 @@ DEFAULT_DATABASE = "bagtracker_bench"
 MARKER = "bagtracker benchmark scratch database (bench/run.py); dropped after each run"
 DUST = "0.000001"  # BALANCE_DUST_THRESHOLD's default; the jobs run with the default settings
 HOURLY_RETENTION_DAYS = 7  # BALANCE_HOURLY_RETENTION_DAYS's default
+# Where snapshot rows are stored (snapshots_balancesnapshot is a view over them).
+SNAPSHOT_TABLES = ["snapshots_balancestate", "snapshots_walletsnapshot", "snapshots_boundaryprice"]
 
 # Targets of issues 5 and 10, checked at any scale but meant for --scale large. The recalculations
 # are measured against the ledger's floor (bare.FLOOR_SQL), the import against the import of
@@ -325,33 +327,62 @@ class Bench:
     def snapshot(self, key, label):
         row = Row(key, label)
         params = {"period": "hourly", "as_of": self.hour, "source": "manual", "dust": DUST}
-        _settle(self.conn, ["snapshots_balance", "snapshots_balancesnapshot", bare.BARE_SNAPSHOT])
+        _settle(self.conn, ["snapshots_balance", *SNAPSHOT_TABLES, bare.BARE_SNAPSHOT])
         _run_job(row, ["manage.py", "create_snapshots", "--period", "hourly", "--at", _iso(self.at)], self.env)
         where = "period = %(period)s AND as_of = %(as_of)s"
         row.rows = _count(self.conn, f"SELECT count(*) FROM snapshots_balancesnapshot WHERE {where}", params)
-        _settle(self.conn, ["snapshots_balance", "snapshots_balancesnapshot", bare.BARE_SNAPSHOT])
+        _settle(self.conn, ["snapshots_balance", *SNAPSHOT_TABLES, bare.BARE_SNAPSHOT])
         row.bare_seconds = _timed_sql(self.conn, [(bare.SNAPSHOT_SQL, params)])
         row.same = _compare(self.conn, where, params)
         return row
 
     def _expire_hourly(self, expired_as_of):
-        """Set-up, not measured: a copy of the hourly snapshot, HOURLY_RETENTION_DAYS + 1 days old."""
+        """Set-up, not measured: a copy of the hourly snapshot, HOURLY_RETENTION_DAYS + 1 days old —
+        its wallet summaries, prices and states valid for that boundary alone — and the same rows in
+        the bare table."""
+        params = {"old": expired_as_of, "hour": self.hour, "until": expired_as_of + timedelta(hours=1)}
         with self.conn.transaction():
             self.conn.execute(
-                """INSERT INTO snapshots_balancesnapshot
-                       (wallet_id, token_id, period, as_of, amount, price_usd, value_usd, avg_buy_price_usd, source,
-                        created_at)
-                   SELECT wallet_id, token_id, period, %(old)s, amount, price_usd, value_usd, avg_buy_price_usd,
-                          'scheduled', created_at
-                   FROM snapshots_balancesnapshot WHERE period = 'hourly' AND as_of = %(hour)s""",
-                {"old": expired_as_of, "hour": self.hour},
+                """INSERT INTO snapshots_walletsnapshot
+                       (wallet_id, period, as_of, value_usd, rows, unpriced_rows, cost_basis_usd, realized_pnl_usd,
+                        cost_basis_method, source, created_at)
+                   SELECT wallet_id, period, %(old)s, value_usd, rows, unpriced_rows, cost_basis_usd,
+                          realized_pnl_usd, cost_basis_method, source, created_at
+                   FROM snapshots_walletsnapshot WHERE period = 'hourly' AND as_of = %(hour)s""",
+                params,
+            )
+            self.conn.execute(
+                """INSERT INTO snapshots_boundaryprice (period, as_of, token_id, price_usd)
+                   SELECT period, %(old)s, token_id, price_usd
+                   FROM snapshots_boundaryprice WHERE period = 'hourly' AND as_of = %(hour)s""",
+                params,
+            )
+            self.conn.execute(
+                """INSERT INTO snapshots_balancestate
+                       (period, wallet_id, token_id, valid_from, valid_to, amount, avg_buy, cost_basis, realized,
+                        method, source, created_at)
+                   SELECT period, wallet_id, token_id, %(old)s, %(until)s, amount, avg_buy, cost_basis, realized,
+                          method, source, created_at
+                   FROM snapshots_balancestate
+                   WHERE period = 'hourly' AND valid_from <= %(hour)s AND valid_to > %(hour)s""",
+                params,
+            )
+            self.conn.execute(
+                sql.SQL(
+                    """INSERT INTO {bare} (wallet_id, token_id, period, as_of, amount, price_usd, value_usd,
+                                          avg_buy_price_usd, source, created_at)
+                       SELECT wallet_id, token_id, period, %(old)s, amount, price_usd, value_usd, avg_buy_price_usd,
+                              'scheduled', created_at
+                       FROM snapshots_balancesnapshot WHERE period = 'hourly' AND as_of = %(hour)s"""
+                ).format(bare=sql.Identifier(bare.BARE_SNAPSHOT)),
+                params,
             )
             self.conn.execute(
                 """INSERT INTO snapshots_snapshotrun
                           (period, as_of, source, status, rows, started_at, finished_at, error)
                    SELECT 'hourly', %(old)s, 'scheduled', 'completed', count(*), now(), now(), ''
                    FROM snapshots_balancesnapshot WHERE period = 'hourly' AND as_of = %(old)s""",
-                {"old": expired_as_of},
+                params,
             )
 
     def cleanup(self):
@@ -361,11 +392,10 @@ class Bench:
         self._expire_hourly(expired_as_of)
         cutoff = datetime.now(UTC) - timedelta(days=HOURLY_RETENTION_DAYS)
         row.rows = _count(self.conn, expired, {"cutoff": cutoff})
-        _settle(self.conn, ["snapshots_balancesnapshot", "snapshots_snapshotrun"])
+        _settle(self.conn, [*SNAPSHOT_TABLES, bare.BARE_SNAPSHOT, "snapshots_snapshotrun"])
         _run_job(row, ["manage.py", "cleanup_snapshots"], self.env)
         left = _count(self.conn, expired, {"cutoff": cutoff})
-        self._expire_hourly(expired_as_of)
-        _settle(self.conn, ["snapshots_balancesnapshot", "snapshots_snapshotrun"])
+        _settle(self.conn, [bare.BARE_SNAPSHOT])
         cutoff = datetime.now(UTC) - timedelta(days=HOURLY_RETENTION_DAYS)
         row.bare_seconds = _timed_sql(self.conn, [(bare.DELETE_EXPIRED_SQL, {"period": "hourly", "cutoff": cutoff})])
         row.same = "yes" if left == 0 else f"no ({left:,} expired rows left by the job)"
@@ -385,12 +415,12 @@ class Bench:
         if wallets < self.data["wallets"]:
             for wallet_id in range(first, last + 1):
                 argv += ["--wallet", str(wallet_id)]
-        _settle(self.conn, ["snapshots_balance", "snapshots_balancesnapshot", bare.BARE_SNAPSHOT])
+        _settle(self.conn, ["snapshots_balance", *SNAPSHOT_TABLES, bare.BARE_SNAPSHOT])
         _run_job(row, argv, self.env)
         where = "period = 'daily' AND as_of BETWEEN %(since)s AND %(until)s"
         window = {"since": since, "until": until}
         row.rows = _count(self.conn, f"SELECT count(*) FROM snapshots_balancesnapshot WHERE {where}", window)
-        _settle(self.conn, ["snapshots_balance", "snapshots_balancesnapshot", bare.BARE_SNAPSHOT])
+        _settle(self.conn, ["snapshots_balance", *SNAPSHOT_TABLES, bare.BARE_SNAPSHOT])
         boundaries = [since + timedelta(days=d) for d in range(days)]
         row.bare_seconds = _timed_sql(
             self.conn,
@@ -412,9 +442,21 @@ class Bench:
         as_of = self.hour - timedelta(hours=1)
         params = {"period": "hourly", "as_of": as_of, "source": "manual", "dust": DUST, "limit": rows}
         where = "period = %(period)s AND as_of = %(as_of)s"
-        for table in ("snapshots_balancesnapshot", bare.BARE_SNAPSHOT):
-            self.conn.execute(sql.SQL("DELETE FROM {} WHERE {}").format(sql.Identifier(table), sql.SQL(where)), params)
-        _settle(self.conn, ["snapshots_balance", "snapshots_balancesnapshot", bare.BARE_SNAPSHOT])
+        self.conn.execute(
+            sql.SQL("DELETE FROM {} WHERE {}").format(sql.Identifier(bare.BARE_SNAPSHOT), sql.SQL(where)), params
+        )
+        for table, at in (
+            ("snapshots_balancestate", "valid_from"),
+            ("snapshots_walletsnapshot", "as_of"),
+            ("snapshots_boundaryprice", "as_of"),
+        ):
+            self.conn.execute(
+                sql.SQL("DELETE FROM {} WHERE period = %(period)s AND {} = %(as_of)s").format(
+                    sql.Identifier(table), sql.Identifier(at)
+                ),
+                params,
+            )
+        _settle(self.conn, ["snapshots_balance", *SNAPSHOT_TABLES, bare.BARE_SNAPSHOT])
         _run_job(
             row,
             [
@@ -432,7 +474,7 @@ class Bench:
             self.env,
         )
         row.rows = _count(self.conn, f"SELECT count(*) FROM snapshots_balancesnapshot WHERE {where}", params)
-        _settle(self.conn, ["snapshots_balance", "snapshots_balancesnapshot", bare.BARE_SNAPSHOT])
+        _settle(self.conn, ["snapshots_balance", *SNAPSHOT_TABLES, bare.BARE_SNAPSHOT])
         row.bare_seconds = _timed_sql(self.conn, [(bare.FIRST_BALANCES_SQL, params)])
         row.same = _compare(self.conn, where, params)
         return row

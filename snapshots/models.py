@@ -64,16 +64,79 @@ class SnapshotSource(models.TextChoices):
     BACKFILL = "backfill"
 
 
+class BalanceState(models.Model):
+    """The state of one (wallet, token) of one period, valid over an interval of boundaries
+    (docs/snapshots.md, "How it is stored"): its snapshot row at every boundary b of the period
+    that covers the wallet (a wallet summary there) with valid_from <= b < valid_to.
+
+    Derived data, written only by snapshots.services.snapshot_sql. Plain ids, no foreign keys (a
+    per-row check doubles a boundary's write): triggers on the wallet and token tables delete a
+    deleted wallet's or token's states in the same transaction (migration 0007).
+    """
+
+    period = models.CharField(max_length=8, choices=Period.choices)
+    wallet_id = models.BigIntegerField()
+    token_id = models.BigIntegerField()
+    valid_from = models.DateTimeField()
+    valid_to = models.DateTimeField()  # 'infinity' while open
+    amount = amount_field()
+    avg_buy = price_field(null=True, blank=True)
+    cost_basis = price_field()
+    realized = price_field()
+    method = cost_basis_method_field()
+    source = models.CharField(max_length=10, choices=SnapshotSource.choices)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["period", "wallet_id", "token_id", "valid_from"], name="balance_state_unique_from"
+            ),
+            models.CheckConstraint(condition=Q(valid_from__lt=models.F("valid_to")), name="balance_state_not_empty"),
+        ]
+        indexes = [
+            # The states that hold a boundary of a period: valid_to > b (the open ones, for a new boundary).
+            models.Index(fields=["period", "valid_to"], name="balance_state_period_to"),
+            models.Index(fields=["token_id"], name="balance_state_token"),
+        ]
+
+    def __str__(self):
+        return f"{self.period} {self.wallet_id}/{self.token_id} [{self.valid_from}, {self.valid_to}): {self.amount}"
+
+
+class BoundaryPrice(models.Model):
+    """The price of one token at one boundary of a period, stored once for all its holders."""
+
+    period = models.CharField(max_length=8, choices=Period.choices)
+    as_of = models.DateTimeField()
+    token_id = models.BigIntegerField()  # no foreign key: see BalanceState
+    price_usd = price_field(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["period", "as_of", "token_id"], name="boundary_price_unique"),
+        ]
+
+    def __str__(self):
+        return f"{self.period} {self.as_of:%Y-%m-%dT%H:%M}Z token {self.token_id}: {self.price_usd}"
+
+
 class BalanceSnapshot(models.Model):
     """One (wallet, token) of the ledger as of a period boundary (docs/snapshots.md).
 
-    Written only by snapshots.services.snapshots (set-based SQL); a pure function of history.
+    A read-only VIEW (migration 0007): wallet summaries × the BalanceState whose interval holds the
+    boundary × the boundary's price, value_usd derived from them. Written only through
+    snapshots.services.snapshots; a pure function of history.
     """
 
-    # No single-column FK indexes: every index costs on each of a snapshot's rows, and
-    # snapshot_wallet_history already starts with the wallet.
-    wallet = models.ForeignKey(Wallet, on_delete=models.CASCADE, related_name="snapshots", db_index=False)
-    token = models.ForeignKey(Token, on_delete=models.PROTECT, related_name="snapshots", db_index=False)
+    id = models.BigIntegerField(primary_key=True)  # derived from the state's id and the boundary
+    wallet = models.ForeignKey(
+        Wallet, on_delete=models.DO_NOTHING, related_name="snapshots", db_index=False, db_constraint=False
+    )
+    # As before the views: the ORM refuses to delete a token that has snapshot rows.
+    token = models.ForeignKey(
+        Token, on_delete=models.PROTECT, related_name="snapshots", db_index=False, db_constraint=False
+    )
     period = models.CharField(max_length=8, choices=Period.choices)
     as_of = models.DateTimeField()
     amount = amount_field()
@@ -81,27 +144,15 @@ class BalanceSnapshot(models.Model):
     value_usd = price_field(null=True, blank=True)
     avg_buy_price_usd = price_field(null=True, blank=True)
     # The ledger as of as_of (docs/ledger.md).
-    cost_basis_usd = price_field(default=0, db_default=0)
-    realized_pnl_usd = price_field(default=0, db_default=0)
+    cost_basis_usd = price_field(default=0)
+    realized_pnl_usd = price_field(default=0)
     cost_basis_method = cost_basis_method_field()
     source = models.CharField(max_length=10, choices=SnapshotSource.choices)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField()
 
     class Meta:
+        managed = False
         ordering = ["-as_of", "wallet_id", "token_id"]
-        constraints = [
-            # Also the index for "all rows of a period at one as_of" and for cleanup by period, as_of.
-            models.UniqueConstraint(
-                fields=["period", "as_of", "wallet", "token"], name="snapshot_unique_period_as_of_wallet_token"
-            ),
-            models.CheckConstraint(condition=Q(amount__gt=0), name="snapshot_amount_positive"),
-            models.CheckConstraint(condition=Q(period__in=PERIODS), name="snapshot_period_valid"),
-            models.CheckConstraint(condition=Q(source__in=SnapshotSource.values), name="snapshot_source_valid"),
-        ]
-        indexes = [
-            # One wallet's history of a period over a time range.
-            models.Index(fields=["wallet", "period", "as_of"], name="snapshot_wallet_history"),
-        ]
 
     def __str__(self):
         return f"{self.period} {self.as_of:%Y-%m-%dT%H:%M}Z {self.wallet_id}/{self.token_id}: {self.amount}"

@@ -70,7 +70,10 @@ def test_it_deletes_in_bounded_batches(monkeypatch, history):
     result = prune_snapshots(now=NOW, progress=lambda deleted, total: done.append(deleted))
     batches = [b - a for a, b in pairwise([0, *done])]
     assert result.periods["daily"].rows == 72
-    assert max(batches) == 5  # 12 expired boundaries of 6 rows: batches of 5 then 1
+    # A batch takes whole wallet summaries with their rows, two (4 rows) at a time: a third would not
+    # fit in 5. Hourly's 9 expired summaries (18 rows) first, then daily's 36 (72 rows).
+    assert max(batches) == 4
+    assert batches[:5] == [4, 4, 4, 4, 2] and batches[6:] == [4] * 17
     assert BalanceSnapshot.objects.filter(period="daily", as_of__lt=utc(2026, 5, 12, 3)).count() == 0
 
 

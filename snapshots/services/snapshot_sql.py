@@ -16,16 +16,22 @@ Price at T (docs/snapshots.md): the latest Price with as_of <= T, else the price
 latest priced confirmed transaction with timestamp <= T (any wallet), else null. It is looked up
 once per token, through the (token, as_of) and (token, timestamp) indexes.
 
-Wallet summaries (snapshots_walletsnapshot): one per active wallet of the scope with a confirmed
-transaction before the boundary: value_usd sums its rows' values (rows without a price are left
-out and counted in unpriced_rows), cost_basis_usd and realized_pnl_usd sum all its (wallet, token)
-states, closed and dust positions included.
+Storage (docs/snapshots.md, "How it is stored"): the rows are state intervals
+(snapshots_balancestate: a (wallet, token)'s state at every boundary of the period that covers the
+wallet with valid_from <= as_of < valid_to), one price per (boundary, token)
+(snapshots_boundaryprice), and the wallet summaries (snapshots_walletsnapshot), which also record
+the wallets each boundary covers; snapshots_balancesnapshot is a view that expands them.
 
-Writes: a boundary with no rows yet gets a plain INSERT … SELECT. A boundary taken before is
-compared with its existing rows in the same statement: INSERT … ON CONFLICT DO UPDATE of the rows
-that are new or differ (re-taking an unchanged snapshot writes nothing) and DELETE of the rows that
-no longer qualify — data-modifying CTEs of one statement, touching disjoint rows. Summaries are
-upserted the same way, and those of scoped wallets the boundary no longer covers are deleted.
+Wallet summaries: one per active wallet of the scope with a confirmed transaction before the
+boundary: value_usd sums its rows' values (rows without a price are left out and counted in
+unpriced_rows), cost_basis_usd and realized_pnl_usd sum all its (wallet, token) states, closed and
+dust positions included.
+
+Writes: one statement compares the new rows with the stored intervals that hold the boundary (a
+hash join) and writes only the pairs that differ (WRITE_SNAPSHOT_SQL), upserts the prices and the
+summaries, and deletes the summaries of scoped wallets the boundary no longer covers —
+data-modifying CTEs of one statement, touching disjoint rows. Re-taking an unchanged boundary
+writes nothing.
 """
 
 from psycopg import sql
@@ -108,34 +114,6 @@ WITH recent AS MATERIALIZED (
 )
 """)
 
-_ROW_COLUMNS = sql.SQL(
-    "wallet_id, token_id, period, as_of, amount, price_usd, value_usd, avg_buy_price_usd, cost_basis_usd,"
-    " realized_pnl_usd, cost_basis_method, source, created_at"
-)
-
-
-def _upsert_rows_from(rows):
-    return sql.SQL("""
-INSERT INTO snapshots_balancesnapshot AS s ({columns})
-SELECT wallet_id, token_id, %(period)s, %(as_of)s, amount, price_usd, value_usd, avg_buy, cost_basis, realized,
-       method, %(source)s, now()
-FROM {rows}
-ON CONFLICT (period, as_of, wallet_id, token_id) DO UPDATE SET
-    amount = EXCLUDED.amount,
-    price_usd = EXCLUDED.price_usd,
-    value_usd = EXCLUDED.value_usd,
-    avg_buy_price_usd = EXCLUDED.avg_buy_price_usd,
-    cost_basis_usd = EXCLUDED.cost_basis_usd,
-    realized_pnl_usd = EXCLUDED.realized_pnl_usd,
-    cost_basis_method = EXCLUDED.cost_basis_method,
-    source = EXCLUDED.source
-WHERE (s.amount, s.price_usd, s.value_usd, s.avg_buy_price_usd, s.cost_basis_usd, s.realized_pnl_usd,
-       s.cost_basis_method)
-      IS DISTINCT FROM (EXCLUDED.amount, EXCLUDED.price_usd, EXCLUDED.value_usd, EXCLUDED.avg_buy_price_usd,
-                        EXCLUDED.cost_basis_usd, EXCLUDED.realized_pnl_usd, EXCLUDED.cost_basis_method)
-""").format(columns=_ROW_COLUMNS, rows=rows)
-
-
 UPSERT_SUMMARIES = sql.SQL("""
 INSERT INTO snapshots_walletsnapshot AS m
     (wallet_id, period, as_of, value_usd, rows, unpriced_rows, cost_basis_usd, realized_pnl_usd, cost_basis_method,
@@ -143,6 +121,7 @@ INSERT INTO snapshots_walletsnapshot AS m
 SELECT wallet_id, %(period)s, %(as_of)s, value_usd, rows, unpriced_rows, cost_basis, realized, method, %(source)s,
        now()
 FROM summary
+ORDER BY wallet_id  -- in wallet order: two writers of one boundary meet in the same order
 ON CONFLICT (period, as_of, wallet_id) DO UPDATE SET
     value_usd = EXCLUDED.value_usd,
     rows = EXCLUDED.rows,
@@ -157,40 +136,117 @@ WHERE (m.value_usd, m.rows, m.unpriced_rows, m.cost_basis_usd, m.realized_pnl_us
 RETURNING 1
 """)
 
-# A boundary with no rows yet (the usual scheduled run): a plain INSERT … SELECT of its rows and its
-# summaries, with nothing to compare and nothing stale. The advisory lock guarantees no one else
-# writes it meanwhile.
-WRITE_NEW_SNAPSHOT_SQL = sql.SQL("""{ctes}
-, inserted AS ({rows} RETURNING 1
-), summaries AS ({summaries})
-SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM summaries)
-""")
-
-# A boundary taken before: one full join of the new rows with the boundary's existing rows finds
-# what differs (written), what is new (inserted) and what no longer qualifies (deleted by ctid:
-# the whole statement sees one snapshot). Unchanged rows — usually all of them — cost a hash probe,
-# not an ON CONFLICT index probe and row lock each.
-REFRESH_SNAPSHOT_SQL = sql.SQL("""{ctes}
-, existing AS (
-    SELECT e.ctid AS tid, e.wallet_id, e.token_id, e.amount, e.price_usd, e.value_usd, e.avg_buy_price_usd,
-           e.cost_basis_usd, e.realized_pnl_usd, e.cost_basis_method
-    FROM snapshots_balancesnapshot e
-    WHERE e.period = %(period)s AND e.as_of = %(as_of)s AND {scope_e}
-), compared AS (
-    SELECT n.*, e.tid AS existing_tid,
-           n.wallet_id IS NOT NULL AS qualifies,
-           n.wallet_id IS NOT NULL AND (
-               e.wallet_id IS NULL
-               OR (n.amount, n.price_usd, n.value_usd, n.avg_buy, n.cost_basis, n.realized, n.method)
-                  IS DISTINCT FROM (e.amount, e.price_usd, e.value_usd, e.avg_buy_price_usd, e.cost_basis_usd,
-                                    e.realized_pnl_usd, e.cost_basis_method)
-           ) AS differs
+# The boundary's rows are stored as states valid over intervals (docs/snapshots.md, "How it is
+# stored"). The new rows are compared with the intervals that hold the boundary (a hash join):
+# only the pairs whose state differs are written. For each, the interval E holding as_of is cut to
+# [E.from, as_of) — deleted when that is empty, rewritten in place when E starts at as_of — its right
+# part is kept from g, and the new state is inserted as [as_of, g); g is the next boundary after
+# as_of where the pair's state is already recorded: the wallet's next summary of the period or the
+# pair's next interval, else infinity (always, for the newest boundary: no index probe then).
+# Every CTE writes disjoint rows (the statement sees one snapshot).
+WRITE_SNAPSHOT_SQL = sql.SQL("""{ctes}
+, existing AS MATERIALIZED (
+    SELECT e.id, e.wallet_id, e.token_id, e.valid_from, e.valid_to, e.amount, e.avg_buy, e.cost_basis, e.realized,
+           e.method, e.source, e.created_at
+    FROM snapshots_balancestate e
+    WHERE e.period = %(period)s AND e.valid_to > %(as_of)s AND e.valid_from <= %(as_of)s AND {scope_e}
+), changed AS MATERIALIZED (
+    SELECT COALESCE(n.wallet_id, e.wallet_id) AS wallet_id, COALESCE(n.token_id, e.token_id) AS token_id,
+           n.wallet_id IS NOT NULL AS has_new, n.amount, n.avg_buy, n.cost_basis, n.realized, n.method,
+           e.id AS e_id, e.valid_from AS e_from, e.valid_to AS e_to, e.amount AS e_amount, e.avg_buy AS e_avg_buy,
+           e.cost_basis AS e_cost_basis, e.realized AS e_realized, e.method AS e_method, e.source AS e_source,
+           e.created_at AS e_created_at
     FROM snapshot n
     FULL JOIN existing e ON e.wallet_id = n.wallet_id AND e.token_id = n.token_id
-), upserted AS ({rows} RETURNING 1
-), removed AS (
-    DELETE FROM snapshots_balancesnapshot
-    WHERE ctid = ANY(ARRAY(SELECT existing_tid FROM compared WHERE NOT qualifies))
+    WHERE n.wallet_id IS NULL OR e.id IS NULL
+       OR (n.amount, n.avg_buy, n.cost_basis, n.realized, n.method)
+          IS DISTINCT FROM (e.amount, e.avg_buy, e.cost_basis, e.realized, e.method)
+), later AS (
+    SELECT EXISTS (SELECT 1 FROM snapshots_walletsnapshot m WHERE m.period = %(period)s AND m.as_of > %(as_of)s)
+        AS any,
+           EXISTS (SELECT 1 FROM snapshots_balancestate x WHERE x.period = %(period)s AND x.valid_to = %(as_of)s)
+        AS ending
+), bounded AS MATERIALIZED (
+    SELECT c.*, CASE WHEN (SELECT l.any FROM later l) THEN LEAST(
+        COALESCE((SELECT min(m.as_of) FROM snapshots_walletsnapshot m
+                  WHERE m.wallet_id = c.wallet_id AND m.period = %(period)s AND m.as_of > %(as_of)s), 'infinity'),
+        COALESCE((SELECT min(x.valid_from) FROM snapshots_balancestate x
+                  WHERE x.period = %(period)s AND x.wallet_id = c.wallet_id AND x.token_id = c.token_id
+                    AND x.valid_from > %(as_of)s), 'infinity')
+    ) ELSE 'infinity' END AS g
+    FROM changed c
+), cut AS MATERIALIZED (
+    -- Equal neighbours merge instead of fragmenting: the pair's interval ending at as_of (when none
+    -- holds as_of, or the one holding it starts there) and, when none holds as_of, the one starting
+    -- at g. So a newest-first catch-up or a healing pass leaves one interval per unchanged run.
+    SELECT b.*, pv.id AS p_id, nx.id AS nx_id, nx.valid_to AS nx_to
+    FROM bounded b
+    LEFT JOIN LATERAL (
+        SELECT x.id FROM snapshots_balancestate x
+        WHERE (SELECT l.ending FROM later l) AND b.has_new AND (b.e_id IS NULL OR b.e_from = %(as_of)s)
+          AND x.period = %(period)s AND x.valid_to = %(as_of)s AND x.wallet_id = b.wallet_id
+          AND x.token_id = b.token_id
+          AND (x.amount, x.avg_buy, x.cost_basis, x.realized, x.method)
+              IS NOT DISTINCT FROM (b.amount, b.avg_buy, b.cost_basis, b.realized, b.method)
+    ) pv ON true
+    LEFT JOIN LATERAL (
+        SELECT x.id, x.valid_to FROM snapshots_balancestate x
+        WHERE b.has_new AND b.e_id IS NULL AND b.g < 'infinity'
+          AND x.period = %(period)s AND x.wallet_id = b.wallet_id AND x.token_id = b.token_id AND x.valid_from = b.g
+          AND (x.amount, x.avg_buy, x.cost_basis, x.realized, x.method)
+              IS NOT DISTINCT FROM (b.amount, b.avg_buy, b.cost_basis, b.realized, b.method)
+    ) nx ON true
+), closed AS (
+    UPDATE snapshots_balancestate s SET valid_to = %(as_of)s
+    FROM cut c WHERE s.id = c.e_id AND c.e_from < %(as_of)s
+    RETURNING 1
+), dropped AS (
+    DELETE FROM snapshots_balancestate s
+    USING cut c WHERE s.id = c.e_id AND c.e_from = %(as_of)s AND (NOT c.has_new OR c.p_id IS NOT NULL)
+    RETURNING 1
+), rewritten AS (
+    UPDATE snapshots_balancestate s
+    SET valid_to = c.g, amount = c.amount, avg_buy = c.avg_buy, cost_basis = c.cost_basis, realized = c.realized,
+        method = c.method, source = %(source)s, created_at = now()
+    FROM cut c WHERE s.id = c.e_id AND c.e_from = %(as_of)s AND c.has_new AND c.p_id IS NULL
+    RETURNING 1
+), extended_back AS (
+    UPDATE snapshots_balancestate s SET valid_to = COALESCE(c.nx_to, c.g)
+    FROM cut c WHERE s.id = c.p_id
+    RETURNING 1
+), merged_away AS (
+    DELETE FROM snapshots_balancestate s
+    USING cut c WHERE s.id = c.nx_id AND c.p_id IS NOT NULL
+    RETURNING 1
+), extended_forward AS (
+    UPDATE snapshots_balancestate s SET valid_from = %(as_of)s
+    FROM cut c WHERE s.id = c.nx_id AND c.p_id IS NULL
+    RETURNING 1
+), inserted AS (
+    INSERT INTO snapshots_balancestate
+        (period, wallet_id, token_id, valid_from, valid_to, amount, avg_buy, cost_basis, realized, method, source,
+         created_at)
+    SELECT %(period)s, wallet_id, token_id, %(as_of)s, g, amount, avg_buy, cost_basis, realized, method, %(source)s,
+           now()
+    FROM cut WHERE has_new AND (e_id IS NULL OR e_from < %(as_of)s) AND p_id IS NULL AND nx_id IS NULL
+    UNION ALL
+    SELECT %(period)s, wallet_id, token_id, g, e_to, e_amount, e_avg_buy, e_cost_basis, e_realized, e_method, e_source,
+           e_created_at
+    FROM cut WHERE e_id IS NOT NULL AND g < e_to
+    RETURNING 1
+), old_prices AS (
+    SELECT bp.token_id, bp.price_usd FROM snapshots_boundaryprice bp
+    WHERE bp.period = %(period)s AND bp.as_of = %(as_of)s
+), held AS MATERIALIZED (
+    SELECT DISTINCT n.token_id FROM snapshot n
+), repriced AS (
+    SELECT p.token_id FROM prices p JOIN old_prices o ON o.token_id = p.token_id
+    WHERE p.price_usd IS DISTINCT FROM o.price_usd AND p.token_id IN (SELECT token_id FROM held)
+), priced AS (
+    INSERT INTO snapshots_boundaryprice AS bp (period, as_of, token_id, price_usd)
+    SELECT %(period)s, %(as_of)s, p.token_id, p.price_usd FROM prices p WHERE p.token_id IN (SELECT token_id FROM held)
+    ON CONFLICT (period, as_of, token_id) DO UPDATE SET price_usd = EXCLUDED.price_usd
+    WHERE bp.price_usd IS DISTINCT FROM EXCLUDED.price_usd
     RETURNING 1
 ), summaries AS ({summaries}
 ), summaries_removed AS (
@@ -199,22 +255,36 @@ REFRESH_SNAPSHOT_SQL = sql.SQL("""{ctes}
       AND m.wallet_id NOT IN (SELECT wallet_id FROM summary)
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM compared WHERE qualifies), (SELECT count(*) FROM upserted),
-       (SELECT count(*) FROM removed), (SELECT count(*) FROM summaries), (SELECT count(*) FROM summaries_removed)
+SELECT (SELECT count(*) FROM snapshot),
+       (SELECT count(*) FROM snapshot n
+        WHERE n.token_id IN (SELECT token_id FROM repriced)
+           OR EXISTS (SELECT 1 FROM cut c WHERE c.has_new AND c.wallet_id = n.wallet_id AND c.token_id = n.token_id)),
+       (SELECT count(*) FROM cut WHERE NOT has_new),
+       (SELECT count(*) FROM closed) + (SELECT count(*) FROM dropped) + (SELECT count(*) FROM rewritten)
+       + (SELECT count(*) FROM extended_back) + (SELECT count(*) FROM merged_away)
+       + (SELECT count(*) FROM extended_forward) + (SELECT count(*) FROM inserted) + (SELECT count(*) FROM priced)
+       + (SELECT count(*) FROM summaries)
+       + (SELECT count(*) FROM summaries_removed)
 """)
 
-# Re-taking a boundary hashes a million rows and holds them once (CTE): with the default 4MB
+# Comparing a boundary hashes a million rows and holds them once (CTE): with the default 4MB
 # work_mem both spill to disk. Server memory, for this transaction only.
 SNAPSHOT_WORK_MEM = "256MB"
 SNAPSHOT_WORK_MEM_SQL = sql.SQL("SET LOCAL work_mem = {}").format(sql.Literal(SNAPSHOT_WORK_MEM))
 
+# A boundary is taken for a wallet when it has its wallet summary there (rows come with summaries).
 BOUNDARY_HAS_ROWS_SQL = sql.SQL(
-    "SELECT EXISTS (SELECT 1 FROM snapshots_balancesnapshot WHERE period = %(period)s AND as_of = %(as_of)s)"
-    " OR EXISTS (SELECT 1 FROM snapshots_walletsnapshot WHERE period = %(period)s AND as_of = %(as_of)s)"
+    "SELECT EXISTS (SELECT 1 FROM snapshots_walletsnapshot WHERE period = %(period)s AND as_of = %(as_of)s)"
 )
 COUNT_ROWS_SQL = sql.SQL(
     "SELECT count(*) FROM snapshots_balancesnapshot WHERE period = %(period)s AND as_of = %(as_of)s"
 )
+
+# Writing a boundary cuts and extends the state intervals of its period, which other boundaries of
+# the same period share: one writer per period at a time (a second waits for the first to commit,
+# then reads the intervals it left). Boundaries of different periods never share a state.
+STATE_NAMESPACE = 0x53544154  # "STAT"
+LOCK_PERIOD_STATES_SQL = sql.SQL("SELECT pg_advisory_xact_lock(%s, hashtext(%s))")
 
 # Two workers never compute the same (period, as_of) at once: the second waits here for the first
 # to commit. Key: (a constant namespace, a hash of "period:as_of"); a hash collision only
@@ -278,6 +348,7 @@ RELEASE_PERIOD_SQL = "SELECT pg_advisory_unlock(%s, hashtext(%s))"
 def lock_boundary(cursor, period, as_of):
     cursor.execute(SHARE_PERIOD_SQL, [PERIOD_NAMESPACE, period])
     cursor.execute(LOCK_BOUNDARY_SQL, [LOCK_NAMESPACE, f"{period}:{as_of.isoformat()}"])
+    cursor.execute(LOCK_PERIOD_STATES_SQL, [STATE_NAMESPACE, period])
 
 
 def wait_for_snapshots_in_progress(cursor, period):
@@ -286,8 +357,8 @@ def wait_for_snapshots_in_progress(cursor, period):
     cursor.execute(RELEASE_PERIOD_SQL, [PERIOD_NAMESPACE, period])
 
 
-def _statements(scope):
-    """The (new boundary, refresh) statements for ``scope``."""
+def _statement(scope):
+    """The statement that writes a boundary for ``scope``."""
     ctes = SNAPSHOT_ROWS_CTES.format(
         scope_t=scope.condition("t"),
         scope_b=scope.condition("b"),
@@ -296,22 +367,16 @@ def _statements(scope):
         avg_buy=average_sql("w.priced_in_value", "w.priced_in_qty"),
         max_value=MAX_VALUE_USD,
     )
-    write_new = WRITE_NEW_SNAPSHOT_SQL.format(
-        ctes=ctes, rows=_upsert_rows_from(sql.SQL("snapshot")), summaries=UPSERT_SUMMARIES
+    return WRITE_SNAPSHOT_SQL.format(
+        ctes=ctes, summaries=UPSERT_SUMMARIES, scope_e=scope.condition("e"), scope_m=scope.condition("m")
     )
-    refresh = REFRESH_SNAPSHOT_SQL.format(
-        ctes=ctes,
-        rows=_upsert_rows_from(sql.SQL("compared WHERE differs")),
-        summaries=UPSERT_SUMMARIES,
-        scope_e=scope.condition("e"),
-        scope_m=scope.condition("m"),
-    )
-    return write_new, refresh
 
 
 def write_snapshot(cursor, period, as_of, source, dust, scope, method=None):
-    """Write (period, as_of) for the wallets in ``scope``: its rows and its wallet summaries.
-    Returns (rows, written, removed), counting rows.
+    """Write (period, as_of) for the wallets in ``scope``: its rows (as state intervals), its prices
+    and its wallet summaries. Returns (rows, written, removed), counting rows as read through the
+    snapshots_balancesnapshot view: written = rows new or changed (a boundary taken for the first
+    time: all of them), removed = rows that no longer qualify.
 
     Call it holding lock_boundary(period, as_of), inside the transaction. The pairs that moved
     since the boundary are walked with ``method`` (default: BALANCE_COST_BASIS)."""
@@ -323,16 +388,13 @@ def write_snapshot(cursor, period, as_of, source, dust, scope, method=None):
         "method": method or current_method(),
         **scope.params(),
     }
-    write_new, refresh = _statements(scope)
     cursor.execute(SNAPSHOT_WORK_MEM_SQL)
     cursor.execute(BOUNDARY_HAS_ROWS_SQL, params)
-    if cursor.fetchone()[0]:
-        cursor.execute(refresh, params)
-        rows, written, removed, _, _ = cursor.fetchone()
-    else:
-        cursor.execute(write_new, params)
-        rows, _ = cursor.fetchone()
-        written, removed = rows, 0
+    taken_before = cursor.fetchone()[0]
+    cursor.execute(_statement(scope), params)
+    rows, written, removed, _ = cursor.fetchone()
+    if not taken_before:
+        written = rows
     cursor.execute("SET LOCAL work_mem TO DEFAULT")  # in case the caller's transaction goes on
     return rows, written, removed
 

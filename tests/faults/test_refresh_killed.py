@@ -37,7 +37,7 @@ def test_a_killed_refresh_leaves_the_marks_and_the_next_run_completes_it(make_tx
 
     blocker = raw_connection()
     blocker.execute(
-        "SELECT 1 FROM snapshots_balancesnapshot WHERE period = 'daily' AND as_of = %s AND wallet_id = %s FOR UPDATE",
+        "SELECT 1 FROM snapshots_walletsnapshot WHERE period = 'daily' AND as_of = %s AND wallet_id = %s FOR UPDATE",
         [days[2], wallet.pk],
     )
     refresh = subprocess.Popen(

@@ -48,8 +48,10 @@ def rows_at(as_of):
 
 
 def heap_bytes():
+    # A new boundary whose balances did not move writes its wallet summaries (the rows are state
+    # intervals that already hold it): their heap is what grows.
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_relation_size('snapshots_balancesnapshot')")
+        cursor.execute("SELECT pg_relation_size('snapshots_walletsnapshot')")
         return cursor.fetchone()[0]
 
 
@@ -65,13 +67,15 @@ def test_a_worker_killed_mid_snapshot_leaves_nothing_and_the_next_run_catches_it
     one_boundary = heap_bytes()
     cluster = qcluster(process_env(broker_url=private_redis.url))
 
-    # A row of the boundary, inserted and not committed by a transaction of the test: the worker's
-    # INSERT … ON CONFLICT reaches it last (the highest wallet and token ids) and waits there, with
-    # the boundary's other rows written but not committed. Deterministic "mid-write".
+    # A wallet summary of the boundary, inserted and not committed by a transaction of the test: the
+    # worker's INSERT … ON CONFLICT (in wallet order) reaches it last (the highest wallet id) and
+    # waits there, with the boundary's other summaries written but not committed. Deterministic
+    # "mid-write".
     blocker = raw_connection()
     blocker.execute(
-        "INSERT INTO snapshots_balancesnapshot (wallet_id, token_id, period, as_of, amount, source, created_at) "
-        "SELECT max(wallet_id), max(token_id), 'hourly', %s, 1, 'manual', now() FROM snapshots_balance",
+        "INSERT INTO snapshots_walletsnapshot (wallet_id, period, as_of, value_usd, rows, unpriced_rows,"
+        " cost_basis_usd, realized_pnl_usd, cost_basis_method, source, created_at) "
+        "SELECT max(wallet_id), 'hourly', %s, 0, 0, 0, 0, 0, '', 'manual', now() FROM snapshots_balance",
         [killed],
     )
     try:

@@ -1,0 +1,120 @@
+"""Snapshot rows stored as state intervals (docs/snapshots.md, "How it is stored"): whatever order
+the boundaries are written in, each reads as if taken from scratch; unchanged pairs cost no row;
+deleting a wallet or a token leaves no orphan."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+
+from bagtracker.models import Token, Wallet
+from snapshots.models import BalanceSnapshot, BalanceState, BoundaryPrice, SnapshotRun, WalletSnapshot
+from snapshots.services.snapshots import take_snapshot
+from tests.conftest import utc
+
+DAYS = [utc(2026, 3, d) for d in range(2, 10)]  # eight daily boundaries
+ROW = ("wallet_id", "token_id", "as_of", "amount", "price_usd", "value_usd", "avg_buy_price_usd", "cost_basis_usd")
+ROW_TAIL = ("realized_pnl_usd", "cost_basis_method")
+SUMMARY = ("wallet_id", "as_of", "value_usd", "rows", "unpriced_rows", "cost_basis_usd", "realized_pnl_usd")
+
+
+@pytest.fixture
+def history(make_tx, make_wallet, make_token, make_price, wallet, token):
+    """Three wallets, two tokens; trades between some boundaries only, prices moving daily."""
+    usdc = make_token("USDC", decimals=6)
+    quiet, busy = make_wallet(), make_wallet()
+    for w in (wallet, quiet, busy):
+        make_tx("buy", "2", price=100, at=utc(2026, 3, 1, 5), on_wallet=w)
+        make_tx("buy", "50", price=1, at=utc(2026, 3, 1, 6), on_wallet=w, of_token=usdc)
+    make_tx("sell", "1", price=150, at=utc(2026, 3, 4, 12), on_wallet=busy)
+    make_tx("buy", "3", price=120, at=utc(2026, 3, 6, 12), on_wallet=busy)
+    make_tx("sell", "50", price=1, at=utc(2026, 3, 7, 1), on_wallet=busy, of_token=usdc)  # closes USDC
+    make_tx("buy", "1", price=90, at=utc(2026, 3, 5, 3), on_wallet=wallet)
+    for n, day in enumerate(DAYS):
+        if n % 3 != 2:  # some days keep the price before
+            make_price(100 + 10 * n, day - timedelta(hours=1))
+    return wallet, quiet, busy, usdc
+
+
+def read_all():
+    rows = sorted(BalanceSnapshot.objects.filter(period="daily").values_list(*ROW, *ROW_TAIL))
+    summaries = sorted(WalletSnapshot.objects.filter(period="daily").values_list(*SUMMARY))
+    return rows, summaries
+
+
+def forget_snapshots():
+    for model in (BalanceState, BoundaryPrice, WalletSnapshot, SnapshotRun):
+        model.objects.all().delete()
+
+
+def take(order):
+    forget_snapshots()
+    for day in order:
+        take_snapshot("daily", day, "scheduled")
+    return read_all()
+
+
+def test_any_order_of_boundaries_reads_like_the_chronological_one(history):
+    expected = take(DAYS)
+    assert len(expected[0]) > 30 and len(expected[1]) == 3 * len(DAYS)
+    assert take(list(reversed(DAYS))) == expected  # a newest-first catch-up
+    assert take([DAYS[0], DAYS[7], DAYS[4], DAYS[2], DAYS[6], DAYS[1], DAYS[3], DAYS[5]]) == expected  # scattered
+    middle_last = [d for d in DAYS if d != DAYS[3]] + [DAYS[3]]  # written between two existing ones
+    assert take(middle_last) == expected
+
+
+def test_unchanged_pairs_keep_one_interval_in_any_order(history):
+    _wallet, quiet, _busy, _usdc = history
+    for order in (DAYS, list(reversed(DAYS)), DAYS[::2] + DAYS[1::2]):
+        take(order)
+        # quiet never trades after its first buys: one interval per token, whatever the order.
+        assert BalanceState.objects.filter(wallet_id=quiet.pk).count() == 2
+        # Prices once per token held and boundary.
+        assert BoundaryPrice.objects.count() == 2 * len(DAYS)
+
+
+def test_retaking_a_boundary_after_a_history_edit_changes_only_that_pair(history, make_tx):
+    _wallet, quiet, _busy, _usdc = history
+    take(DAYS)
+    states = BalanceState.objects.count()
+    make_tx("buy", "1", price=100, at=utc(2026, 3, 8, 12), on_wallet=quiet)  # after DAYS[6]
+    take_snapshot("daily", DAYS[7], "manual")
+    assert BalanceState.objects.count() == states + 1  # quiet's ETH interval cut, one new state
+    row = BalanceSnapshot.objects.get(wallet=quiet, token__symbol="ETH", as_of=DAYS[7])
+    assert (row.amount, row.source) == (3, "manual")
+    assert BalanceSnapshot.objects.get(wallet=quiet, token__symbol="ETH", as_of=DAYS[6]).amount == 2
+
+
+def test_deleting_a_wallet_or_a_token_leaves_no_orphan(history, make_token):
+    wallet, _quiet, busy, usdc = history
+    take(DAYS)
+    Wallet.objects.filter(pk=busy.pk).delete()
+    assert not BalanceState.objects.filter(wallet_id=busy.pk).exists()
+    assert not BalanceSnapshot.objects.filter(wallet_id=busy.pk).exists()
+    # A token without balances whose states remain (e.g. written behind the app's back) goes with them.
+    spam = make_token("SPAM")
+    BalanceState.objects.create(
+        period="daily",
+        wallet_id=wallet.pk,
+        token_id=spam.pk,
+        valid_from=DAYS[0],
+        valid_to=DAYS[1],
+        amount=1,
+        cost_basis=0,
+        realized=0,
+        source="manual",
+        created_at=DAYS[0],
+    )
+    BoundaryPrice.objects.create(period="daily", as_of=DAYS[0], token_id=spam.pk, price_usd=1)
+    with connection.cursor() as cursor:  # no ORM: nothing collected in Python, the database does it
+        cursor.execute("DELETE FROM bagtracker_token WHERE id = %s", [spam.pk])
+    assert not BalanceState.objects.filter(token_id=spam.pk).exists()
+    assert not BoundaryPrice.objects.filter(token_id=spam.pk).exists()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM snapshots_balancestate s WHERE NOT EXISTS "
+            "(SELECT 1 FROM bagtracker_wallet w WHERE w.id = s.wallet_id) "
+            "OR NOT EXISTS (SELECT 1 FROM bagtracker_token t WHERE t.id = s.token_id)"
+        )
+        assert cursor.fetchone()[0] == 0
+    assert Token.objects.filter(pk=usdc.pk).exists()
