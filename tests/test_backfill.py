@@ -10,6 +10,7 @@ from bagtracker.models import Transaction
 from snapshots.models import BalanceSnapshot, SnapshotRun
 from snapshots.services import snapshot_sql
 from snapshots.services.ledger import recalculate_wallet
+from snapshots.services.scope import WalletScope
 from snapshots.services.snapshots import backfill_snapshots, rebuild_wallet_snapshots, take_snapshot
 from tests.conftest import utc
 
@@ -60,7 +61,8 @@ def test_rebuild_refreshes_the_wallets_retained_boundaries_only(settings, make_t
     make_tx("buy", "1", at=utc(2026, 3, 1), on_wallet=other)
     take_snapshot("daily", utc(2026, 3, 2), "scheduled")
     take_snapshot("daily", utc(2026, 4, 20), "scheduled")
-    take_snapshot("weekly", utc(2026, 4, 12), "backfill", wallets=[wallet.id])  # a wallet's backfill: rows, no run
+    # A wallet's backfill: rows, no run.
+    take_snapshot("weekly", utc(2026, 4, 12), "backfill", WalletScope(wallets=[wallet.id]))
 
     # History repaired behind the app's back, then recalculated: a forgotten transfer in.
     Transaction.objects.create(

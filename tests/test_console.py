@@ -16,6 +16,7 @@ from django_q.models import Schedule, Task
 from snapshots import tasks
 from snapshots.models import BalanceSnapshot
 from snapshots.services import portfolio
+from snapshots.services.scope import WalletScope
 from snapshots.services.snapshots import take_snapshot
 from tests.conftest import utc
 from tests.jobs_support import queued_payloads
@@ -179,7 +180,7 @@ def test_the_overview_charts_active_wallets_at_complete_boundaries(admin_client,
     make_tx("buy", "4", price="10", at=utc(2026, 3, 1), on_wallet=retired)
     take_snapshot("daily", utc(2026, 3, 2), "scheduled")
     take_snapshot("daily", utc(2026, 3, 3), "scheduled")
-    take_snapshot("daily", utc(2026, 3, 4), "backfill", wallets=[wallet.pk])  # one wallet only: not a total
+    take_snapshot("daily", utc(2026, 3, 4), "backfill", WalletScope(wallets=[wallet.pk]))  # one wallet: not a total
     retired.is_active = False
     retired.save()
 

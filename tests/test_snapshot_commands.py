@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from snapshots.models import BalanceSnapshot, SnapshotRun
 from snapshots.periods import floor_boundary
+from snapshots.services.scope import WalletScope
 from snapshots.services.snapshots import take_snapshot
 from tests.conftest import utc
 
@@ -244,7 +245,7 @@ class TestRecalculateWithSnapshots:
 
 def test_export_snapshots_shows_completed_boundaries_only(holding, wallet):
     # A partial backfill (one wallet) never completes its boundary: its rows are not exported.
-    take_snapshot("daily", utc(2026, 1, 3), "backfill", wallets=[wallet.pk])
+    take_snapshot("daily", utc(2026, 1, 3), "backfill", WalletScope(wallets=[wallet.pk]))
     assert BalanceSnapshot.objects.filter(as_of=utc(2026, 1, 3)).exists()
     out, _ = run("export_snapshots", "--period", "daily")
     assert out.splitlines()[1:] == []

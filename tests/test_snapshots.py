@@ -7,6 +7,7 @@ import pytest
 from bagtracker.models import Transaction
 from bagtracker.services.transactions import delete_transactions, save_transaction
 from snapshots.models import BalanceSnapshot, SnapshotRun
+from snapshots.services.scope import WalletScope
 from snapshots.services.snapshots import SnapshotError, run_snapshots, take_snapshot
 from tests.conftest import utc
 
@@ -201,14 +202,14 @@ def test_a_wallet_limited_run_leaves_other_wallets_alone_and_completes_nothing(m
     other = make_wallet()
     make_tx("buy", "1", at=utc(2026, 3, 1))
     make_tx("buy", "2", at=utc(2026, 3, 1), on_wallet=other)
-    take_snapshot("daily", utc(2026, 3, 2), "backfill", wallets=[wallet.id])
+    take_snapshot("daily", utc(2026, 3, 2), "backfill", WalletScope(wallets=[wallet.id]))
     assert amounts("daily", utc(2026, 3, 2)) == {(wallet.id, "ETH"): D(1)}
     assert not SnapshotRun.objects.exists()
 
     take_snapshot("daily", utc(2026, 3, 2), "scheduled")
     BalanceSnapshot.objects.filter(wallet=other).update(amount=99)  # tampered: must stay untouched below
     make_tx("buy", "1", at=utc(2026, 3, 1, 1))
-    result = take_snapshot("daily", utc(2026, 3, 2), "manual", wallets=[wallet.id])
+    result = take_snapshot("daily", utc(2026, 3, 2), "manual", WalletScope(wallets=[wallet.id]))
     assert (result.rows, result.written, result.partial) == (1, 1, True)
     assert amounts("daily", utc(2026, 3, 2)) == {(wallet.id, "ETH"): D(2), (other.id, "ETH"): D(99)}
     run = SnapshotRun.objects.get()
@@ -222,10 +223,10 @@ def test_a_wallet_limited_run_never_removes_rows_of_other_wallets(make_tx, make_
     take_snapshot("daily", utc(2026, 3, 2), "scheduled")
     other.is_active = False
     other.save()  # its row no longer qualifies, but it is not this run's business
-    result = take_snapshot("daily", utc(2026, 3, 2), "manual", wallets=[wallet.id])
+    result = take_snapshot("daily", utc(2026, 3, 2), "manual", WalletScope(wallets=[wallet.id]))
     assert result.removed == 0
     assert set(amounts("daily", utc(2026, 3, 2))) == {(wallet.id, "ETH"), (other.id, "ETH")}
-    assert take_snapshot("daily", utc(2026, 3, 2), "manual", wallets=[other.id]).removed == 1
+    assert take_snapshot("daily", utc(2026, 3, 2), "manual", WalletScope(wallets=[other.id])).removed == 1
 
 
 def test_a_boundary_is_required(db):

@@ -32,6 +32,7 @@ from django.utils import timezone
 from snapshots.job_registry import Outcome
 from snapshots.models import SnapshotSource, StaleMark
 from snapshots.periods import PERIODS, format_boundary, retention_cutoff
+from snapshots.services.scope import WalletScope
 
 logger = logging.getLogger(__name__)
 
@@ -182,9 +183,8 @@ def refresh_stale_snapshots(now=None, progress=None):
                     result.settled += _settle_after(cursor, ready, as_of)
 
             try:
-                boundary = take_snapshot(
-                    period, as_of, SnapshotSource.MANUAL, wallets=wallets, covered_wallets=covered or (), then=settle
-                )
+                scope = WalletScope(wallets=wallets, covered=covered or ())
+                boundary = take_snapshot(period, as_of, SnapshotSource.MANUAL, scope, then=settle)
             except SnapshotError as error:
                 boundary = error.result
                 for mark in served:

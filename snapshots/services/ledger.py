@@ -23,6 +23,7 @@ from bagtracker.models import Wallet
 from bagtracker.numbers import plain
 from snapshots.cost_basis import current_method
 from snapshots.job_registry import Outcome
+from snapshots.services.scope import WalletScope
 
 # Wallets are processed in id ranges of this size by recalculate_all_wallets; each range commits.
 # Transactions are stored in time order, so even a range of 2,000 wallets (2 % of the rows at
@@ -115,24 +116,14 @@ SELECT (SELECT count(*) FROM written),
 # Balances of the scope whose (wallet, token) no longer has a confirmed transaction.
 DELETE_STALE_SQL = sql.SQL("""
 DELETE FROM snapshots_balance b
-WHERE b.wallet_id BETWEEN %(lo)s AND %(hi)s AND {scope}
+WHERE {scope}
   AND b.wallet_id <> ALL(%(refused)s::bigint[])
   AND NOT EXISTS (
       SELECT 1 FROM bagtracker_transaction t
       WHERE t.wallet_id = b.wallet_id AND t.token_id = b.token_id AND t.status = 'confirmed'
   )
 """)
-_ALL = sql.SQL("TRUE")
-_ONLY_WALLETS = sql.SQL("b.wallet_id = ANY(%(wallets)s::bigint[])")
-_LOCK_ONLY_WALLETS = sql.SQL("b.id = ANY(%(wallets)s::bigint[])")
-_ONLY_PAIRS = sql.SQL(
-    "(b.wallet_id, b.token_id) IN (SELECT * FROM unnest(%(wallets)s::bigint[], %(tokens)s::bigint[]))"
-)
-
-LOCK_WALLETS_SQL = sql.SQL(
-    "SELECT b.id FROM bagtracker_wallet b WHERE b.id BETWEEN %(lo)s AND %(hi)s AND {scope}"
-    " ORDER BY b.id FOR NO KEY UPDATE"
-)
+LOCK_WALLETS_SQL = sql.SQL("SELECT b.id FROM bagtracker_wallet b WHERE {scope} ORDER BY b.id FOR NO KEY UPDATE")
 
 
 class LedgerError(RunningAmountNegative):
@@ -240,25 +231,6 @@ class RecalculationResult:
         }
 
 
-@dataclass
-class Scope:
-    """Which histories a write covers: wallet ids in [lo, hi], and then only ``wallets`` (when
-    given), or only the (wallets[i], tokens[i]) pairs (when tokens are given too)."""
-
-    lo: int = 0
-    hi: int = 2**63 - 1
-    wallets: list | None = None
-    tokens: list | None = None
-
-    def params(self):
-        return {"lo": self.lo, "hi": self.hi, "wallets": self.wallets, "tokens": self.tokens}
-
-    def condition(self):
-        if self.wallets is None:
-            return _ALL
-        return _ONLY_WALLETS if self.tokens is None else _ONLY_PAIRS
-
-
 def _lock_wallets(cursor, scope):
     # Serialises every ledger write of a wallet: a concurrent writer waits here, then (READ
     # COMMITTED) its own statements see the rows the first one committed. Ascending ids, so two
@@ -266,18 +238,18 @@ def _lock_wallets(cursor, scope):
     # conflict with each other but not with the KEY SHARE lock a foreign-key check takes on the
     # wallet row; with FOR UPDATE, two writers whose inserts checked their foreign keys at once
     # (SET CONSTRAINTS ALL IMMEDIATE, raw SQL) deadlocked, each waiting for the other's check.
-    params = {**scope.params(), "wallets": sorted(set(scope.wallets)) if scope.wallets is not None else None}
-    cursor.execute(LOCK_WALLETS_SQL.format(scope=_ALL if scope.wallets is None else _LOCK_ONLY_WALLETS), params)
+    cursor.execute(LOCK_WALLETS_SQL.format(scope=scope.wallets_condition("b", "id")), scope.params())
 
 
 def _write(cursor, scope, method=None):
     """Walk and write the scope's balances. Returns (written, removed, [LedgerError of refused wallets])."""
+    if scope.excluding or scope.covered:
+        raise ValueError(f"the ledger walks wallet ranges, wallets or pairs, not {scope!r}")
     cursor.execute(WRITE_SQL, {**scope.params(), "method": method or current_method()})
     written, refused = cursor.fetchone()
     errors = [LedgerError.from_row(row) for row in refused]
-    cursor.execute(
-        DELETE_STALE_SQL.format(scope=scope.condition()), {**scope.params(), "refused": [e.wallet_id for e in errors]}
-    )
+    refused_ids = [e.wallet_id for e in errors]
+    cursor.execute(DELETE_STALE_SQL.format(scope=scope.condition("b")), {**scope.params(), "refused": refused_ids})
     return written, cursor.rowcount, errors
 
 
@@ -287,7 +259,7 @@ def _apply(scope):
         try:
             written, removed, errors = _write(cursor, scope)
         except DataError as error:
-            raise BalanceOverflowError(sorted(set(scope.wallets or ()))) from error
+            raise BalanceOverflowError(scope.wallet_ids) from error
     if errors:
         raise errors[0]
     return written, removed
@@ -303,7 +275,7 @@ def apply_to_wallets(wallet_ids):
     wallet_ids = sorted({int(w) for w in wallet_ids})
     if not wallet_ids:
         return 0, 0
-    return _apply(Scope(lo=wallet_ids[0], hi=wallet_ids[-1], wallets=wallet_ids))
+    return _apply(WalletScope(wallets=wallet_ids))
 
 
 def apply_to_pairs(pairs):
@@ -311,8 +283,7 @@ def apply_to_pairs(pairs):
     pairs = sorted({(int(w), int(t)) for w, t in pairs})
     if not pairs:
         return 0, 0
-    wallets = [w for w, _ in pairs]
-    return _apply(Scope(lo=wallets[0], hi=wallets[-1], wallets=wallets, tokens=[t for _, t in pairs]))
+    return _apply(WalletScope(wallets=[w for w, _ in pairs], tokens=[t for _, t in pairs]))
 
 
 def recalculate_wallet(wallet_id):
@@ -350,7 +321,7 @@ def recalculate_all_wallets(batch_size=None, progress=None):
         lowest = ids[-1]
         try:
             with transaction.atomic(), connection.cursor() as cursor:
-                scope = Scope(lo=ids[0], hi=ids[-1])
+                scope = WalletScope(id_range=(ids[0], ids[-1]))
                 cursor.execute(RECALCULATE_WORK_MEM_SQL)
                 _lock_wallets(cursor, scope)
                 written, removed, negatives = _write(cursor, scope)

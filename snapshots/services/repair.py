@@ -12,6 +12,7 @@ from bagtracker.errors import check_wallet_exists
 from snapshots.job_registry import Outcome
 from snapshots.services import ledger
 from snapshots.services.ledger import RecalculationResult
+from snapshots.services.scope import WalletScope
 from snapshots.services.snapshots import ManyBoundariesResult, rebuild_all_snapshots, rebuild_wallet_snapshots
 
 ProgressCallback = Callable[[int, int], None]
@@ -58,5 +59,5 @@ def recalculate(
             result.snapshots = rebuild_wallet_snapshots(wallet_id, progress=snapshot_progress)
         else:
             failed = [failure.wallet_id for failure in result.ledger.failures]
-            result.snapshots = rebuild_all_snapshots(excluding_wallets=failed, progress=snapshot_progress)
+            result.snapshots = rebuild_all_snapshots(WalletScope(excluding=failed), progress=snapshot_progress)
     return result

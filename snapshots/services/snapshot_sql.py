@@ -38,12 +38,13 @@ from psycopg import sql
 
 from snapshots.cost_basis import current_method
 from snapshots.services.ledger import average_sql
+from snapshots.services.scope import EVERY_WALLET
 
 # The largest value NUMERIC(38,18) holds once rounded to 18 places, plus one unit in the last place.
 MAX_VALUE_USD = sql.Literal("99999999999999999999.9999999999999999995")
 
 # The rows of the snapshot and the wallets' states: CTEs that the statements below share.
-# {scope_t}, {scope_b}, {priced_tokens} are conditions from WalletScope.
+# {scope_t}, {scope_b}, {covered}, {priced_tokens} are conditions from a WalletScope (services/scope.py).
 SNAPSHOT_ROWS_CTES = sql.SQL("""
 WITH recent AS MATERIALIZED (
     -- The pairs that moved at or after the boundary: their Balance is not their state as of it.
@@ -293,46 +294,6 @@ LOCK_NAMESPACE = 0x534E4150  # "SNAP"
 LOCK_BOUNDARY_SQL = sql.SQL("SELECT pg_advisory_xact_lock(%s, hashtext(%s))")
 
 
-class WalletScope:
-    """Which wallets a snapshot write covers: all, only some, or all but some."""
-
-    def __init__(self, only=None, excluding=None, covered=None):
-        self.only = None if only is None else sorted({int(w) for w in only})
-        self.excluding = sorted({int(w) for w in excluding or ()})
-        # Wallets the boundary covered when it was first taken: refreshed even if deactivated
-        # since (docs/snapshots.md: the wallets a boundary covers are fixed when it is first taken).
-        self.covered = sorted({int(w) for w in covered or ()})
-
-    @property
-    def is_everything(self):
-        return self.only is None and not self.excluding
-
-    def condition(self, table):
-        """A condition on ``table``.wallet_id (psycopg.sql)."""
-        column = sql.Identifier(table, "wallet_id")
-        parts = []
-        if self.only is not None:
-            parts.append(sql.SQL("{} = ANY(%(only_wallets)s::bigint[])").format(column))
-        if self.excluding:
-            parts.append(sql.SQL("{} <> ALL(%(excluded_wallets)s::bigint[])").format(column))
-        return sql.SQL(" AND ").join(parts) if parts else sql.SQL("TRUE")
-
-    def priced_tokens(self):
-        """Which tokens need a price: those with a balance (in scope, when only a few wallets are)."""
-        if self.only is not None:
-            return sql.SQL("tk.id IN (SELECT b.token_id FROM snapshots_balance b WHERE {})").format(self.condition("b"))
-        return sql.SQL("EXISTS (SELECT 1 FROM snapshots_balance b WHERE b.token_id = tk.id)")
-
-    def covered_condition(self, table):
-        """Whether ``table``.id is one of the covered wallets (psycopg.sql)."""
-        if not self.covered:
-            return sql.SQL("FALSE")
-        return sql.SQL("{} = ANY(%(covered_wallets)s::bigint[])").format(sql.Identifier(table, "id"))
-
-    def params(self):
-        return {"only_wallets": self.only or [], "excluded_wallets": self.excluding, "covered_wallets": self.covered}
-
-
 # A snapshot in progress also holds its period's key in shared mode, until it commits. A rebuild
 # after a recalculation takes that key exclusively for an instant before it lists the boundaries
 # to re-take: it waits for every snapshot that may have read the ledger before the repair, so it
@@ -357,12 +318,21 @@ def wait_for_snapshots_in_progress(cursor, period):
     cursor.execute(RELEASE_PERIOD_SQL, [PERIOD_NAMESPACE, period])
 
 
+def _priced_tokens(scope):
+    """Which tokens need a price: those with a balance (in scope, when the scope names some wallets)."""
+    if scope.is_bounded:
+        return sql.SQL("tk.id IN (SELECT b.token_id FROM snapshots_balance b WHERE {})").format(scope.condition("b"))
+    return sql.SQL("EXISTS (SELECT 1 FROM snapshots_balance b WHERE b.token_id = tk.id)")
+
+
 def _statement(scope):
-    """The statement that writes a boundary for ``scope``."""
+    """The statement that writes a boundary for ``scope`` (a WalletScope of wallets, not of pairs)."""
+    if scope.tokens is not None:
+        raise ValueError(f"a snapshot covers whole wallets, not (wallet, token) pairs: {scope!r}")
     ctes = SNAPSHOT_ROWS_CTES.format(
         scope_t=scope.condition("t"),
         scope_b=scope.condition("b"),
-        priced_tokens=scope.priced_tokens(),
+        priced_tokens=_priced_tokens(scope),
         covered=scope.covered_condition("wa"),
         avg_buy=average_sql("w.priced_in_value", "w.priced_in_qty"),
         max_value=MAX_VALUE_USD,
@@ -372,9 +342,9 @@ def _statement(scope):
     )
 
 
-def write_snapshot(cursor, period, as_of, source, dust, scope, method=None):
-    """Write (period, as_of) for the wallets in ``scope``: its rows (as state intervals), its prices
-    and its wallet summaries. Returns (rows, written, removed), counting rows as read through the
+def write_snapshot(cursor, period, as_of, source, dust, scope=EVERY_WALLET, method=None):
+    """Write (period, as_of) for the wallets in ``scope`` (a WalletScope): its rows (as state
+    intervals), its prices and its wallet summaries. Returns (rows, written, removed), counting rows as read through the
     snapshots_balancesnapshot view: written = rows new or changed (a boundary taken for the first
     time: all of them), removed = rows that no longer qualify.
 

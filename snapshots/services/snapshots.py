@@ -35,6 +35,7 @@ from snapshots.periods import (
     retention_cutoff,
 )
 from snapshots.services import bounds, healing, snapshot_sql
+from snapshots.services.scope import EVERY_WALLET, WalletScope
 
 logger = logging.getLogger(__name__)
 
@@ -216,15 +217,14 @@ def _check_arguments(period, as_of, source):
     instants.check_boundary(as_of, f"{period} boundary")
 
 
-def take_snapshot(
-    period, as_of, source, wallets=None, *, excluding_wallets=(), covered_wallets=(), skip_if_completed=False, then=None
-):
+def take_snapshot(period, as_of, source, scope=None, *, skip_if_completed=False, then=None):
     """Take (or re-take) snapshot (period, as_of) in one database transaction.
 
-    ``wallets`` (wallet ids) limits the refresh to those wallets; ``excluding_wallets`` leaves some
-    out. Rows of other wallets are untouched, and such a partial run never marks a boundary
-    complete: it only refreshes the row count of a boundary that already was. ``covered_wallets``
-    are recomputed even if deactivated since (a refresh of a boundary that covered them).
+    ``scope`` (a WalletScope, default every wallet) limits the write to some wallets: only some,
+    all but some, an id range. Rows of other wallets are untouched, and such a partial run never
+    marks a boundary complete: it only refreshes the row count of a boundary that already was.
+    Its ``covered`` wallets are recomputed even if deactivated since (a refresh of a boundary that
+    covered them).
     ``then(cursor)`` runs last, inside the same transaction (healing settles its marks there).
 
     Raises SnapshotError (after recording a failed SnapshotRun) if the database refuses the write,
@@ -232,7 +232,7 @@ def take_snapshot(
     """
     as_of = as_utc(as_of)
     _check_arguments(period, as_of, source)
-    scope = snapshot_sql.WalletScope(only=wallets, excluding=excluding_wallets, covered=covered_wallets)
+    scope = scope or EVERY_WALLET
     result = SnapshotResult(period=period, as_of=as_of, source=source, partial=not scope.is_everything)
     started_at = _now()
     started = time.monotonic()
@@ -291,9 +291,9 @@ def _record_failure(result, started_at):
         logger.exception("could not record the failed snapshot run")
 
 
-def _take_reporting_errors(period, as_of, source, **kwargs):
+def _take_reporting_errors(period, as_of, source, scope=None, **kwargs):
     try:
-        return take_snapshot(period, as_of, source, **kwargs)
+        return take_snapshot(period, as_of, source, scope, **kwargs)
     except SnapshotError as error:
         return error.result
 
@@ -356,9 +356,10 @@ def backfill_snapshots(period, since, until=None, wallet_ids=None, progress=None
         wallet_ids = _wallets_exist(wallet_ids)
     plan = bounds.plan_backfill(period, since, until, _now(), wallet_ids=wallet_ids)
     result = ManyBoundariesResult(kind="backfill", period=period, wallet_ids=wallet_ids, notes=plan.notes)
+    scope = EVERY_WALLET if wallet_ids is None else WalletScope(wallets=wallet_ids)
     total = plan.count
     for done, boundary in enumerate(plan.boundaries(), start=1):
-        result.boundaries.append(_take_reporting_errors(period, boundary, SnapshotSource.BACKFILL, wallets=wallet_ids))
+        result.boundaries.append(_take_reporting_errors(period, boundary, SnapshotSource.BACKFILL, scope))
         if progress:
             progress(done, total)
     result.duration_seconds = time.monotonic() - started
@@ -402,26 +403,26 @@ def rebuild_wallet_snapshots(wallet_id, now=None, progress=None):
     _wait_for_snapshots_in_progress()
     work = [(period, b) for period in PERIODS for b in retained_boundaries(period, now, wallet_id)]
     result = ManyBoundariesResult(kind="rebuild", wallet_ids=[wallet_id])
+    scope = WalletScope(wallets=[wallet_id])
     for done, (period, boundary) in enumerate(work, start=1):
-        result.boundaries.append(_take_reporting_errors(period, boundary, SnapshotSource.MANUAL, wallets=[wallet_id]))
+        result.boundaries.append(_take_reporting_errors(period, boundary, SnapshotSource.MANUAL, scope))
         if progress:
             progress(done, len(work))
     result.duration_seconds = time.monotonic() - started
     return result
 
 
-def rebuild_all_snapshots(excluding_wallets=(), now=None, progress=None):
-    """Re-take every retained completed boundary of every period, set-based, for all wallets but
-    ``excluding_wallets`` (e.g. those whose recalculation failed: their balances are stale)."""
+def rebuild_all_snapshots(scope=None, now=None, progress=None):
+    """Re-take every retained completed boundary of every period, set-based, for the wallets of
+    ``scope`` (default every wallet; e.g. all but those whose recalculation failed: their balances
+    are stale)."""
     started = time.monotonic()
     now = now or _now()
     _wait_for_snapshots_in_progress()
     work = [(period, b) for period in PERIODS for b in retained_boundaries(period, now)]
     result = ManyBoundariesResult(kind="rebuild")
     for done, (period, boundary) in enumerate(work, start=1):
-        result.boundaries.append(
-            _take_reporting_errors(period, boundary, SnapshotSource.MANUAL, excluding_wallets=excluding_wallets)
-        )
+        result.boundaries.append(_take_reporting_errors(period, boundary, SnapshotSource.MANUAL, scope))
         if progress:
             progress(done, len(work))
     result.duration_seconds = time.monotonic() - started
