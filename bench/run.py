@@ -342,6 +342,8 @@ class Bench:
         the bare table."""
         params = {"old": expired_as_of, "hour": self.hour, "until": expired_as_of + timedelta(hours=1)}
         with self.conn.transaction():
+            # The range partition of the copy's states (the jobs create theirs ahead; this copy is not a job).
+            self.conn.execute("SELECT snapshots_ensure_state_partition('hourly', %(until)s)", params)
             self.conn.execute(
                 """INSERT INTO snapshots_walletsnapshot
                        (wallet_id, period, as_of, value_usd, rows, unpriced_rows, cost_basis_usd, realized_pnl_usd,

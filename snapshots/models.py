@@ -78,7 +78,9 @@ class BalanceState(models.Model):
     wallet_id = models.BigIntegerField()
     token_id = models.BigIntegerField()
     valid_from = models.DateTimeField()
-    valid_to = models.DateTimeField()  # 'infinity' while open
+    # 'infinity' while open: Python has no such datetime, so read open states with values_list()
+    # of other columns (or in SQL), not as model instances.
+    valid_to = models.DateTimeField()
     amount = amount_field()
     avg_buy = price_field(null=True, blank=True)
     cost_basis = price_field()
@@ -88,13 +90,15 @@ class BalanceState(models.Model):
     created_at = models.DateTimeField()
 
     class Meta:
+        # Partitioned by LIST (period), then RANGE (valid_to) (migration 0008; docs/snapshots.md,
+        # "Retention"): the database's primary key is (id, period, valid_to), and (period, wallet,
+        # token, valid_from), unique by construction, is an index — a unique constraint of a
+        # partitioned table must hold its partition keys.
         constraints = [
-            models.UniqueConstraint(
-                fields=["period", "wallet_id", "token_id", "valid_from"], name="balance_state_unique_from"
-            ),
             models.CheckConstraint(condition=Q(valid_from__lt=models.F("valid_to")), name="balance_state_not_empty"),
         ]
         indexes = [
+            models.Index(fields=["period", "wallet_id", "token_id", "valid_from"], name="balance_state_from"),
             # The states that hold a boundary of a period: valid_to > b (the open ones, for a new boundary).
             models.Index(fields=["period", "valid_to"], name="balance_state_period_to"),
             models.Index(fields=["token_id"], name="balance_state_token"),

@@ -20,6 +20,7 @@ from django.utils import timezone
 from snapshots.job_registry import Outcome
 from snapshots.models import SnapshotRun
 from snapshots.periods import Period
+from snapshots.services import partitions
 
 # Rows deleted per committed batch; tests shrink it.
 PRUNE_BATCH_SIZE = 50000
@@ -50,7 +51,8 @@ COUNT_EXPIRED_SUMMARIES_SQL = (
 
 # Once the expired summaries are gone: the states no retained boundary reads (valid_to <= cutoff:
 # every boundary they held is before it; a state valid across the cutoff stays, however old its
-# valid_from), then the expired prices, also in committed batches.
+# valid_from) — whole range partitions dropped (snapshots.services.partitions), then what is left
+# of them in the half-expired partition — and the expired prices, in committed batches.
 DELETE_STATES_BATCH_SQL = """
 DELETE FROM snapshots_balancestate WHERE ctid = ANY(ARRAY(
     SELECT ctid FROM snapshots_balancestate WHERE period = %(period)s AND valid_to <= %(cutoff)s LIMIT %(limit)s
@@ -71,6 +73,7 @@ class PeriodPrune:
     runs: int = 0
     batches: int = 0
     summaries: int = 0
+    partitions: list = field(default_factory=list)  # range partitions of states dropped whole
 
 
 @dataclass
@@ -95,6 +98,7 @@ class PruneResult:
             "deleted": {name: p.rows for name, p in self.periods.items()},
             "runs_deleted": {name: p.runs for name, p in self.periods.items()},
             "summaries_deleted": {name: p.summaries for name, p in self.periods.items()},
+            "partitions_dropped": {name: len(p.partitions) for name, p in self.periods.items()},
             "cutoffs": {
                 name: p.cutoff.isoformat().replace("+00:00", "Z") if p.cutoff else None
                 for name, p in self.periods.items()
@@ -118,6 +122,8 @@ def prune_snapshots(
     now = now or timezone.now()
     batch_size = batch_size or PRUNE_BATCH_SIZE
     result = PruneResult(now=now, dry_run=dry_run)
+    if not dry_run:
+        partitions.ensure_ahead(now)  # the jobs create partitions ahead; cleanup runs daily
     for period in Period:
         cutoff = period.retention_cutoff(now)
         outcome = result.periods[period.value] = PeriodPrune(period=period.value, cutoff=cutoff)
@@ -128,6 +134,7 @@ def prune_snapshots(
             outcome.runs = runs.count()
             outcome.rows = _count_expired(period, cutoff)
             outcome.summaries = _count_expired(period, cutoff, COUNT_EXPIRED_SUMMARIES_SQL)
+            outcome.partitions = partitions.expired(period, cutoff)
             continue
         outcome.runs, _ = runs.delete()
         total = _count_expired(period, cutoff) if progress else 0
@@ -138,6 +145,9 @@ def prune_snapshots(
             outcome.batches += 1
             if progress:
                 progress(outcome.rows, max(total, outcome.rows))
+        # The states no retained boundary reads: whole partitions first (metadata), then the rest
+        # of the half-expired range in batches.
+        outcome.partitions = partitions.drop_expired(period, cutoff)
         for statement in (DELETE_STATES_BATCH_SQL, DELETE_PRICES_BATCH_SQL):
             while _delete_batch(statement, period, cutoff, batch_size):
                 outcome.batches += 1

@@ -34,7 +34,7 @@ from snapshots.periods import (
     format_boundary,
     retention_cutoff,
 )
-from snapshots.services import bounds, healing, snapshot_sql
+from snapshots.services import bounds, healing, partitions, snapshot_sql
 from snapshots.services.scope import EVERY_WALLET, WalletScope
 
 logger = logging.getLogger(__name__)
@@ -237,6 +237,7 @@ def take_snapshot(period, as_of, source, scope=None, *, skip_if_completed=False,
     started_at = _now()
     started = time.monotonic()
     try:
+        partitions.ensure(period, as_of)  # where the states it closes at as_of go, and the next range
         with transaction.atomic(), connection.cursor() as cursor:
             snapshot_sql.lock_boundary(cursor, period, as_of)
             completed = SnapshotRun.objects.filter(period=period, as_of=as_of, status=SnapshotRun.Status.COMPLETED)
