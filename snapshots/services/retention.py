@@ -12,7 +12,7 @@ boundary is exactly what the next cleanup deletes — so the next run simply fin
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -43,6 +43,11 @@ DELETE FROM snapshots_walletsnapshot
 WHERE ctid = ANY(ARRAY(SELECT ctid FROM picked WHERE running <= %(limit)s OR n = 1))
 RETURNING rows
 """
+
+# Deleted balances are remembered for the fast path of the next boundary (migration 0009): a
+# monthly boundary looks back at most 31 days.
+PRUNE_BALANCES_GONE_SQL = "DELETE FROM snapshots_balancegone WHERE deleted_at < %(before)s"
+BALANCES_GONE_KEPT = timedelta(days=40)
 
 COUNT_EXPIRED_SQL = "SELECT count(*) FROM snapshots_balancesnapshot WHERE period = %(period)s AND as_of < %(cutoff)s"
 COUNT_EXPIRED_SUMMARIES_SQL = (
@@ -151,6 +156,9 @@ def prune_snapshots(
         for statement in (DELETE_STATES_BATCH_SQL, DELETE_PRICES_BATCH_SQL):
             while _delete_batch(statement, period, cutoff, batch_size):
                 outcome.batches += 1
+    if not dry_run:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(PRUNE_BALANCES_GONE_SQL, {"before": now - BALANCES_GONE_KEPT})
     result.duration_seconds = time.monotonic() - started
     return result
 

@@ -34,17 +34,34 @@ data-modifying CTEs of one statement, touching disjoint rows. Re-taking an uncha
 writes nothing.
 """
 
+from datetime import timedelta
+
 from psycopg import sql
 
 from snapshots.cost_basis import current_method
 from snapshots.services.ledger import average_sql
-from snapshots.services.scope import EVERY_WALLET
+from snapshots.services.scope import EVERY_WALLET, WalletScope
 
 # The largest value NUMERIC(38,18) holds once rounded to 18 places, plus one unit in the last place.
 MAX_VALUE_USD = sql.Literal("99999999999999999999.9999999999999999995")
 
+# Price at as_of (docs/snapshots.md, "Prices") of the tokens {priced_tokens} names, one lookup per token.
+PRICES_SQL = sql.SQL("""
+    SELECT tk.id AS token_id, COALESCE(
+        (SELECT p.price_usd FROM bagtracker_price p
+         WHERE p.token_id = tk.id AND p.as_of <= %(as_of)s
+         ORDER BY p.as_of DESC LIMIT 1),
+        (SELECT t.price_usd FROM bagtracker_transaction t
+         WHERE t.token_id = tk.id AND t.status = 'confirmed' AND t.price_usd IS NOT NULL
+           AND t.timestamp <= %(as_of)s
+         ORDER BY t.timestamp DESC, t.id DESC LIMIT 1)
+    ) AS price_usd
+    FROM bagtracker_token tk
+    WHERE {priced_tokens}
+""")
+
 # The rows of the snapshot and the wallets' states: CTEs that the statements below share.
-# {scope_t}, {scope_b}, {covered}, {priced_tokens} are conditions from a WalletScope (services/scope.py).
+# {scope_t}, {scope_b}, {covered} are conditions from a WalletScope (services/scope.py); {prices} is PRICES_SQL.
 SNAPSHOT_ROWS_CTES = sql.SQL("""
 WITH recent AS MATERIALIZED (
     -- The pairs that moved at or after the boundary: their Balance is not their state as of it.
@@ -61,17 +78,7 @@ WITH recent AS MATERIALIZED (
     ) w
 ), prices AS MATERIALIZED (
     -- MATERIALIZED: one lookup per token, never one per row.
-    SELECT tk.id AS token_id, COALESCE(
-        (SELECT p.price_usd FROM bagtracker_price p
-         WHERE p.token_id = tk.id AND p.as_of <= %(as_of)s
-         ORDER BY p.as_of DESC LIMIT 1),
-        (SELECT t.price_usd FROM bagtracker_transaction t
-         WHERE t.token_id = tk.id AND t.status = 'confirmed' AND t.price_usd IS NOT NULL
-           AND t.timestamp <= %(as_of)s
-         ORDER BY t.timestamp DESC, t.id DESC LIMIT 1)
-    ) AS price_usd
-    FROM bagtracker_token tk
-    WHERE {priced_tokens}
+    {prices}
 ), state AS MATERIALIZED (
     -- Every (wallet, token) of the scope's active wallets with a confirmed transaction before as_of.
     SELECT b.wallet_id, b.token_id, a.amount, a.avg_buy, a.cost_basis, a.realized, a.method,
@@ -268,6 +275,75 @@ SELECT (SELECT count(*) FROM snapshot),
        + (SELECT count(*) FROM summaries_removed)
 """)
 
+# The fast path of a new newest boundary (docs/snapshots.md, "What a boundary costs"). When the
+# previous boundary p of the period is the latest taken and complete, a wallet whose history did
+# not move since p reads at as_of exactly as at p: its states are the open intervals, its cost
+# basis, realized PnL and row count are p's summary's; only its value moves with the prices. So
+# only the wallets that did move are written by the full statement (as a wallet scope); the others
+# get their summary from p's, valued at as_of's prices in one pass over their open states.
+FAST_PLAN_SQL = sql.SQL("""
+SELECT r.as_of, r.started_at FROM snapshots_snapshotrun r
+WHERE r.period = %(period)s AND r.status = 'completed' AND r.as_of < %(as_of)s
+  AND r.as_of = (SELECT max(m.as_of) FROM snapshots_walletsnapshot m WHERE m.period = %(period)s)
+""")
+
+# The wallets that moved since p: a confirmed transaction at or after p (timestamp index), a
+# Balance rewritten since p's run began (less a margin for ledger transactions open across it;
+# updated_at index), a Balance deleted since (snapshots_balancegone, a trigger of migration 0009),
+# or a change of coverage (covered at p, but inactive or without a balance now; or the reverse).
+MOVED_WALLETS_SQL = sql.SQL("""
+SELECT COALESCE(array_agg(DISTINCT c.wallet_id), ARRAY[]::bigint[]) FROM (
+    SELECT t.wallet_id FROM bagtracker_transaction t WHERE t.status = 'confirmed' AND t.timestamp >= %(previous)s
+    UNION ALL
+    SELECT b.wallet_id FROM snapshots_balance b WHERE b.updated_at >= %(since)s
+    UNION ALL
+    SELECT g.wallet_id FROM snapshots_balancegone g WHERE g.deleted_at >= %(since)s
+    UNION ALL
+    SELECT w.id FROM bagtracker_wallet w
+    WHERE EXISTS (SELECT 1 FROM snapshots_walletsnapshot m
+                  WHERE m.period = %(period)s AND m.as_of = %(previous)s AND m.wallet_id = w.id)
+          <> (w.is_active AND EXISTS (SELECT 1 FROM snapshots_balance b WHERE b.wallet_id = w.id))
+) c
+""")
+
+# The summaries of the wallets that did not move: p's, valued at as_of; and the prices at as_of
+# of the tokens they hold (the moved wallets' statement wrote its own).
+CARRY_SUMMARIES_SQL = sql.SQL("""
+WITH prices AS MATERIALIZED ({prices}
+), carried AS MATERIALIZED (
+    SELECT m.wallet_id, m.rows, m.cost_basis_usd, m.realized_pnl_usd, m.cost_basis_method
+    FROM snapshots_walletsnapshot m
+    WHERE m.period = %(period)s AND m.as_of = %(previous)s AND m.wallet_id <> ALL(%(moved)s::bigint[])
+), held_rows AS (
+    SELECT s.wallet_id, s.token_id, p.price_usd,
+           CASE WHEN abs(s.amount * p.price_usd) < {max_value} THEN round(s.amount * p.price_usd, 18) END AS value_usd
+    FROM snapshots_balancestate s
+    JOIN prices p ON p.token_id = s.token_id
+    WHERE s.period = %(period)s AND s.valid_to > %(as_of)s AND s.valid_from <= %(as_of)s
+      AND s.wallet_id IN (SELECT c.wallet_id FROM carried c)
+), valued AS (
+    SELECT r.wallet_id, COALESCE(SUM(r.value_usd), 0) AS value_usd,
+           count(*) FILTER (WHERE r.value_usd IS NULL) AS unpriced_rows
+    FROM held_rows r GROUP BY r.wallet_id
+), priced AS (
+    INSERT INTO snapshots_boundaryprice (period, as_of, token_id, price_usd)
+    SELECT %(period)s, %(as_of)s, p.token_id, p.price_usd FROM prices p
+    WHERE p.token_id IN (SELECT DISTINCT r.token_id FROM held_rows r)
+    ON CONFLICT (period, as_of, token_id) DO NOTHING
+    RETURNING 1
+), summaries AS (
+    INSERT INTO snapshots_walletsnapshot
+        (wallet_id, period, as_of, value_usd, rows, unpriced_rows, cost_basis_usd, realized_pnl_usd,
+         cost_basis_method, source, created_at)
+    SELECT c.wallet_id, %(period)s, %(as_of)s, COALESCE(v.value_usd, 0), c.rows, COALESCE(v.unpriced_rows, 0),
+           c.cost_basis_usd, c.realized_pnl_usd, c.cost_basis_method, %(source)s, now()
+    FROM carried c LEFT JOIN valued v ON v.wallet_id = c.wallet_id
+    ORDER BY c.wallet_id
+    RETURNING rows
+)
+SELECT COALESCE(SUM(rows), 0), count(*), (SELECT count(*) FROM priced) FROM summaries
+""")
+
 # Comparing a boundary hashes a million rows and holds them once (CTE): with the default 4MB
 # work_mem both spill to disk. Server memory, for this transaction only.
 SNAPSHOT_WORK_MEM = "256MB"
@@ -332,7 +408,7 @@ def _statement(scope):
     ctes = SNAPSHOT_ROWS_CTES.format(
         scope_t=scope.condition("t"),
         scope_b=scope.condition("b"),
-        priced_tokens=_priced_tokens(scope),
+        prices=PRICES_SQL.format(priced_tokens=_priced_tokens(scope)),
         covered=scope.covered_condition("wa"),
         avg_buy=average_sql("w.priced_in_value", "w.priced_in_qty"),
         max_value=MAX_VALUE_USD,
@@ -361,12 +437,46 @@ def write_snapshot(cursor, period, as_of, source, dust, scope=EVERY_WALLET, meth
     cursor.execute(SNAPSHOT_WORK_MEM_SQL)
     cursor.execute(BOUNDARY_HAS_ROWS_SQL, params)
     taken_before = cursor.fetchone()[0]
-    cursor.execute(_statement(scope), params)
-    rows, written, removed, _ = cursor.fetchone()
+    previous = None
+    if FAST_PATH and scope.is_everything and not scope.covered and not taken_before:
+        cursor.execute(FAST_PLAN_SQL, params)
+        previous = cursor.fetchone()
+    if previous is None:
+        cursor.execute(_statement(scope), params)
+        rows, written, removed, _ = cursor.fetchone()
+    else:
+        rows, removed = _write_moved_and_carry(cursor, params, *previous)
+        written = rows
     if not taken_before:
         written = rows
     cursor.execute("SET LOCAL work_mem TO DEFAULT")  # in case the caller's transaction goes on
     return rows, written, removed
+
+
+# Off: every boundary is computed in full (tests compare both paths).
+FAST_PATH = True
+# A ledger transaction open across the previous boundary's run may have stamped its balances
+# (updated_at = its start) before the run began and committed after the run read them.
+FAST_PATH_MARGIN = timedelta(minutes=10)
+
+
+def _write_moved_and_carry(cursor, params, previous, previous_started):
+    """The fast path of a new newest boundary (FAST_PLAN_SQL): the wallets that moved since
+    ``previous`` in full, as a wallet scope; the others' summaries carried. Returns (rows, removed)."""
+    params = {**params, "previous": previous, "since": previous_started - FAST_PATH_MARGIN}
+    cursor.execute(MOVED_WALLETS_SQL, params)
+    moved = cursor.fetchone()[0]
+    rows = removed = 0
+    if moved:
+        scope = WalletScope(wallets=moved)
+        cursor.execute(_statement(scope), {**params, **scope.params()})
+        rows, _, removed, _ = cursor.fetchone()
+    carry = CARRY_SUMMARIES_SQL.format(
+        prices=PRICES_SQL.format(priced_tokens=_priced_tokens(EVERY_WALLET)), max_value=MAX_VALUE_USD
+    )
+    cursor.execute(carry, {**params, "moved": moved})
+    carried_rows, _, _ = cursor.fetchone()
+    return rows + carried_rows, removed
 
 
 def count_rows(cursor, period, as_of):
