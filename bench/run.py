@@ -637,11 +637,7 @@ def _prepare(args, sizes, env, url):
             if {k: data[k] for k in wanted} != wanted or datetime.now(UTC) - data["end"] > timedelta(days=1):
                 raise SystemExit("--reuse: the kept data set has other sizes or is over a day old; run without --reuse")
             # Balances stay: the recalculate step empties them itself, the others need them.
-            conn.execute(
-                _truncate(
-                    "snapshots_balancesnapshot", "snapshots_walletsnapshot", "snapshots_snapshotrun", bare.BARE_SNAPSHOT
-                )
-            )
+            conn.execute(_truncate(*SNAPSHOT_TABLES, "snapshots_snapshotrun", bare.BARE_SNAPSHOT))
             return data
     create_database(args.database_url, args.database)
     migrated = process.manage(["migrate", "--verbosity", "0"], env)
