@@ -85,6 +85,7 @@ RATIO_TARGETS = {
     "recalculate": 3.0,
     "recalculate_again": 3.0,
     "one_pair": 3.0,
+    "one_pair_fifo": 3.0,
     "snapshot": 1.3,
     "snapshot_again": 1.3,
     "cleanup": 1.5,
@@ -278,18 +279,24 @@ class Bench:
         return row
 
     def one_pair(self):
-        """One (wallet, token) with a long history: recalculate --wallet against the floor over its rows."""
+        """One (wallet, token) with a long history: recalculate --wallet with each cost-basis method
+        (BALANCE_COST_BASIS), each against the floor over its rows measured right after it."""
         count = self.sizes["pair_transactions"]
-        row = Row("one_pair", f"recalculate --wallet (one wallet, one token, {count:,} transactions)")
         with self.conn.transaction():
             wallet = dataset.add_long_history(self.conn, count, self.data["end"])
-        _settle(self.conn, ["bagtracker_transaction", "snapshots_balance"])
-        _run_job(row, ["manage.py", "recalculate", "--wallet", str(wallet)], self.env)
-        row.rows = count
-        row.bare_seconds, row.same = self._floor("t.wallet_id = %(wallet)s", {"wallet": wallet})
+        rows = []
+        for key, method in (("one_pair", "average"), ("one_pair_fifo", "fifo")):
+            row = Row(key, f"recalculate --wallet (one wallet, one token, {count:,} transactions), {method}")
+            _settle(self.conn, ["bagtracker_transaction", "snapshots_balance"])
+            _run_job(
+                row, ["manage.py", "recalculate", "--wallet", str(wallet)], {**self.env, "BALANCE_COST_BASIS": method}
+            )
+            row.rows = count
+            row.bare_seconds, row.same = self._floor("t.wallet_id = %(wallet)s", {"wallet": wallet})
+            rows.append(row)
         with self.conn.transaction():
             dataset.remove_wallets(self.conn, [wallet])
-        return row
+        return rows
 
     def imports(self):
         """A file of new transactions imported by this code and by BASELINE_COMMIT's, same file, same state."""

@@ -46,6 +46,7 @@ def test_the_benchmark_runs_every_job_next_to_its_bare_sql(tmp_path):
         "recalculate",
         "recalculate_again",
         "one_pair",
+        "one_pair_fifo",
         "import",
         "import_baseline",
         "snapshot",
@@ -65,7 +66,7 @@ def test_the_benchmark_runs_every_job_next_to_its_bare_sql(tmp_path):
     assert rows["recalculate"] == rows["snapshot"] == rows["cleanup"] == 60 * 3
     assert rows["backfill"] == 5 * 20 * 3  # every pair opens with a buy before the backfilled days
     assert rows["orm_create"] == rows["orm_bulk_create"] == 50
-    assert (rows["one_pair"], rows["import"], rows["import_baseline"]) == (300, 200, 200)
+    assert (rows["one_pair"], rows["one_pair_fifo"], rows["import"], rows["import_baseline"]) == (300, 300, 200, 200)
     printed = out.getvalue()
     for r in report.rows:
         assert r.job in printed
