@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import django_q.cluster
 import pytest
+from croniter import croniter
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.utils import timezone
@@ -32,12 +33,19 @@ def installed():
 @pytest.mark.django_db
 def test_migrate_leaves_the_five_cron_schedules_of_the_design():
     assert installed() == DESIGN
-    now = timezone.now()
     for schedule in Schedule.objects.all():
         assert schedule.schedule_type == Schedule.CRON
         assert schedule.repeats == -1
         assert schedule.intended_date_kwarg == "scheduled_at"
+        # Planned when the test database was migrated, which may be past by now (a run that spans :05).
+        assert croniter.match(schedule.cron, schedule.next_run)
+    # Installed afresh, each schedule's next run is the cron's next instant after now.
+    Schedule.objects.all().delete()
+    now = timezone.now()
+    install_schedules()
+    for schedule in Schedule.objects.all():
         assert now < schedule.next_run <= now + timedelta(days=31)
+        assert croniter.match(schedule.cron, schedule.next_run)
 
 
 @pytest.mark.django_db
