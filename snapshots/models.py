@@ -212,6 +212,9 @@ class SnapshotRun(models.Model):
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
+    # Completed runs: every ledger write the run may not have seen began at or after this instant
+    # (snapshots.services.snapshot_sql.HORIZON_SQL); the next boundary's fast path starts from it.
+    horizon = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-as_of", "period", "-started_at"]

@@ -44,13 +44,12 @@ def spy(monkeypatch):
     taken = []
     real = snapshot_sql._write_moved_and_carry
 
-    def watched(cursor, params, previous, started):
-        cursor.execute(snapshot_sql.MOVED_WALLETS_SQL, {**params, "previous": previous, "since": started})
+    def watched(cursor, params, previous, horizon):
+        cursor.execute(snapshot_sql.MOVED_WALLETS_SQL, {**params, "previous": previous, "since": horizon})
         taken.append(sorted(cursor.fetchone()[0]))
-        return real(cursor, params, previous, started)
+        return real(cursor, params, previous, horizon)
 
     monkeypatch.setattr(snapshot_sql, "_write_moved_and_carry", watched)
-    monkeypatch.setattr(snapshot_sql, "FAST_PATH_MARGIN", timedelta(0))
     return taken
 
 

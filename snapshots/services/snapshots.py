@@ -244,6 +244,7 @@ def take_snapshot(period, as_of, source, scope=None, *, skip_if_completed=False,
             if skip_if_completed and completed.exists():
                 result.status, result.reason = Outcome.SKIPPED, "already_completed"
                 return result
+            horizon = snapshot_sql.horizon(cursor)
             result.rows, result.written, result.removed = snapshot_sql.write_snapshot(
                 cursor, period, as_of, source, settings.BALANCE_DUST_THRESHOLD, scope
             )
@@ -258,6 +259,7 @@ def take_snapshot(period, as_of, source, scope=None, *, skip_if_completed=False,
                         "started_at": started_at,
                         "finished_at": _now(),
                         "error": "",
+                        "horizon": horizon,
                     },
                 )
             else:
