@@ -4,7 +4,7 @@
     python -m bench.steady --scale medium --database bt_mine       # 10,000 wallets × 10 tokens
     python -m bench.steady --scale large --database bt_mine        # 100,000 wallets × 10 tokens
 
-It builds the data set of bench/run.py ending two days ago, then takes hourly boundaries through
+It builds the data set of bench/run.py ending two days ago and its balances, then takes hourly boundaries through
 `manage.py create_snapshots` (one process each, the job's own reported seconds): the first one is
 a full new boundary; before each of the next --boundaries ones, --changed-percent of the balances
 change (a transfer in of one unit, written as the ledger would: the transaction, and its Balance
@@ -31,8 +31,11 @@ SNAPSHOT_TABLES = ("snapshots_balancestate", "snapshots_walletsnapshot", "snapsh
 
 # Every leaf partition of a (possibly partitioned) table, with its indexes and TOAST.
 SIZE_SQL = """
-SELECT COALESCE(SUM(pg_total_relation_size(relid)), 0)
-FROM pg_partition_tree(%s::regclass) WHERE isleaf
+SELECT CASE WHEN c.relkind = 'p'
+            THEN (SELECT COALESCE(SUM(pg_total_relation_size(t.relid)), 0)
+                  FROM pg_partition_tree(c.oid) t WHERE t.isleaf)
+            ELSE pg_total_relation_size(c.oid) END
+FROM pg_class c WHERE c.oid = %s::regclass
 """
 
 # The changed balances: every (100 / percent)-th pair, shifted each boundary so different pairs move.
@@ -96,6 +99,8 @@ def main(argv=None, out=sys.stdout):
             started = time.perf_counter()
             data = run.dataset.build(conn, sizes["wallets"], sizes["tokens"], sizes["transactions"], end)
             bare.create_tables(conn)
+            if not process.manage(["recalculate", "--all"], env).ok:  # the balances, as bench/run.py's first step
+                raise SystemExit("recalculate --all failed")
             balances = conn.execute("SELECT count(*) FROM snapshots_balance").fetchone()[0]
             print(
                 f"{balances:,} balances, {data['transactions']:,} transactions, {time.perf_counter() - started:.0f} s",

@@ -329,7 +329,9 @@ WITH prices AS MATERIALIZED ({prices}
     FROM snapshots_balancestate s
     JOIN prices p ON p.token_id = s.token_id
     WHERE s.period = %(period)s AND s.valid_to > %(as_of)s AND s.valid_from <= %(as_of)s
-      AND s.wallet_id IN (SELECT c.wallet_id FROM carried c)
+      -- the open states of the others (a scan, not one index probe per wallet; states of wallets
+      -- not covered at p are valued too, and left out by the join below)
+      AND s.wallet_id <> ALL(%(moved)s::bigint[])
 ), valued AS (
     SELECT r.wallet_id, COALESCE(SUM(r.value_usd), 0) AS value_usd,
            count(*) FILTER (WHERE r.value_usd IS NULL) AS unpriced_rows
