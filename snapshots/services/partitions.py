@@ -20,6 +20,7 @@ from psycopg import sql
 from snapshots.periods import Period
 
 ENSURE_SQL = "SELECT snapshots_ensure_state_partition(%s, %s)"
+LOCK_SQL = "SELECT pg_advisory_xact_lock(1346458196, hashtext(%s))"  # 'PART', as in migration 0008
 BOUNDS_SQL = "SELECT name, lo, hi FROM snapshots_state_partition(%s, %s)"
 EXPIRED_SQL = "SELECT snapshots_expired_state_partitions(%s, %s)"
 DROP_LOCK_TIMEOUT = "5s"
@@ -30,6 +31,10 @@ def ensure(period, instant, ahead=1):
     the ``ahead`` ranges after it, in a transaction of their own. Returns how many were created."""
     created = 0
     with transaction.atomic(), connection.cursor() as cursor:
+        # One creator per period (the function's own lock): taken here in a statement of its own,
+        # so that the function's check sees a partition that the previous holder created (a
+        # statement keeps the catalog it started with).
+        cursor.execute(LOCK_SQL, [str(period)])
         for _ in range(ahead + 1):
             cursor.execute(ENSURE_SQL, [str(period), instant])
             created += bool(cursor.fetchone()[0])
