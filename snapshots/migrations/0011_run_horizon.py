@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("snapshots", "0009_fast_boundaries"),
+        ("snapshots", "0010_ledger_walk_per_row"),
     ]
 
     operations = [
