@@ -3,7 +3,7 @@
 
     python3 dev.py up       create .venv, install, migrate, load a demo portfolio into an empty
                             database, start the job cluster (qcluster) and the admin (runserver)
-    python3 dev.py test     run the test suite on two processes (extra arguments go to pytest);
+    python3 dev.py test     run the test suite on four processes (extra arguments go to pytest);
                             --fast: the fast tier (no real-process tests)
     python3 dev.py stop     stop the embedded PostgreSQL and Valkey (started when DATABASE_URL /
                             REDIS_URL are unset); Ctrl-C on `up` leaves them running
@@ -162,14 +162,23 @@ def stop_processes(processes, seconds=3.5):
 FAST = ["-m", "not e2e and not faults and not bench and not slow"]
 
 
+# Worker processes: four for the full suite on two cores, because many of its tests wait (for a
+# subprocess, a cluster, a server, the one real scheduler tick) while another worker computes; two
+# for the fast tier, whose tests compute. Whole files per worker (a module's fixtures start once),
+# handed out in the order tests/conftest.py sets: longest first.
+WORKERS, FAST_WORKERS = "4", "2"
+XDIST = ["--dist", "loadfile", "--no-loadscope-reorder"]
+
+
 def test(args):
-    """pytest on two processes (pytest-xdist; `-n 0` for one), `--fast` for the fast tier. The tests
+    """pytest on four processes (two for `--fast`, the fast tier; pytest-xdist, `-n 0` for one). The tests
     start their own PostgreSQL (unless DATABASE_URL is set) and Redis: config/settings/test.py."""
     ensure_venv()
-    if "--fast" in args:
+    fast = "--fast" in args
+    if fast:
         args = [*FAST, *(a for a in args if a != "--fast")]
     if "no:xdist" not in args and not any(a.startswith(("-n", "--numprocesses", "--dist")) for a in args):
-        args = ["-n", "2", *args]
+        args = ["-n", FAST_WORKERS if fast else WORKERS, *XDIST, *args]
     return subprocess.run([str(PYTHON), "-m", "pytest", *args], cwd=ROOT).returncode
 
 

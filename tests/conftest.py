@@ -16,6 +16,40 @@ from tests.jobs_support import QCluster, flush_test_redis, redis_test_url
 
 _counter = itertools.count(1)
 
+# Longest first, so that the long files start at once and the short ones fill in around them
+# (pytest-xdist hands out whole files as workers free up: `--dist loadfile`, dev.py) instead of a long
+# file starting last and running alone at the end: the files measured longest (`--durations`), in
+# that order; then the other files of long in-process runs (markers bench, slow), then those of
+# real-process tests (e2e, faults), then the rest, each in the usual order.
+LONGEST_FILES = (
+    "test_e2e_jobs.py",  # the one test that waits for real scheduler ticks: 35 s of them
+    "faults/test_bad_input.py",
+    "test_bench.py",
+    "test_ledger_property.py",
+    "test_browser_csp.py",
+    "test_admin_permissions.py",
+    "test_embedded_servers.py",
+    "faults/test_environment.py",
+    "test_clean_stops.py",
+)
+_FIRST_MARKERS = (("bench", "slow"), ("e2e", "faults"))
+
+
+def _rank(item):
+    path = item.path.as_posix()
+    for index, name in enumerate(LONGEST_FILES):
+        if path.endswith("/tests/" + name):
+            return (0, index)
+    markers = {mark.name for mark in item.iter_markers()}
+    return (1 + next((i for i, names in enumerate(_FIRST_MARKERS) if markers & set(names)), len(_FIRST_MARKERS)), 0)
+
+
+def pytest_collection_modifyitems(items):
+    rank = {}
+    for item in items:
+        rank[item.path] = min(rank.get(item.path, _rank(item)), _rank(item))
+    items.sort(key=lambda item: rank[item.path])  # stable: the usual order inside each group and file
+
 
 @pytest.fixture(autouse=True)
 def _empty_queue():
