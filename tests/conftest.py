@@ -9,12 +9,19 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from bagtracker.models import Chain, Price, Token, Transaction, Wallet
 from bagtracker.services.transactions import save_transaction
 from tests.jobs_support import QCluster, flush_test_redis, redis_test_url
 
 _counter = itertools.count(1)
+
+# Property runs (tests/test_ledger_property.py): each draws 25 histories per cost-basis method in the
+# suite; `--hypothesis-profile deep` draws 75 (CI runs the property tests so too: .ci/run).
+hypothesis_settings.register_profile("suite", max_examples=25)
+hypothesis_settings.register_profile("deep", max_examples=75)
+hypothesis_settings.load_profile("suite")  # before the plugin applies --hypothesis-profile, if given
 
 # Longest first, so that the long files start at once and the short ones fill in around them
 # (pytest-xdist hands out whole files as workers free up: `--dist loadfile`, dev.py) instead of a long
