@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,7 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
-from bench import bare, dataset, process
+from bench import bare, dataset, process, workers
 from tests import csv_factory
 
 SCALES = {
@@ -252,8 +253,9 @@ def _iso(instant):
 
 
 class Bench:
-    def __init__(self, conn, env, data, sizes):
+    def __init__(self, conn, env, data, sizes, cluster=None):
         self.conn, self.env, self.data, self.sizes = conn, env, data, sizes
+        self.cluster = cluster or {}  # --workers: {"workers": [1, 2, 4], "shard_wallets": n, "redis_url": url}
         self.at = data["end"]  # the instant the hourly snapshot is taken at: the end of history
         self.hour = self.at.replace(minute=0, second=0, microsecond=0)
 
@@ -488,6 +490,53 @@ class Bench:
         row.same = _compare(self.conn, where, params)
         return row
 
+    def _clear_hourly(self):
+        """No hourly boundary stored: the next one is written in full (every state new)."""
+        for table in (*SNAPSHOT_TABLES, "snapshots_snapshotrun"):
+            self.conn.execute(sql.SQL("DELETE FROM {} WHERE period = 'hourly'").format(sql.Identifier(table)))
+
+    def workers(self):
+        """The hourly boundary taken by a real cluster of 1, 2, 4… workers (bench/workers.py): one
+        worker in one statement (the reference: its time is the "bare" column), then each worker
+        count in shards of --shard-wallets wallets. --repeat rounds, the configurations interleaved
+        in each (a shared machine's load drifts); each row shows the median and every time."""
+        params = {"period": "hourly", "as_of": self.hour, "source": "manual", "dust": DUST}
+        where = "period = %(period)s AND as_of = %(as_of)s"
+        _timed_sql(self.conn, [(bare.SNAPSHOT_SQL, params)])  # what the rows are compared with; not timed
+        plan = self.cluster
+        configs = [(1, 0)] + [(n, plan["shard_wallets"]) for n in plan["workers"]]
+        taken = {config: [] for config in configs}
+        rows = {}
+        for _ in range(plan["repeat"]):
+            for count, per_shard in configs:
+                shape = "one statement" if not per_shard else f"shards of {per_shard:,} wallets"
+                key = f"workers_{count}" + ("" if per_shard else "_whole")
+                row = rows.setdefault((count, per_shard), Row(key, f"qcluster, {count} worker(s), {shape}"))
+                self._clear_hourly()
+                _settle(self.conn, ["snapshots_balance", *SNAPSHOT_TABLES])
+                try:
+                    run = workers.take_boundary(
+                        self.conn, self.env, plan["redis_url"], count, per_shard, self.at, self.hour
+                    )
+                except RuntimeError as error:
+                    row.ok, row.error = False, str(error)
+                    continue
+                taken[count, per_shard].append(run)
+                row.rows, row.load = run.rows, run.load
+                row.same = _compare(self.conn, where, params) if row.same in ("", "yes") else row.same
+                row.command = f"Q_CLUSTER_WORKERS={count} BALANCE_SNAPSHOT_SHARD_WALLETS={per_shard} manage.py qcluster"
+        reference = statistics.median(r.seconds for r in taken[configs[0]]) if taken[configs[0]] else None
+        for config, row in rows.items():
+            runs = taken[config]
+            if not runs:
+                continue
+            row.job_seconds = statistics.median(r.seconds for r in runs)
+            row.seconds = statistics.median(r.wall_seconds for r in runs)
+            row.bare_seconds = reference
+            times = ", ".join(f"{r.seconds:.2f}" for r in runs)
+            row.job = f"{row.job}: {runs[0].shards} shard(s), median of {times} s"
+        return list(rows.values())
+
 
 STEPS = [
     "recalculate",
@@ -499,6 +548,7 @@ STEPS = [
     "cleanup",
     "backfill",
     "orm",
+    "workers",
 ]
 
 
@@ -515,6 +565,7 @@ def _steps(bench):
         ("backfill", bench.backfill),
         ("orm", lambda: bench.orm("create")),
         ("orm", lambda: bench.orm("bulk_create")),
+        *([("workers", bench.workers)] if bench.cluster else []),
     ]
 
 
@@ -618,6 +669,23 @@ def parse_args(argv):
         action="store_true",
         help="reuse a kept scratch database of the same sizes (its snapshots are emptied first)",
     )
+    parser.add_argument(
+        "--workers",
+        metavar="N,…",
+        help="also take the hourly boundary with a real qcluster of each worker count (e.g. 1,2,4): needs --redis-url",
+    )
+    parser.add_argument(
+        "--shard-wallets",
+        type=int,
+        metavar="N",
+        help="--workers: wallets per shard (default: an eighth of the wallets)",
+    )
+    parser.add_argument("--repeat", type=int, default=3, metavar="N", help="--workers: rounds (default 3)")
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("REDIS_URL", ""),
+        help="--workers: the broker, a Redis database of the benchmark's own (default: $REDIS_URL)",
+    )
     parser.add_argument("--only", metavar="STEP,…", help=f"run only these steps: {','.join(STEPS)}")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args(argv)
@@ -630,6 +698,11 @@ def parse_args(argv):
     only = set(args.only.split(",")) if args.only else set(STEPS)
     if only - set(STEPS):
         parser.error(f"--only: unknown step(s) {', '.join(sorted(only - set(STEPS)))}")
+    if args.workers:
+        if not args.redis_url:
+            parser.error("--workers needs --redis-url (or REDIS_URL): the cluster's broker")
+        args.workers = [int(n) for n in args.workers.split(",")]
+        args.shard_wallets = args.shard_wallets or max(1, -(-sizes["wallets"] // 8))
     return args, sizes, only
 
 
@@ -681,7 +754,17 @@ def main(argv=None, out=sys.stdout):
             idle = process.manage(["shell", "--command", "pass"], env)
             report.machine["startup_seconds"] = round(idle.seconds, 2)
             report.machine["startup_rss_mb"] = round(idle.peak_rss_mb)
-            bench = Bench(conn, env, data, sizes)
+            cluster = (
+                {
+                    "workers": args.workers,
+                    "shard_wallets": args.shard_wallets,
+                    "redis_url": args.redis_url,
+                    "repeat": args.repeat,
+                }
+                if args.workers
+                else None
+            )
+            bench = Bench(conn, env, data, sizes, cluster)
             for name, step in _steps(bench):
                 if name not in only:
                     continue

@@ -85,6 +85,10 @@ JOBS: tuple[Job, ...] = (
     Job("recalculate_all_wallets", "Repair every wallet's balances from its transactions (recalculate --all)."),
     Job("backfill_wallet_snapshots", "Take one wallet's past snapshots of a period (the admin's backfill page)."),
     Job(
+        "take_snapshot_shard",
+        "Take one wallet range of a boundary split in shards (queued by the snapshot jobs on large fleets).",
+    ),
+    Job(
         "refresh_stale_snapshots",
         "Re-take the retained snapshots that history edits made stale (queued when such an edit commits).",
     ),

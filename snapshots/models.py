@@ -9,6 +9,7 @@ from snapshots.periods import PERIODS, Period
 
 # A sum of USD values over a wallet's tokens: wider than one value (NUMERIC(38,18)).
 USD_SUM_DIGITS = 48
+WALLET_ID_MAX = 2**63 - 1  # bigint
 
 
 def usd_sum_field(**kwargs):
@@ -198,11 +199,18 @@ class WalletSnapshot(models.Model):
 
 class SnapshotRun(models.Model):
     """One attempt at a (period, as_of). At most one completed run per boundary: it is the marker
-    catch-up looks for. A failed attempt is kept beside it, with its error, for the admin."""
+    catch-up looks for, and the only thing that makes the boundary's rows visible to readers. A
+    failed attempt is kept beside it, with its error, for the admin.
+
+    A boundary taken in shards (snapshots/services/shards.py) has one ``running`` run while its
+    shards are written: its plan (``shard_cuts``: the first wallet id of every shard but the first)
+    and the shards done so far. The last shard to finish turns it ``completed`` in its own
+    transaction."""
 
     class Status(models.TextChoices):
         COMPLETED = "completed"
         FAILED = "failed"
+        RUNNING = "running"
 
     period = models.CharField(max_length=8, choices=Period.choices)
     as_of = models.DateTimeField()
@@ -215,12 +223,19 @@ class SnapshotRun(models.Model):
     # Completed runs: every ledger write the run may not have seen began at or after this instant
     # (snapshots.services.snapshot_sql.HORIZON_SQL); the next boundary's fast path starts from it.
     horizon = models.DateTimeField(null=True, blank=True)
+    # Sharded runs only (empty otherwise): shard i covers wallet ids [cuts[i-1], cuts[i]), the first
+    # from 0, the last without end, so together the shards cover every wallet, even one added later.
+    shard_cuts = ArrayField(models.BigIntegerField(), default=list, db_default="{}", blank=True)
+    shards_done = ArrayField(models.PositiveIntegerField(), default=list, db_default="{}", blank=True)
 
     class Meta:
         ordering = ["-as_of", "period", "-started_at"]
         constraints = [
             models.UniqueConstraint(
                 fields=["period", "as_of"], condition=Q(status="completed"), name="snapshot_run_one_completed"
+            ),
+            models.UniqueConstraint(
+                fields=["period", "as_of"], condition=Q(status="running"), name="snapshot_run_one_running"
             ),
             models.CheckConstraint(condition=Q(period__in=PERIODS), name="snapshot_run_period_valid"),
         ]
@@ -234,6 +249,22 @@ class SnapshotRun(models.Model):
         if self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
+
+    @property
+    def shards(self):
+        """How many shards the run was planned in (1: one statement, not sharded)."""
+        return len(self.shard_cuts) + 1
+
+    def shard_range(self, index):
+        """(lo, hi), inclusive: the wallet ids of shard ``index``."""
+        if not 0 <= index < self.shards:
+            raise ValueError(f"run {self.pk} has {self.shards} shards, not shard {index}")
+        lo = self.shard_cuts[index - 1] if index else 0
+        hi = self.shard_cuts[index] - 1 if index < len(self.shard_cuts) else WALLET_ID_MAX
+        return lo, hi
+
+    def shards_left(self):
+        return [i for i in range(self.shards) if i not in self.shards_done]
 
 
 class StaleMark(models.Model):

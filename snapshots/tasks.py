@@ -8,15 +8,16 @@ admin's "Run now".
 `scheduled_at` is set by the scheduler (the schedules' `intended_date_kwarg`): the instant the run
 was meant for, so a worker that picks the task up late still takes the intended boundary. A
 scheduled run also catches up missed boundaries; a run without it (from code, `--async`) is a
-manual run of the current boundary, or of the boundary at `at`.
+manual run of the current boundary, or of the boundary at `at`. In the cluster, a boundary of a
+fleet larger than BALANCE_SNAPSHOT_SHARD_WALLETS is fanned out as `take_snapshot_shard` tasks.
 """
 
 from bagtracker.errors import WalletNotFound
 from snapshots.job_registry import Outcome
 from snapshots.models import SnapshotSource
-from snapshots.services import healing, repair, retention
+from snapshots.services import healing, repair, retention, shards
 from snapshots.services import snapshots as snapshot_service
-from snapshots.services.jobs import intended_time, report
+from snapshots.services.jobs import intended_time, queue_job, report
 
 
 def _snapshots(period, scheduled_at, at, force):
@@ -26,7 +27,7 @@ def _snapshots(period, scheduled_at, at, force):
             source, instant = SnapshotSource.SCHEDULED, intended_time(scheduled_at)
         else:
             source, instant = SnapshotSource.MANUAL, intended_time(at)
-        result = snapshot_service.run_snapshots(period, instant, source=source, force=force)
+        result = snapshot_service.run_snapshots(period, instant, source=source, force=force, queue=queue_job)
     except ValueError as error:
         # InstantOutOfRange (a schedule's kwargs say at=2099-…) or a malformed `at`: refused, and
         # nothing recorded — a run at 2099 would hide every later staleness.
@@ -48,6 +49,12 @@ def create_weekly_snapshots(scheduled_at=None, at=None, force=False):
 
 def create_monthly_snapshots(scheduled_at=None, at=None, force=False):
     return _snapshots("monthly", scheduled_at, at, force)
+
+
+def take_snapshot_shard(run_id, shard):
+    """One wallet range of a boundary taken in shards (snapshots.services.shards.take_shard);
+    queued by the snapshot jobs, never scheduled."""
+    return report(shards.JOB, shards.take_shard(run_id, shard).as_dict())
 
 
 def cleanup_old_snapshots(scheduled_at=None, dry_run=False):

@@ -36,6 +36,7 @@ JOBS = {
     "snapshots.tasks.recalculate_all_wallets",
     "snapshots.tasks.backfill_wallet_snapshots",
     "snapshots.tasks.refresh_stale_snapshots",
+    "snapshots.tasks.take_snapshot_shard",
 }
 
 

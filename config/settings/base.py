@@ -179,6 +179,10 @@ BALANCE_MONTHLY_SNAPSHOTS = strict_bool("BALANCE_MONTHLY_SNAPSHOTS", True)
 BALANCE_SNAPSHOT_CATCH_UP = strict_bool("BALANCE_SNAPSHOT_CATCH_UP", True)
 # Catch-up takes at most this many missed boundaries per run (newest first); the next run goes on.
 BALANCE_CATCH_UP_MAX_BOUNDARIES = strict_int("BALANCE_CATCH_UP_MAX_BOUNDARIES", 500, minimum=1)
+# Wallets per shard of a boundary taken by the job cluster (docs/snapshots.md, "Shards"): a fleet
+# with more active wallets than this is split into wallet-id ranges that any worker takes; 0 never
+# splits. One shard is the single statement of a small fleet.
+BALANCE_SNAPSHOT_SHARD_WALLETS = strict_int("BALANCE_SNAPSHOT_SHARD_WALLETS", 5000, minimum=0)
 BALANCE_HOURLY_RETENTION_DAYS = strict_int("BALANCE_HOURLY_RETENTION_DAYS", 7, maximum=MAX_RETENTION_DAYS)
 BALANCE_HISTORY_RETENTION_DAYS = strict_int("BALANCE_HISTORY_RETENTION_DAYS", 90, maximum=MAX_RETENTION_DAYS)
 BALANCE_WEEKLY_RETENTION_DAYS = strict_int(

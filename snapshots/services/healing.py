@@ -46,8 +46,9 @@ LOCK_NAMESPACE = 0x4845414C  # "HEAL"
 
 # The work the marks name: per retained boundary (period, as_of), the wallets to re-take, those
 # of them the boundary covers (rows or a wallet summary there), and the marks served. A wallet
-# mark names every boundary at or after its since that covers the wallet or has a completed run
-# (the wallet active with a confirmed transaction before it); a token mark names the wallets with
+# mark names every boundary at or after its since that covers the wallet or has a completed run, or
+# one being written in shards (the wallet active with a confirmed transaction before it: its shard
+# may be done already); a token mark names the wallets with
 # rows of the token at the boundaries from its since until its until.
 PLAN_SQL = """
 WITH marks AS MATERIALIZED (
@@ -64,7 +65,7 @@ WITH marks AS MATERIALIZED (
     SELECT m.id, r.period, r.as_of, m.wallet_id, false
     FROM marks m
     JOIN bagtracker_wallet w ON w.id = m.wallet_id AND w.is_active
-    JOIN snapshots_snapshotrun r ON r.status = 'completed' AND r.as_of >= m.since
+    JOIN snapshots_snapshotrun r ON r.status IN ('completed', 'running') AND r.as_of >= m.since
     WHERE EXISTS (SELECT 1 FROM bagtracker_transaction t
                   WHERE t.wallet_id = m.wallet_id AND t.status = 'confirmed' AND t.timestamp < r.as_of)
     UNION ALL

@@ -20,6 +20,7 @@ LOGGED_FIELDS = (
     "period",
     "as_of",
     "source",
+    "shard",
     "rows",
     "caught_up",
     "wallets",

@@ -53,14 +53,21 @@ class ValueHistory:
         return len(self.as_of)
 
 
-# The wallet's latest MAX_POINTS boundaries per period, then its values there: per token and the
-# total in one pass (GROUPING SETS). Only the wallet's rows are read (index on wallet, period, as_of).
-WALLET_HISTORY_SQL = """
+# Readers see a boundary only once its SnapshotRun is completed (docs/snapshots.md): not the rows
+# of a boundary whose shards are still being written, nor those of a one-wallet backfill.
+COMPLETED_BOUNDARY = """EXISTS (
+    SELECT 1 FROM snapshots_snapshotrun r WHERE r.period = b.period AND r.as_of = b.as_of AND r.status = 'completed'
+)"""
+
+# The wallet's latest MAX_POINTS completed boundaries per period, then its values there: per token
+# and the total in one pass (GROUPING SETS). Only the wallet's rows are read (index on wallet,
+# period, as_of), and one run per boundary of them.
+WALLET_HISTORY_SQL = f"""
 WITH points AS (
     SELECT period, as_of FROM (
         SELECT period, as_of, row_number() OVER (PARTITION BY period ORDER BY as_of DESC) AS recency
-        FROM (SELECT DISTINCT period, as_of FROM snapshots_balancesnapshot
-              WHERE wallet_id = %(wallet)s AND period = ANY(%(periods)s)) boundaries
+        FROM (SELECT DISTINCT period, as_of FROM snapshots_balancesnapshot b
+              WHERE wallet_id = %(wallet)s AND period = ANY(%(periods)s) AND {COMPLETED_BOUNDARY}) boundaries
     ) ranked
     WHERE recency <= %(max_points)s
 )
@@ -149,14 +156,14 @@ class PnlHistory:
     cost_basis: list = field(default_factory=list)
 
 
-# The wallet's summaries (one row per boundary), the latest MAX_POINTS per period; index on
-# (wallet, period, as_of).
-WALLET_PNL_SQL = """
+# The wallet's summaries (one row per boundary), the latest MAX_POINTS completed ones per period;
+# index on (wallet, period, as_of).
+WALLET_PNL_SQL = f"""
 SELECT period, as_of, realized_pnl_usd, cost_basis_usd FROM (
     SELECT period, as_of, realized_pnl_usd, cost_basis_usd,
            row_number() OVER (PARTITION BY period ORDER BY as_of DESC) AS recency
-    FROM snapshots_walletsnapshot
-    WHERE wallet_id = %(wallet)s AND period = ANY(%(periods)s)
+    FROM snapshots_walletsnapshot b
+    WHERE wallet_id = %(wallet)s AND period = ANY(%(periods)s) AND {COMPLETED_BOUNDARY}
 ) ranked
 WHERE recency <= %(max_points)s
 ORDER BY period, as_of

@@ -251,6 +251,10 @@ WRITE_SNAPSHOT_SQL = sql.SQL("""{ctes}
 ), priced AS (
     INSERT INTO snapshots_boundaryprice AS bp (period, as_of, token_id, price_usd)
     SELECT %(period)s, %(as_of)s, p.token_id, p.price_usd FROM prices p WHERE p.token_id IN (SELECT token_id FROM held)
+      -- A price stored already is not touched (nor row-locked): the shards of one boundary, whose
+      -- prices its plan wrote, never wait for each other here.
+      AND NOT EXISTS (SELECT 1 FROM old_prices o
+                      WHERE o.token_id = p.token_id AND o.price_usd IS NOT DISTINCT FROM p.price_usd)
     ON CONFLICT (period, as_of, token_id) DO UPDATE SET price_usd = EXCLUDED.price_usd
     WHERE bp.price_usd IS DISTINCT FROM EXCLUDED.price_usd
     RETURNING 1
@@ -500,3 +504,31 @@ def _write_moved_and_carry(cursor, params, previous, previous_horizon):
 def count_rows(cursor, period, as_of):
     cursor.execute(COUNT_ROWS_SQL, {"period": period, "as_of": as_of})
     return cursor.fetchone()[0]
+
+
+def takes_fast_path(cursor, period, as_of):
+    """Whether a whole take of (period, as_of) would write only the wallets that moved (FAST_PLAN_SQL)."""
+    params = {"period": period, "as_of": as_of}
+    cursor.execute(BOUNDARY_HAS_ROWS_SQL, params)
+    if not FAST_PATH or cursor.fetchone()[0]:
+        return False
+    cursor.execute(FAST_PLAN_SQL, params)
+    return cursor.fetchone() is not None
+
+
+# The prices of a boundary taken in shards, written by its plan before any shard runs
+# (snapshots/services/shards.py): for every token with a balance.
+WRITE_PRICES_SQL = sql.SQL("""
+WITH prices AS MATERIALIZED ({prices})
+INSERT INTO snapshots_boundaryprice AS bp (period, as_of, token_id, price_usd)
+SELECT %(period)s, %(as_of)s, token_id, price_usd FROM prices
+ON CONFLICT (period, as_of, token_id) DO UPDATE SET price_usd = EXCLUDED.price_usd
+WHERE bp.price_usd IS DISTINCT FROM EXCLUDED.price_usd
+""")
+
+
+def write_prices(cursor, period, as_of, scope=EVERY_WALLET):
+    """Store the prices of (period, as_of) for the tokens ``scope`` holds; call it holding the
+    boundary's lock."""
+    statement = WRITE_PRICES_SQL.format(prices=PRICES_SQL.format(priced_tokens=_priced_tokens(scope)))
+    cursor.execute(statement, {"period": period, "as_of": as_of, **scope.params()})

@@ -34,7 +34,7 @@ from snapshots.periods import (
     format_boundary,
     retention_cutoff,
 )
-from snapshots.services import bounds, healing, partitions, snapshot_sql
+from snapshots.services import bounds, healing, partitions, shards, snapshot_sql
 from snapshots.services.scope import EVERY_WALLET, WalletScope
 
 logger = logging.getLogger(__name__)
@@ -61,6 +61,8 @@ class SnapshotResult:
     written: int = 0
     removed: int = 0
     partial: bool = False
+    shards: int = 0  # taken in shards by the cluster: how many, and how many this run queued
+    queued: int = 0
     status: str = Outcome.SUCCESS
     reason: str = ""
     error: str = ""
@@ -79,6 +81,8 @@ class SnapshotResult:
         }
         if self.partial:
             data["partial"] = True
+        if self.shards:
+            data["shards"], data["queued_shards"] = self.shards, self.queued
         if self.reason:
             data["reason"] = self.reason
         if self.error:
@@ -249,6 +253,8 @@ def take_snapshot(period, as_of, source, scope=None, *, skip_if_completed=False,
                 cursor, period, as_of, source, settings.BALANCE_DUST_THRESHOLD, scope
             )
             if scope.is_everything:
+                # A whole take completes a boundary planned in shards too: its shards find no run.
+                SnapshotRun.objects.filter(period=period, as_of=as_of, status=SnapshotRun.Status.RUNNING).delete()
                 SnapshotRun.objects.update_or_create(
                     period=period,
                     as_of=as_of,
@@ -301,7 +307,25 @@ def _take_reporting_errors(period, as_of, source, scope=None, **kwargs):
         return error.result
 
 
-def run_snapshots(period, at, source="scheduled", force=False, catch_up=None):
+def _take_or_queue(period, as_of, source, queue, **kwargs):
+    """Take one whole boundary here, or, given ``queue`` (the cluster's) and a fleet larger than one
+    shard, plan it in shards (or find its plan) and queue the shards not done yet."""
+    if queue is None:
+        return _take_reporting_errors(period, as_of, source, **kwargs)
+    try:
+        run = shards.plan_run(period, as_of, source)
+        if run is None:  # one shard, or completed already: one statement, as without a cluster
+            return _take_reporting_errors(period, as_of, source, **kwargs)
+        result = SnapshotResult(period=period, as_of=as_of, source=source, shards=run.shards)
+        result.queued = shards.queue_shards(run, queue)
+    except Exception as error:  # the run stays planned: the next scheduled run queues its shards
+        result = SnapshotResult(period=period, as_of=as_of, source=source, status=Outcome.ERROR)
+        result.error = f"{type(error).__name__}: {error}".strip()
+        logger.error("snapshot %s %s: could not queue its shards: %s", period, format_boundary(as_of), result.error)
+    return result
+
+
+def run_snapshots(period, at, source="scheduled", force=False, catch_up=None, queue=None):
     """The snapshot job for ``period`` at instant ``at`` (the instant it was scheduled for).
 
     Takes as_of = floor_boundary(period, at) first. A scheduled run with catch-up on (the
@@ -310,6 +334,12 @@ def run_snapshots(period, at, source="scheduled", force=False, catch_up=None):
     (snapshots.services.bounds.missing_boundaries), and refreshes what history edits left stale.
     A disabled period is skipped unless ``force``. One failing boundary does not stop the others
     (``partial_success``).
+
+    ``queue(job, *args)`` (the cluster's, snapshots.services.jobs.queue_job) fans a boundary not
+    yet completed out in shards when the fleet is larger than BALANCE_SNAPSHOT_SHARD_WALLETS
+    (snapshots.services.shards); a scheduled run then also queues again the shards not done of
+    every boundary still running (a lost or killed shard). Without it every boundary is one
+    statement here.
 
     An ``at`` (or its boundary) before 2009-01-03 or in the future raises InstantOutOfRange before
     anything is written or recorded: a job given `at=2099-…` must not record a run in 2099.
@@ -325,11 +355,14 @@ def run_snapshots(period, at, source="scheduled", force=False, catch_up=None):
         return result
     if catch_up is None:
         catch_up = settings.BALANCE_SNAPSHOT_CATCH_UP
-    result.boundaries.append(_take_reporting_errors(period, as_of, source))
-    if source == SnapshotSource.SCHEDULED and catch_up:
-        for boundary in bounds.missing_boundaries(period, as_of):
-            result.boundaries.append(_take_reporting_errors(period, boundary, source, skip_if_completed=True))
+    result.boundaries.append(_take_or_queue(period, as_of, source, queue))
     if source == SnapshotSource.SCHEDULED:
+        behind = set(bounds.missing_boundaries(period, as_of)) if catch_up else set()
+        if queue is not None:
+            behind.update(run.as_of for run in shards.running_runs(period, now=as_of))
+        behind.discard(as_of)
+        for boundary in sorted(behind, reverse=True):
+            result.boundaries.append(_take_or_queue(period, boundary, source, queue, skip_if_completed=True))
         # Whatever history edits left stale and no queued refresh has done yet (a lost message).
         result.refreshed = healing.refresh_stale_snapshots(now=at)
     result.duration_seconds = time.monotonic() - started
@@ -370,11 +403,14 @@ def backfill_snapshots(period, since, until=None, wallet_ids=None, progress=None
 
 
 def retained_boundaries(period, now, wallet_id=None):
-    """Boundaries inside retention that have a completed run (or, given a wallet, rows of it), up
-    to ``now`` (a run recorded in the future by older code is listed by `manage.py check --database
-    default`, never re-taken)."""
+    """Boundaries inside retention that have a completed run or one being written in shards (or,
+    given a wallet, rows of it), up to ``now`` (a run recorded in the future by older code is
+    listed by `manage.py check --database default`, never re-taken)."""
     cutoff = retention_cutoff(period, now)
-    runs = SnapshotRun.objects.filter(period=period, status=SnapshotRun.Status.COMPLETED, as_of__lte=now)
+    # A boundary being written in shards too: shards done before a repair hold rows of the damaged
+    # ledger (a whole re-take completes it; a wallet-scoped one refreshes the wallet's rows).
+    live = [SnapshotRun.Status.COMPLETED, SnapshotRun.Status.RUNNING]
+    runs = SnapshotRun.objects.filter(period=period, status__in=live, as_of__lte=now)
     if cutoff:
         runs = runs.filter(as_of__gte=cutoff)
     found = set(runs.values_list("as_of", flat=True))
