@@ -74,7 +74,9 @@ def test_a_worker_killed_mid_snapshot_leaves_nothing_and_the_next_run_catches_it
     first, killed = current - timedelta(hours=2), current - timedelta(hours=1)
     assert take_snapshot("hourly", first, "scheduled").rows == WALLETS * TOKENS  # the period's history starts here
     one_boundary = heap_bytes()
-    cluster = qcluster(process_env(broker_url=private_redis.url))
+    # One statement, not shards (10,000 wallets would be two of the default 5,000): the boundary
+    # killed here is a single transaction (tests/test_e2e_shards.py kills a shard).
+    cluster = qcluster(process_env(broker_url=private_redis.url, BALANCE_SNAPSHOT_SHARD_WALLETS=0))
 
     # A wallet summary of the boundary, inserted and not committed by a transaction of the test: the
     # worker's INSERT … ON CONFLICT (in wallet order) reaches it last (the highest wallet id) and
