@@ -14,7 +14,7 @@ readers and otherwise leaves the partition to the next cleanup (its rows are tri
 meanwhile: nothing expired stays readable either way).
 """
 
-from django.db import ProgrammingError, connection, transaction
+from django.db import connection, transaction
 from psycopg import sql
 
 from snapshots.periods import Period
@@ -24,7 +24,6 @@ LOCK_SQL = "SELECT pg_advisory_xact_lock(1346458196, hashtext(%s))"  # 'PART', a
 BOUNDS_SQL = "SELECT name, lo, hi FROM snapshots_state_partition(%s, %s)"
 EXPIRED_SQL = "SELECT snapshots_expired_state_partitions(%s, %s)"
 DROP_LOCK_TIMEOUT = "5s"
-DUPLICATE_TABLE = "42P07"
 
 
 def ensure(period, instant, ahead=1):
@@ -37,24 +36,11 @@ def ensure(period, instant, ahead=1):
         # statement keeps the catalog it started with).
         cursor.execute(LOCK_SQL, [str(period)])
         for _ in range(ahead + 1):
-            created += _ensure_one(cursor, period, instant)
+            cursor.execute(ENSURE_SQL, [str(period), instant])
+            created += bool(cursor.fetchone()[0])
             cursor.execute(BOUNDS_SQL, [str(period), instant])
             _, _, instant = cursor.fetchone()
     return created
-
-
-def _ensure_one(cursor, period, instant):
-    # Two callers at once (the shards of one boundary start together): the second waits on the
-    # function's advisory lock, but its catalog lookup may still miss the table the first just
-    # created, and CREATE TABLE then says it exists. It does: nothing to do.
-    try:
-        with transaction.atomic():
-            cursor.execute(ENSURE_SQL, [str(period), instant])
-            return bool(cursor.fetchone()[0])
-    except ProgrammingError as error:
-        if getattr(error.__cause__, "sqlstate", None) != DUPLICATE_TABLE:
-            raise
-        return False
 
 
 def expired(period, cutoff):
