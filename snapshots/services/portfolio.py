@@ -84,19 +84,21 @@ ORDER BY s.period, s.as_of, tk.symbol NULLS FIRST
 
 # The whole portfolio over one period: the boundaries taken for every wallet (a completed
 # SnapshotRun; a backfill of one wallet alone would draw a false dip), the latest MAX_POINTS, each
-# summed over the rows of the wallets active now. The sum reads every row of those boundaries, so
-# it is one period per call (the overview shows one at a time), aggregated before any join.
+# summed over the wallet summaries of the wallets active now — a summary's value is the sum of its
+# rows' values and its unpriced_rows their count without a price, so this is the sum of the rows,
+# read from one stored row per wallet and boundary instead of every row's value derived through
+# the snapshots_balancesnapshot view. One period per call (the overview shows one at a time).
 PORTFOLIO_HISTORY_SQL = """
 WITH points AS (
     SELECT as_of FROM snapshots_snapshotrun
     WHERE status = 'completed' AND period = %(period)s
     ORDER BY as_of DESC LIMIT %(max_points)s
 ), totals AS (
-    SELECT s.as_of, SUM(s.value_usd) AS value_usd, count(*) FILTER (WHERE s.value_usd IS NULL) AS unpriced
-    FROM snapshots_balancesnapshot s
-    WHERE s.period = %(period)s AND s.as_of >= (SELECT min(as_of) FROM points)
-      AND s.wallet_id <> ALL(ARRAY(SELECT id FROM bagtracker_wallet WHERE NOT is_active))
-    GROUP BY s.as_of
+    SELECT m.as_of, SUM(m.value_usd) AS value_usd, SUM(m.unpriced_rows) AS unpriced
+    FROM snapshots_walletsnapshot m
+    WHERE m.period = %(period)s AND m.as_of >= (SELECT min(as_of) FROM points)
+      AND m.wallet_id <> ALL(ARRAY(SELECT id FROM bagtracker_wallet WHERE NOT is_active))
+    GROUP BY m.as_of
 )
 SELECT p.as_of, COALESCE(t.value_usd, 0), COALESCE(t.unpriced, 0)
 FROM points p LEFT JOIN totals t ON t.as_of = p.as_of
