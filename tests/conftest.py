@@ -29,15 +29,18 @@ hypothesis_settings.load_profile("suite")  # before the plugin applies --hypothe
 # that order; then the other files of long in-process runs (markers bench, slow), then those of
 # real-process tests (e2e, faults), then the rest, each in the usual order.
 LONGEST_FILES = (
+    "test_bench.py",  # a dozen real commands, each in its own process
     "test_e2e_jobs.py",  # the one test that waits for real scheduler ticks: 35 s of them
-    "faults/test_bad_input.py",
-    "test_bench.py",
-    "test_ledger_property.py",
-    "test_browser_csp.py",
-    "test_admin_permissions.py",
+    "faults/test_worker_killed.py",  # three boundaries of 100,000 rows
     "test_embedded_servers.py",
+    "test_browser_csp.py",
+    "faults/test_bad_input.py",
+    "test_admin_permissions.py",
+    "test_ledger_property.py",
+    "test_snapshot_ledger.py",
     "faults/test_environment.py",
     "test_clean_stops.py",
+    "test_e2e_replica.py",
 )
 _FIRST_MARKERS = (("bench", "slow"), ("e2e", "faults"))
 
