@@ -4,12 +4,14 @@ first transaction, retention) before listing anything, and says so."""
 
 import io
 import time
+from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from snapshots.models import BalanceSnapshot, SnapshotRun
-from snapshots.periods import boundaries_between, count_boundaries
+from snapshots.periods import boundaries_between, count_boundaries, floor_boundary
 from snapshots.services.bounds import plan_backfill
 from snapshots.services.snapshots import backfill_snapshots, run_snapshots, take_snapshot
 from tests.conftest import utc
@@ -108,11 +110,15 @@ def test_a_backfill_without_transactions_plans_nothing(make_wallet, db):
 
 def test_an_hourly_backfill_from_year_1_answers_in_under_a_second(settings, make_tx):
     settings.BALANCE_HOURLY_RETENTION_DAYS = 0  # kept forever: only the first transaction bounds it
-    make_tx("buy", "1", at=utc(2026, 11, 30, 22, 30))
+    # 90 minutes ago, whatever the clock says: one or two boundaries to take, not more as the day
+    # goes on (a fixed instant of yesterday made it 24 by the evening, over a second on a busy machine).
+    first = timezone.now() - timedelta(minutes=90)
+    make_tx("buy", "1", at=first)
     started = time.monotonic()
     result = backfill_snapshots("hourly", utc(1, 1, 1))
     assert time.monotonic() - started < 1
-    assert result.as_dict()["first_as_of"] == "2026-11-30T23:00:00Z"
+    first_boundary = floor_boundary("hourly", first) + timedelta(hours=1)
+    assert result.as_dict()["first_as_of"] == first_boundary.isoformat().replace("+00:00", "Z")
     assert result.notes and "first confirmed transaction" in result.notes[0]
     assert BalanceSnapshot.objects.filter(period="hourly").exists()
 
