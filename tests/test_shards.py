@@ -8,6 +8,7 @@ real clusters)."""
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 
 from snapshots import tasks
 from snapshots.models import BalanceSnapshot, SnapshotRun, WalletSnapshot
@@ -261,3 +262,25 @@ def test_a_rebuild_after_a_repair_covers_the_shards_already_done(fleet):
     assert set(BalanceSnapshot.objects.filter(as_of=AS_OF).values_list("amount", flat=True)) != {999}
     assert SnapshotRun.objects.get(as_of=AS_OF).status == "completed"  # re-taken whole: complete
     assert (rows(AS_OF), summaries(AS_OF)) == in_one_statement(AS_OF)
+
+
+def test_a_shard_waits_for_another_boundarys_shard_on_the_same_wallets(fleet):
+    queue = Queue()
+    scheduled(AS_OF, queue)
+    run = SnapshotRun.objects.get(as_of=AS_OF)
+    holder = raw_connection()  # a shard of another hourly boundary, mid-write, over the first wallet
+    try:
+        cells = {"period": "hourly", "lo": fleet[0].pk, "hi": fleet[0].pk, "cell": shards.CELL_IDS}
+        holder.execute(shards.LOCK_CELLS_SQL, cells)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '200ms'")
+        waited = tasks.take_snapshot_shard(run.pk, 0)
+        other = tasks.take_snapshot_shard(run.pk, 1)  # other wallets: no wait
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = 0")
+        holder.rollback()
+        holder.close()
+    assert waited["status"] == "error" and "lock timeout" in waited["error"]
+    assert other["status"] == "success"
+    assert tasks.take_snapshot_shard(run.pk, 0)["status"] == "success"  # once the other one is done

@@ -63,7 +63,7 @@ SHARE_PERIOD_STATES_SQL = "SELECT pg_advisory_xact_lock_shared(%s, hashtext(%s))
 CELL_IDS = 64
 LOCK_CELLS_SQL = """
 SELECT count(pg_advisory_xact_lock(hashtext('cells:' || %(period)s), c::int))
-FROM generate_series(%(lo)s / %(cell)s, %(hi)s / %(cell)s) c
+FROM generate_series(%(lo)s::bigint / %(cell)s::bigint, %(hi)s::bigint / %(cell)s::bigint) c
 """
 LAST_WALLET_SQL = "SELECT max(id) FROM bagtracker_wallet"
 
