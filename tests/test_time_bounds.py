@@ -64,9 +64,9 @@ def test_a_decade_long_gap_costs_what_the_run_takes_not_what_the_gap_holds(setti
     settings.BALANCE_CATCH_UP_MAX_BOUNDARIES = 3
     make_tx("buy", "1", at=utc(2016, 1, 1))
     take_snapshot("hourly", utc(2016, 1, 2), "scheduled")
-    started = time.monotonic()
+    started = time.process_time()  # CPU of this process (walking a decade of hours would be seconds of it)
     result = run_snapshots("hourly", at=utc(2026, 3, 1, 0, 5))
-    assert time.monotonic() - started < 2
+    assert time.process_time() - started < 2
     assert [b.as_of for b in result.boundaries] == [
         utc(2026, 3, 1, 0),
         utc(2026, 2, 28, 23),
@@ -114,9 +114,11 @@ def test_an_hourly_backfill_from_year_1_answers_in_under_a_second(settings, make
     # goes on (a fixed instant of yesterday made it 24 by the evening, over a second on a busy machine).
     first = timezone.now() - timedelta(minutes=90)
     make_tx("buy", "1", at=first)
-    started = time.monotonic()
+    # This process's CPU time, not the wall clock: listing every hour since year 1 (17.7 million
+    # boundaries) cost 22 s of it; planning arithmetically costs milliseconds, however busy the machine.
+    started = time.process_time()
     result = backfill_snapshots("hourly", utc(1, 1, 1))
-    assert time.monotonic() - started < 1
+    assert time.process_time() - started < 1
     first_boundary = floor_boundary("hourly", first) + timedelta(hours=1)
     assert result.as_dict()["first_as_of"] == first_boundary.isoformat().replace("+00:00", "Z")
     assert result.notes and "first confirmed transaction" in result.notes[0]
