@@ -29,9 +29,9 @@ from datetime import timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
-from snapshots.job_registry import Outcome
 from snapshots.models import SnapshotSource, StaleMark
 from snapshots.periods import PERIODS, format_boundary, retention_cutoff
+from snapshots.services.boundary_results import BoundaryTotals
 from snapshots.services.scope import WalletScope
 
 logger = logging.getLogger(__name__)
@@ -96,33 +96,11 @@ WHERE m.id = x.id AND m.generation = x.generation
 
 
 @dataclass
-class RefreshResult:
+class RefreshResult(BoundaryTotals):
     marks: int = 0
     settled: int = 0
     boundaries: list = field(default_factory=list)
     duration_seconds: float = 0.0
-
-    @property
-    def failures(self):
-        return [b for b in self.boundaries if b.status == Outcome.ERROR]
-
-    @property
-    def status(self):
-        if not self.failures:
-            return Outcome.SUCCESS
-        return Outcome.PARTIAL_SUCCESS if len(self.failures) < len(self.boundaries) else Outcome.ERROR
-
-    @property
-    def rows(self):
-        return sum(b.rows for b in self.boundaries if b.status == Outcome.SUCCESS)
-
-    @property
-    def written(self):
-        return sum(b.written for b in self.boundaries)
-
-    @property
-    def removed(self):
-        return sum(b.removed for b in self.boundaries)
 
     def as_dict(self):
         data = {

@@ -35,6 +35,7 @@ from snapshots.periods import (
     retention_cutoff,
 )
 from snapshots.services import bounds, healing, partitions, shards, snapshot_sql
+from snapshots.services.boundary_results import BoundaryTotals
 from snapshots.services.scope import EVERY_WALLET, WalletScope
 
 logger = logging.getLogger(__name__)
@@ -146,7 +147,7 @@ class SnapshotJobResult:
 
 
 @dataclass
-class ManyBoundariesResult:
+class ManyBoundariesResult(BoundaryTotals):
     """Backfill and rebuild: many boundaries, each its own transaction; failures listed."""
 
     kind: str  # "backfill" or "rebuild"
@@ -155,28 +156,6 @@ class ManyBoundariesResult:
     wallet_ids: list | None = None
     notes: list = field(default_factory=list)  # backfill: how its range was clamped, for people
     duration_seconds: float = 0.0
-
-    @property
-    def failures(self):
-        return [b for b in self.boundaries if b.status == Outcome.ERROR]
-
-    @property
-    def status(self):
-        if not self.failures:
-            return Outcome.SUCCESS
-        return Outcome.PARTIAL_SUCCESS if len(self.failures) < len(self.boundaries) else Outcome.ERROR
-
-    @property
-    def rows(self):
-        return sum(b.rows for b in self.boundaries if b.status == Outcome.SUCCESS)
-
-    @property
-    def written(self):
-        return sum(b.written for b in self.boundaries)
-
-    @property
-    def removed(self):
-        return sum(b.removed for b in self.boundaries)
 
     def as_dict(self):
         data = {
