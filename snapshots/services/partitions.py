@@ -14,8 +14,9 @@ readers and otherwise leaves the partition to the next cleanup (its rows are tri
 meanwhile: nothing expired stays readable either way).
 """
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from psycopg import sql
+from psycopg.errors import LockNotAvailable, UndefinedTable
 
 from snapshots.periods import Period
 
@@ -60,8 +61,10 @@ def drop_expired(period, cutoff):
             with transaction.atomic(), connection.cursor() as cursor:
                 cursor.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(DROP_LOCK_TIMEOUT)))
                 cursor.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
-        except Exception as error:  # a lock not granted in time (or a concurrent drop): next cleanup
-            if "lock timeout" not in str(error) and "does not exist" not in str(error):
+        except DatabaseError as error:
+            # By SQLSTATE, not by message (messages follow the server's lc_messages): a lock not
+            # granted in time, or a concurrent cleanup that dropped it first, leaves it to the next run.
+            if not isinstance(error.__cause__, LockNotAvailable | UndefinedTable):
                 raise
             continue
         dropped.append(name)
