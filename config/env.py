@@ -114,14 +114,19 @@ def strict_choice(name, default, choices):
 def strict_redis_url(name):
     """redis://[:password@]host[:port][/db], rediss://… or unix:///path; checked now, not at the
     first job (redis-py would accept a URL without a host and fail later, or ignore a bad db)."""
-    from redis.connection import parse_url  # imported here: settings load before any Redis use
-
     value = _raw(name)
     if value is None:
         return None
     try:
-        parts = parse_url(value)
         parsed = urlparse(value)
+        if not value.startswith(("redis://", "rediss://", "unix://")):  # as redis-py checks it
+            raise ValueError("Redis URL must specify one of the following schemes (redis://, rediss://, unix://)")
+        if parsed.query:
+            # Options (?socket_timeout=…) are checked by redis-py's own parser. Only then: importing
+            # redis costs every process 0.15 s of CPU, and most (a command, the admin) never use it.
+            from redis.connection import parse_url
+
+            parse_url(value)
         if parsed.scheme in ("redis", "rediss"):
             if not parsed.hostname:
                 raise ValueError("it has no host (e.g. redis://127.0.0.1:6379/0)")
@@ -130,7 +135,7 @@ def strict_redis_url(name):
             db = parsed.path.lstrip("/")
             if db and not db.isdigit():
                 raise ValueError(f"its database {db!r} is not a number")
-        elif not parts.get("path"):
+        elif not parsed.path:
             raise ValueError("a unix:// URL needs a socket path")
     except ValueError as error:
         raise ImproperlyConfigured(f"{name}={_hide_password(value)!r} is not a Redis URL: {error}") from None

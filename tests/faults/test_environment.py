@@ -47,6 +47,7 @@ MALFORMED = [
     ("REDIS_URL", "redis://:secret-password@:6379/0"),
     ("REDIS_URL", "redis://127.0.0.1:port/0"),
     ("REDIS_URL", "redis://127.0.0.1:6379/zero"),
+    ("REDIS_URL", "redis://127.0.0.1:6379/0?socket_timeout=soon"),  # options: checked by redis-py
     ("REDIS_HOST", "redis://127.0.0.1"),
     ("REDIS_HOST", "my redis"),
     ("REDIS_PORT", "abc"),
