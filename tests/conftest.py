@@ -9,7 +9,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connections, transaction
+from django.test import TransactionTestCase
 from hypothesis import settings as hypothesis_settings
+from psycopg import sql
 
 from bagtracker.models import Chain, Price, Token, Transaction, Wallet
 from bagtracker.services.transactions import save_transaction
@@ -52,6 +55,32 @@ def _rank(item):
             return (0, index)
     markers = {mark.name for mark in item.iter_markers()}
     return (1 + next((i for i, names in enumerate(_FIRST_MARKERS) if markers & set(names)), len(_FIRST_MARKERS)), 0)
+
+
+# What a transactional test committed is removed after it (Django's TransactionTestCase). Django
+# truncates every table and re-runs post_migrate; here the tables are emptied by DELETE, and only the
+# job schedules are installed again. Same state after, at a tenth of the cost (0.04 s instead of 0.43 s
+# a test: a TRUNCATE gives every table, partition and index new files, and post_migrate re-checks
+# every permission). Kept: the rows post_migrate installs that no test changes (content types and
+# permissions; the migration history).
+KEPT_TABLES = {"django_content_type", "auth_permission", "django_migrations"}
+
+
+def _empty_tables(self):
+    from snapshots.schedules import install_schedules
+
+    for alias in self._databases_names(include_mirrors=False):
+        connection = connections[alias]
+        tables = connection.introspection.django_table_names(only_existing=True, include_views=False)
+        tables = sorted(set(tables) - KEPT_TABLES)
+        with transaction.atomic(using=alias), connection.cursor() as cursor:
+            # No triggers (foreign keys, the snapshot rows' delete triggers): every table is emptied anyway.
+            cursor.execute("SET LOCAL session_replication_role = replica")
+            cursor.execute(sql.SQL("; ").join(sql.SQL("DELETE FROM {}").format(sql.Identifier(t)) for t in tables))
+    install_schedules()
+
+
+TransactionTestCase._fixture_teardown = _empty_tables
 
 
 def pytest_collection_modifyitems(items):
