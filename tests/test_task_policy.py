@@ -5,8 +5,6 @@ both. Nothing refused is ever executed: each attempt would create a file, and no
 
 import json
 import logging
-import subprocess
-import sys
 from datetime import timedelta
 
 import django_q.cluster
@@ -24,7 +22,8 @@ from django_q.tasks import _sync, async_task
 
 from snapshots import task_policy
 from snapshots.task_policy import TaskRefused, allowed_task_functions
-from tests.jobs_support import ROOT, process_env, queued_payloads, wait_until
+from tests.forked_manage import run_manage
+from tests.jobs_support import process_env, queued_payloads, wait_until
 
 JOBS = {
     "snapshots.tasks.create_hourly_snapshots",
@@ -230,9 +229,7 @@ def test_django_q2s_worker_and_hook_receiver_are_the_checked_ones():
 
 def check(**env):
     variables = process_env(**env)
-    return subprocess.run(
-        [sys.executable, "manage.py", "check"], cwd=ROOT, env=variables, capture_output=True, text=True, timeout=60
-    )
+    return run_manage(["check"], env=variables)
 
 
 @pytest.mark.django_db

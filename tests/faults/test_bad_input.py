@@ -20,6 +20,7 @@ from django.db import connection
 from snapshots.services.snapshots import take_snapshot
 from tests.conftest import utc
 from tests.csv_factory import HEADER as TX_HEADER
+from tests.forked_manage import run_manage
 from tests.jobs_support import ROOT, process_env
 
 pytestmark = pytest.mark.faults
@@ -483,14 +484,7 @@ SUBPROCESS_CASES = [c for c in CASES if c.subprocess]
 @pytest.mark.parametrize("case", SUBPROCESS_CASES, ids=[c.id for c in SUBPROCESS_CASES])
 def test_the_real_manage_py_exits_non_zero_with_one_line_on_stderr(case, history, tmp_path):
     before = database_state()
-    result = subprocess.run(
-        [sys.executable, "manage.py", *case.argv(file_for(case, tmp_path))],
-        cwd=ROOT,
-        env=process_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_manage(case.argv(file_for(case, tmp_path)), env=process_env())
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr

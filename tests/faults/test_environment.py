@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from tests.forked_manage import run_manage
 from tests.jobs_support import ROOT
 
 pytestmark = pytest.mark.faults
@@ -71,9 +72,7 @@ MALFORMED = [
 def check(**variables):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BALANCE_", "REDIS_", "METRICS_", "SENTRY_"))}
     env.update(DJANGO_SETTINGS_MODULE="config.settings.local", **variables)
-    return subprocess.run(
-        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
-    )
+    return run_manage(["check"], env=env)
 
 
 @pytest.mark.parametrize("name, value", MALFORMED, ids=[f"{n}={v}" for n, v in MALFORMED])
