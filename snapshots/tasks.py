@@ -58,8 +58,14 @@ def take_snapshot_shard(run_id, shard):
 
 
 def cleanup_old_snapshots(scheduled_at=None, dry_run=False):
-    result = retention.prune_snapshots(now=intended_time(scheduled_at), dry_run=dry_run)
-    return report("cleanup_old_snapshots", result.as_dict())
+    job = "cleanup_old_snapshots"
+    try:
+        result = retention.prune_snapshots(now=intended_time(scheduled_at), dry_run=dry_run)
+    except ValueError as error:
+        # InstantOutOfRange or a malformed `scheduled_at`: a cleanup "as of 2099" would delete
+        # every snapshot still inside retention. Refused, nothing deleted.
+        return report(job, {"status": Outcome.ERROR, "error": str(error)})
+    return report(job, result.as_dict())
 
 
 def recalculate_wallet_balances(wallet_id, create_snapshots=False):

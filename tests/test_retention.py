@@ -4,7 +4,9 @@ from datetime import timedelta
 from itertools import pairwise
 
 import pytest
+from django.utils import timezone
 
+from snapshots import tasks
 from snapshots.models import BalanceSnapshot, SnapshotRun, WalletSnapshot
 from snapshots.periods import boundaries_between
 from snapshots.services import retention
@@ -48,10 +50,11 @@ def test_it_deletes_rows_and_runs_before_the_cutoff_and_keeps_the_row_exactly_at
     assert data["runs_deleted"]["daily"] == 12
 
 
-def test_zero_keeps_forever(settings, history):
+def test_zero_keeps_forever(settings, history, monkeypatch):
     settings.BALANCE_HISTORY_RETENTION_DAYS = 0
     settings.BALANCE_HOURLY_RETENTION_DAYS = 0
     before = BalanceSnapshot.objects.count()
+    monkeypatch.setattr(timezone, "now", lambda: NOW + timedelta(days=3650))  # ten years later
     result = prune_snapshots(now=NOW + timedelta(days=3650))
     assert BalanceSnapshot.objects.count() == before
     assert result.as_dict()["cutoffs"]["daily"] is None
@@ -111,3 +114,27 @@ def test_the_wallet_summaries_of_expired_boundaries_go_with_their_rows(history):
     result = prune_snapshots(now=NOW, batch_size=4)
     assert result.as_dict()["summaries_deleted"]["daily"] == 3 * 12
     assert as_ofs("daily", WalletSnapshot) == as_ofs("daily")
+
+
+@pytest.mark.parametrize(
+    "scheduled_at, message",
+    [
+        ("2099-01-01T00:00:00+00:00", "more than one day in the future"),
+        ("0001-01-01T00:00:00+00:00", "before 2009-01-03"),
+        ("0001-01-05T00:00:00+05:00", "before 2009-01-03"),
+        ("soon", "Invalid isoformat string"),
+    ],
+)
+def test_a_cleanup_for_an_impossible_time_is_refused_and_deletes_nothing(history, scheduled_at, message):
+    """A cleanup "as of 2099" would move every cutoff past every snapshot still inside retention."""
+    before = (BalanceSnapshot.objects.count(), WalletSnapshot.objects.count(), SnapshotRun.objects.count())
+    result = tasks.cleanup_old_snapshots(scheduled_at=scheduled_at)
+    assert result["status"] == "error" and message in result["error"], result
+    assert (BalanceSnapshot.objects.count(), WalletSnapshot.objects.count(), SnapshotRun.objects.count()) == before
+
+
+def test_a_cleanup_slightly_ahead_counts_as_now(history, monkeypatch):
+    """Two nodes' clocks an hour apart: the run deletes what a run at now would, no more."""
+    monkeypatch.setattr(timezone, "now", lambda: NOW)  # hourly cutoff: 05-25 03:00 (7 days)
+    tasks.cleanup_old_snapshots(scheduled_at=(NOW + timedelta(hours=1)).isoformat())
+    assert as_ofs("hourly") == [utc(2026, 5, 25, h) for h in (3, 4, 5)]  # 03:00 is not an hour early

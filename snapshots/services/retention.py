@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
+from bagtracker import instants
 from snapshots.job_registry import Outcome
 from snapshots.models import SnapshotRun
 from snapshots.periods import Period
@@ -122,9 +123,15 @@ def prune_snapshots(
     """Delete expired snapshots of every period (retention 0 = kept forever).
 
     ``dry_run`` only counts. ``progress(deleted_so_far, expired_total)`` is called after each batch.
+
+    ``now`` (a scheduled run's intended time) moves every cutoff: one in the future would delete
+    snapshots still inside retention. InstantOutOfRange for one before 2009-01-03 or more than a
+    day ahead (a job given `scheduled_at=2099-…`), before anything is deleted; one less ahead
+    (clocks of two nodes) counts as now.
     """
     started = time.monotonic()
-    now = now or timezone.now()
+    real_now = timezone.now()
+    now = real_now if now is None else min(instants.check_instant(now, "now", now=real_now), real_now)
     batch_size = batch_size or PRUNE_BATCH_SIZE
     result = PruneResult(now=now, dry_run=dry_run)
     if not dry_run:
