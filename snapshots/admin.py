@@ -48,6 +48,18 @@ class WalletAdmin(DomainWalletAdmin):
     def portfolio_link(self, wallet):
         return format_html('<a href="{}">chart</a>', reverse("admin:bagtracker_wallet_portfolio", args=[wallet.pk]))
 
+    def get_deleted_objects(self, objs, request):
+        """A wallet goes with its derived rows (balances, summaries; the snapshot rows by trigger):
+        those are read-only to everyone here, so they must not stop a user allowed to delete the
+        wallet (and its transactions) from doing so, as Django's check of related objects would."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        derived = {
+            model._meta.verbose_name
+            for model, model_admin in self.admin_site._registry.items()
+            if isinstance(model_admin, ReadOnlyAdmin)
+        }
+        return deleted, counts, perms_needed - derived, protected
+
 
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Derived data: the services write it, people look at it."""

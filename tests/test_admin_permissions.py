@@ -342,3 +342,30 @@ def test_a_resubmitted_failure_naming_a_refused_function_is_not_queued(users, cl
     )
     assert "Not resubmitted: evil: function &#x27;os.system&#x27; is not allowed" in response.content.decode()
     assert queued_count() == queued and Failure.objects.filter(pk="c" * 32).exists()
+
+
+def test_a_wallet_is_deleted_with_its_derived_rows_by_whoever_may_delete_wallets_and_transactions(users, wallet):
+    """Balances, summaries and snapshot rows are read-only to everyone in the admin: they go with
+    their wallet instead of stopping its deletion ("Cannot delete wallet … balance")."""
+    url = reverse("admin:bagtracker_wallet_delete", args=[wallet.pk])
+    clerk = get_user_model().objects.create_user("clerk", is_staff=True)
+    clerk.user_permissions.set(
+        Permission.objects.filter(codename__in=["view_wallet", "delete_wallet", "view_transaction"])
+    )
+    for user in (users["viewer"], clerk):  # no delete_wallet; no delete_transaction for its transaction
+        page = client_for(user).get(url)
+        assert page.status_code == 403 or "Cannot delete wallet" in page.content.decode(), user
+        client_for(user).post(url, {"post": "yes"})
+        assert type(wallet).objects.filter(pk=wallet.pk).exists()
+
+    superuser = client_for(users["superuser"])
+    assert "Are you sure" in superuser.get(url).content.decode()
+    assert superuser.post(url, {"post": "yes"}).status_code == 302
+    assert not type(wallet).objects.filter(pk=wallet.pk).exists()
+    assert not BalanceSnapshot.objects.filter(wallet_id=wallet.pk).exists()
+    with connection.cursor() as cursor:
+        for table in ("snapshots_balance", "snapshots_walletsnapshot", "snapshots_balancestate"):
+            cursor.execute(
+                sql.SQL("SELECT count(*) FROM {} WHERE wallet_id = %s").format(sql.Identifier(table)), [wallet.pk]
+            )
+            assert cursor.fetchone()[0] == 0, table
