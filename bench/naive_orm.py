@@ -37,7 +37,7 @@ def write(mode, rows, period, as_of):
     from django.db import transaction
     from django.utils import timezone
 
-    from snapshots.models import Balance, BalanceState, BoundaryPrice, WalletSnapshot
+    from snapshots.models import Balance, BalanceState, Boundary, BoundaryPrice, WalletState
 
     # The storage is state intervals (docs/snapshots.md): a row at as_of is a state valid for this
     # boundary alone, a price per token and a summary per wallet (written one by one too).
@@ -56,7 +56,20 @@ def write(mode, rows, period, as_of):
                 )
             if balance.wallet_id not in wallets:
                 wallets.add(balance.wallet_id)
-                WalletSnapshot.objects.create(wallet_id=balance.wallet_id, period=period, as_of=as_of, source="manual")
+                Boundary.objects.get_or_create(
+                    period=period, as_of=as_of, defaults={"source": "manual", "created_at": timezone.now()}
+                )
+                WalletState.objects.create(
+                    wallet_id=balance.wallet_id,
+                    period=period,
+                    valid_from=as_of,
+                    valid_to=until,
+                    rows=0,
+                    cost_basis=0,
+                    realized=0,
+                    source="manual",
+                    created_at=timezone.now(),
+                )
             fields = {
                 "wallet_id": balance.wallet_id,
                 "token_id": balance.token_id,

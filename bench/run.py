@@ -77,7 +77,13 @@ MARKER = "bagtracker benchmark scratch database (bench/run.py); dropped after ea
 DUST = "0.000001"  # BALANCE_DUST_THRESHOLD's default; the jobs run with the default settings
 HOURLY_RETENTION_DAYS = 7  # BALANCE_HOURLY_RETENTION_DAYS's default
 # Where snapshot rows are stored (snapshots_balancesnapshot is a view over them).
-SNAPSHOT_TABLES = ["snapshots_balancestate", "snapshots_walletsnapshot", "snapshots_boundaryprice"]
+SNAPSHOT_TABLES = [
+    "snapshots_balancestate",
+    "snapshots_walletstate",
+    "snapshots_boundary",
+    "snapshots_boundaryprice",
+    "snapshots_boundarytotal",
+]
 
 # Targets of issues 5 and 10, checked at any scale but meant for --scale large. The recalculations
 # are measured against the ledger's floor (bare.FLOOR_SQL), the import against the import of
@@ -354,18 +360,28 @@ class Bench:
             # The range partition of the copy's states (the jobs create theirs ahead; this copy is not a job).
             self.conn.execute("SELECT snapshots_ensure_state_partition('hourly', %(until)s)", params)
             self.conn.execute(
-                """INSERT INTO snapshots_walletsnapshot
-                       (wallet_id, period, as_of, value_usd, rows, unpriced_rows, cost_basis_usd, realized_pnl_usd,
-                        cost_basis_method, source, created_at)
-                   SELECT wallet_id, period, %(old)s, value_usd, rows, unpriced_rows, cost_basis_usd,
-                          realized_pnl_usd, cost_basis_method, source, created_at
-                   FROM snapshots_walletsnapshot WHERE period = 'hourly' AND as_of = %(hour)s""",
+                """INSERT INTO snapshots_boundary (period, as_of, source, created_at)
+                   VALUES ('hourly', %(old)s, 'scheduled', now())""",
+                params,
+            )
+            self.conn.execute(
+                """INSERT INTO snapshots_walletstate
+                       (period, wallet_id, valid_from, valid_to, rows, cost_basis, realized, method, source, created_at)
+                   SELECT period, wallet_id, %(old)s, %(until)s, rows, cost_basis, realized, method, source, created_at
+                   FROM snapshots_walletstate
+                   WHERE period = 'hourly' AND valid_from <= %(hour)s AND valid_to > %(hour)s""",
                 params,
             )
             self.conn.execute(
                 """INSERT INTO snapshots_boundaryprice (period, as_of, token_id, price_usd)
                    SELECT period, %(old)s, token_id, price_usd
                    FROM snapshots_boundaryprice WHERE period = 'hourly' AND as_of = %(hour)s""",
+                params,
+            )
+            self.conn.execute(
+                """INSERT INTO snapshots_boundarytotal (period, as_of, token_id, value_usd, rows, unpriced_rows)
+                   SELECT period, %(old)s, token_id, value_usd, rows, unpriced_rows
+                   FROM snapshots_boundarytotal WHERE period = 'hourly' AND as_of = %(hour)s""",
                 params,
             )
             self.conn.execute(
@@ -458,8 +474,10 @@ class Bench:
         )
         for table, at in (
             ("snapshots_balancestate", "valid_from"),
-            ("snapshots_walletsnapshot", "as_of"),
+            ("snapshots_walletstate", "valid_from"),
+            ("snapshots_boundary", "as_of"),
             ("snapshots_boundaryprice", "as_of"),
+            ("snapshots_boundarytotal", "as_of"),
         ):
             self.conn.execute(
                 sql.SQL("DELETE FROM {} WHERE period = %(period)s AND {} = %(as_of)s").format(

@@ -27,7 +27,13 @@ from psycopg import sql
 
 from bench import bare, process, run
 
-SNAPSHOT_TABLES = ("snapshots_balancestate", "snapshots_walletsnapshot", "snapshots_boundaryprice")
+SNAPSHOT_TABLES = (
+    "snapshots_balancestate",
+    "snapshots_walletstate",
+    "snapshots_boundary",
+    "snapshots_boundaryprice",
+    "snapshots_boundarytotal",
+)
 
 # Every leaf partition of a (possibly partitioned) table, with its indexes and TOAST.
 SIZE_SQL = """

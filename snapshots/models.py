@@ -163,17 +163,84 @@ class BalanceSnapshot(models.Model):
         return f"{self.period} {self.as_of:%Y-%m-%dT%H:%M}Z {self.wallet_id}/{self.token_id}: {self.amount}"
 
 
+class Boundary(models.Model):
+    """A boundary of a period that has been taken, by any write (a whole boundary, a shard plan, a
+    wallet's backfill) — docs/snapshots.md, "Wallet summaries as intervals". A wallet state holding
+    a taken boundary covers the wallet there; a boundary not taken covers nobody."""
+
+    period = models.CharField(max_length=8, choices=Period.choices)
+    as_of = models.DateTimeField()
+    source = models.CharField(max_length=10, choices=SnapshotSource.choices)  # of its first write
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["period", "as_of"], name="boundary_unique")]
+
+    def __str__(self):
+        return f"{self.period} {self.as_of:%Y-%m-%dT%H:%M}Z"
+
+
+class WalletState(models.Model):
+    """The price-independent part of one wallet's summary of one period, valid over an interval of
+    taken boundaries (docs/snapshots.md): the wallet is covered, with these rows, cost basis,
+    realized PnL and method, at every taken boundary b with valid_from <= b < valid_to. Its value
+    is computed when read (the snapshots_walletsnapshot view). Derived data, like BalanceState."""
+
+    period = models.CharField(max_length=8, choices=Period.choices)
+    wallet_id = models.BigIntegerField()
+    valid_from = models.DateTimeField()
+    valid_to = models.DateTimeField()  # 'infinity' while open: see BalanceState
+    rows = models.BigIntegerField()
+    cost_basis = usd_sum_field()
+    realized = usd_sum_field()
+    method = cost_basis_method_field()
+    source = models.CharField(max_length=10, choices=SnapshotSource.choices)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["period", "wallet_id", "valid_from"], name="wallet_state_unique_from"),
+            models.CheckConstraint(condition=Q(valid_from__lt=models.F("valid_to")), name="wallet_state_not_empty"),
+        ]
+        indexes = [models.Index(fields=["period", "valid_to"], name="wallet_state_period_to")]
+
+    def __str__(self):
+        return f"{self.period} wallet {self.wallet_id} [{self.valid_from}, {self.valid_to}): {self.rows} rows"
+
+
+class BoundaryTotal(models.Model):
+    """Σ over every wallet a boundary covers of its rows of one token: their values, their count,
+    and how many have no price — the overview's sums (docs/snapshots.md)."""
+
+    period = models.CharField(max_length=8, choices=Period.choices)
+    as_of = models.DateTimeField()
+    token_id = models.BigIntegerField()  # no foreign key: see BalanceState
+    value_usd = usd_sum_field(default=0)
+    rows = models.BigIntegerField(default=0)
+    unpriced_rows = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["period", "as_of", "token_id"], name="boundary_total_unique")]
+
+    def __str__(self):
+        return f"{self.period} {self.as_of:%Y-%m-%dT%H:%M}Z token {self.token_id}: {self.value_usd} USD"
+
+
 class WalletSnapshot(models.Model):
     """The wallet summary of a boundary (docs/snapshots.md): one per wallet the boundary covers
-    (active, with a confirmed transaction before as_of). Written with the boundary's rows, in the
-    same transaction, by snapshots.services.snapshots.
+    (active, with a confirmed transaction before as_of).
 
-    value_usd sums the wallet's rows that have a price (the others are counted in unpriced_rows);
-    cost_basis_usd and realized_pnl_usd sum ALL its tokens as of as_of, closed positions included,
-    so a realized-PnL line never drops when a position is sold out.
+    A read-only VIEW (migration 0013): taken boundaries × the WalletState holding them. value_usd
+    sums the wallet's rows that have a price (the others are counted in unpriced_rows), computed
+    when read from its BalanceStates and the boundary's prices; cost_basis_usd and realized_pnl_usd
+    sum ALL its tokens as of as_of, closed positions included, so a realized-PnL line never drops
+    when a position is sold out.
     """
 
-    wallet = models.ForeignKey(Wallet, on_delete=models.CASCADE, related_name="summaries", db_index=False)
+    id = models.BigIntegerField(primary_key=True)  # derived from the wallet state's id and the boundary
+    wallet = models.ForeignKey(
+        Wallet, on_delete=models.DO_NOTHING, related_name="summaries", db_index=False, db_constraint=False
+    )
     period = models.CharField(max_length=8, choices=Period.choices)
     as_of = models.DateTimeField()
     value_usd = usd_sum_field(default=0)
@@ -183,15 +250,11 @@ class WalletSnapshot(models.Model):
     realized_pnl_usd = usd_sum_field(default=0)
     cost_basis_method = cost_basis_method_field()
     source = models.CharField(max_length=10, choices=SnapshotSource.choices)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField()
 
     class Meta:
+        managed = False
         ordering = ["-as_of", "wallet_id"]
-        constraints = [
-            models.UniqueConstraint(fields=["period", "as_of", "wallet"], name="summary_unique_period_as_of_wallet"),
-            models.CheckConstraint(condition=Q(period__in=PERIODS), name="summary_period_valid"),
-        ]
-        indexes = [models.Index(fields=["wallet", "period", "as_of"], name="summary_wallet_history")]
 
     def __str__(self):
         return f"{self.period} {self.as_of:%Y-%m-%dT%H:%M}Z wallet {self.wallet_id}: {self.value_usd} USD"

@@ -192,14 +192,14 @@ def make_price(db, token):
 
 @pytest.fixture
 def refuse_snapshot_rows(db):
-    """Make the database refuse snapshot rows from an instant on (a trigger on the wallet summaries
-    that every boundary write upserts, as a full disk or a
+    """Make the database refuse snapshot rows from an instant on (a trigger on the taken boundaries,
+    which every boundary write inserts into, as a full disk or a
     failing constraint would): refuse(since) to start, refuse(None) to stop. Rolled back with the test."""
     from django.db import connection
 
     def refuse(since):
         with connection.cursor() as cursor:
-            cursor.execute("DROP TRIGGER IF EXISTS test_refuse_snapshot ON snapshots_walletsnapshot")
+            cursor.execute("DROP TRIGGER IF EXISTS test_refuse_snapshot ON snapshots_boundary")
             if since is None:
                 return
             cursor.execute(
@@ -208,7 +208,7 @@ def refuse_snapshot_rows(db):
                 "RAISE EXCEPTION 'could not extend file (simulated disk full)'; END IF; RETURN NEW; END $$"
             )
             cursor.execute(
-                "CREATE TRIGGER test_refuse_snapshot BEFORE INSERT ON snapshots_walletsnapshot "
+                "CREATE TRIGGER test_refuse_snapshot BEFORE INSERT ON snapshots_boundary "
                 "FOR EACH ROW EXECUTE FUNCTION test_refuse_snapshot()"
             )
 

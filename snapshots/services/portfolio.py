@@ -59,15 +59,16 @@ COMPLETED_BOUNDARY = """EXISTS (
     SELECT 1 FROM snapshots_snapshotrun r WHERE r.period = b.period AND r.as_of = b.as_of AND r.status = 'completed'
 )"""
 
-# The wallet's latest MAX_POINTS completed boundaries per period, then its values there: per token
-# and the total in one pass (GROUPING SETS). Only the wallet's rows are read (index on wallet,
-# period, as_of), and one run per boundary of them.
+# The wallet's latest MAX_POINTS completed boundaries per period where it has rows (its summaries
+# with rows > 0: a few wallet states × the boundaries they hold), then its values there: per token
+# and the total in one pass (GROUPING SETS). Only the wallet's states are read.
 WALLET_HISTORY_SQL = f"""
 WITH points AS (
     SELECT period, as_of FROM (
         SELECT period, as_of, row_number() OVER (PARTITION BY period ORDER BY as_of DESC) AS recency
-        FROM (SELECT DISTINCT period, as_of FROM snapshots_balancesnapshot b
-              WHERE wallet_id = %(wallet)s AND period = ANY(%(periods)s) AND {COMPLETED_BOUNDARY}) boundaries
+        FROM (SELECT period, as_of FROM snapshots_walletsnapshot b
+              WHERE wallet_id = %(wallet)s AND rows > 0 AND period = ANY(%(periods)s)
+                AND {COMPLETED_BOUNDARY}) boundaries
     ) ranked
     WHERE recency <= %(max_points)s
 )
@@ -84,24 +85,31 @@ ORDER BY s.period, s.as_of, tk.symbol NULLS FIRST
 
 # The whole portfolio over one period: the boundaries taken for every wallet (a completed
 # SnapshotRun; a backfill of one wallet alone would draw a false dip), the latest MAX_POINTS, each
-# summed over the wallet summaries of the wallets active now — a summary's value is the sum of its
-# rows' values and its unpriced_rows their count without a price, so this is the sum of the rows,
-# read from one stored row per wallet and boundary instead of every row's value derived through
-# the snapshots_balancesnapshot view. One period per call (the overview shows one at a time).
+# summed over the wallets active now — the sum of their rows' values and their rows without a
+# price. Read from the boundary's totals per token (every wallet it covers: a few rows per
+# boundary), minus the rows of the wallets inactive now (a few wallets). One period per call (the
+# overview shows one at a time).
 PORTFOLIO_HISTORY_SQL = """
 WITH points AS (
     SELECT as_of FROM snapshots_snapshotrun
     WHERE status = 'completed' AND period = %(period)s
     ORDER BY as_of DESC LIMIT %(max_points)s
 ), totals AS (
-    SELECT m.as_of, SUM(m.value_usd) AS value_usd, SUM(m.unpriced_rows) AS unpriced
-    FROM snapshots_walletsnapshot m
-    WHERE m.period = %(period)s AND m.as_of >= (SELECT min(as_of) FROM points)
-      AND m.wallet_id <> ALL(ARRAY(SELECT id FROM bagtracker_wallet WHERE NOT is_active))
-    GROUP BY m.as_of
+    SELECT t.as_of, SUM(t.value_usd) AS value_usd, SUM(t.unpriced_rows) AS unpriced
+    FROM snapshots_boundarytotal t
+    WHERE t.period = %(period)s AND t.as_of >= (SELECT min(as_of) FROM points)
+    GROUP BY t.as_of
+), inactive AS (
+    -- the rows of the wallets inactive now (their summaries' values are the sums of these rows)
+    SELECT s.as_of, SUM(s.value_usd) AS value_usd, count(*) FILTER (WHERE s.value_usd IS NULL) AS unpriced
+    FROM snapshots_balancesnapshot s
+    WHERE s.period = %(period)s AND s.as_of >= (SELECT min(as_of) FROM points)
+      AND s.wallet_id IN (SELECT id FROM bagtracker_wallet WHERE NOT is_active)
+    GROUP BY s.as_of
 )
-SELECT p.as_of, COALESCE(t.value_usd, 0), COALESCE(t.unpriced, 0)
-FROM points p LEFT JOIN totals t ON t.as_of = p.as_of
+SELECT p.as_of, COALESCE(t.value_usd, 0) - COALESCE(i.value_usd, 0),
+       (COALESCE(t.unpriced, 0) - COALESCE(i.unpriced, 0))::bigint
+FROM points p LEFT JOIN totals t ON t.as_of = p.as_of LEFT JOIN inactive i ON i.as_of = p.as_of
 ORDER BY p.as_of
 """
 

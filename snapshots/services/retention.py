@@ -26,24 +26,39 @@ from snapshots.services import partitions
 # Rows deleted per committed batch; tests shrink it.
 PRUNE_BATCH_SIZE = 50000
 
-# A row is read through the view snapshots_balancesnapshot from its wallet summary, its state and
-# its boundary's price (docs/snapshots.md, "How it is stored"): deleting the expired summaries
-# deletes the expired rows. A batch takes whole summaries, oldest first, as many as fit in `limit`
-# rows (at least one); each summary knows its rows.
+# A row is read through the view snapshots_balancesnapshot at a taken boundary from the wallet
+# state holding it (its wallet summary there), its balance state and the boundary's price: taking
+# the expired summaries away takes their rows away. A batch takes whole summaries, oldest first, as
+# many as fit in `limit` rows (at least one), and advances each wallet state past the boundaries
+# taken from it (to the next taken boundary; deleted when none is left in it). The boundaries
+# themselves go once they cover nobody (DELETE_BOUNDARIES_SQL).
 DELETE_SUMMARIES_BATCH_SQL = """
 WITH picked AS (
-    SELECT ctid, rows,
-           sum(rows) OVER (ORDER BY as_of, wallet_id ROWS UNBOUNDED PRECEDING) AS running,
-           row_number() OVER (ORDER BY as_of, wallet_id) AS n
-    FROM snapshots_walletsnapshot
-    WHERE period = %(period)s AND as_of < %(cutoff)s
-    ORDER BY as_of, wallet_id
+    SELECT c.id, bd.as_of, c.rows,
+           sum(c.rows) OVER (ORDER BY bd.as_of, c.wallet_id ROWS UNBOUNDED PRECEDING) AS running,
+           row_number() OVER (ORDER BY bd.as_of, c.wallet_id) AS n
+    FROM snapshots_boundary bd
+    JOIN snapshots_walletstate c ON c.period = bd.period AND c.valid_from <= bd.as_of AND c.valid_to > bd.as_of
+    WHERE bd.period = %(period)s AND bd.as_of < %(cutoff)s
+    ORDER BY bd.as_of, c.wallet_id
     LIMIT %(limit)s
+), chosen AS MATERIALIZED (
+    SELECT p.id, max(p.as_of) AS last, count(*) AS summaries, sum(p.rows) AS rows
+    FROM picked p WHERE p.running <= %(limit)s OR p.n = 1
+    GROUP BY p.id
+), advanced AS MATERIALIZED (
+    SELECT ch.*, COALESCE((SELECT min(b.as_of) FROM snapshots_boundary b
+                           WHERE b.period = %(period)s AND b.as_of > ch.last), 'infinity') AS next_taken
+    FROM chosen ch
+), moved AS (
+    UPDATE snapshots_walletstate c SET valid_from = a.next_taken
+    FROM advanced a WHERE c.id = a.id AND a.next_taken < c.valid_to
+), dropped AS (
+    DELETE FROM snapshots_walletstate c USING advanced a WHERE c.id = a.id AND a.next_taken >= c.valid_to
 )
-DELETE FROM snapshots_walletsnapshot
-WHERE ctid = ANY(ARRAY(SELECT ctid FROM picked WHERE running <= %(limit)s OR n = 1))
-RETURNING rows
+SELECT summaries, rows FROM chosen
 """
+DELETE_BOUNDARIES_SQL = "DELETE FROM snapshots_boundary WHERE period = %(period)s AND as_of < %(cutoff)s"
 
 # Deleted balances are remembered for the fast path of the next boundary (migration 0009): a
 # monthly boundary looks back at most 31 days.
@@ -67,6 +82,17 @@ DELETE FROM snapshots_balancestate WHERE ctid = ANY(ARRAY(
 DELETE_PRICES_BATCH_SQL = """
 DELETE FROM snapshots_boundaryprice WHERE ctid = ANY(ARRAY(
     SELECT ctid FROM snapshots_boundaryprice WHERE period = %(period)s AND as_of < %(cutoff)s LIMIT %(limit)s
+))
+"""
+DELETE_TOTALS_BATCH_SQL = """
+DELETE FROM snapshots_boundarytotal WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM snapshots_boundarytotal WHERE period = %(period)s AND as_of < %(cutoff)s LIMIT %(limit)s
+))
+"""
+# Wallet states no retained boundary reads (left by an interrupted cleanup's batch).
+DELETE_WALLET_STATES_BATCH_SQL = """
+DELETE FROM snapshots_walletstate WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM snapshots_walletstate WHERE period = %(period)s AND valid_to <= %(cutoff)s LIMIT %(limit)s
 ))
 """
 
@@ -159,8 +185,15 @@ def prune_snapshots(
                 progress(outcome.rows, max(total, outcome.rows))
         # The states no retained boundary reads: whole partitions first (metadata), then the rest
         # of the half-expired range in batches.
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(DELETE_BOUNDARIES_SQL, {"period": period, "cutoff": cutoff})
         outcome.partitions = partitions.drop_expired(period, cutoff)
-        for statement in (DELETE_STATES_BATCH_SQL, DELETE_PRICES_BATCH_SQL):
+        for statement in (
+            DELETE_STATES_BATCH_SQL,
+            DELETE_WALLET_STATES_BATCH_SQL,
+            DELETE_PRICES_BATCH_SQL,
+            DELETE_TOTALS_BATCH_SQL,
+        ):
             while _delete_batch(statement, period, cutoff, batch_size):
                 outcome.batches += 1
     if not dry_run:
@@ -184,7 +217,7 @@ def _delete_summaries_batch(period, cutoff, limit):
         deleted = cursor.fetchall()
     if not deleted:
         return None
-    return len(deleted), sum(rows for (rows,) in deleted)
+    return sum(summaries for summaries, _ in deleted), sum(rows for _, rows in deleted)
 
 
 def _delete_batch(statement, period, cutoff, limit):

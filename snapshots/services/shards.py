@@ -113,6 +113,7 @@ def plan_run(period, as_of, source, per_shard=None):
         if completed.exists() or snapshot_sql.takes_fast_path(cursor, period, as_of):
             return None  # a re-take, or a newest boundary that writes only the wallets that moved
         snapshot_sql.write_prices(cursor, period, as_of, EVERY_WALLET)
+        snapshot_sql.take_boundary(cursor, period, as_of, source)  # before its shards: it covers nobody yet
         run, _ = SnapshotRun.objects.get_or_create(
             period=period,
             as_of=as_of,
@@ -229,7 +230,7 @@ def _take_shard(result):
         if hi >= lo:  # else no wallet in the range (yet): nothing to write
             scope = WalletScope(id_range=(lo, hi))
             result.rows, result.written, result.removed = snapshot_sql.write_snapshot(
-                cursor, run.period, run.as_of, run.source, settings.BALANCE_DUST_THRESHOLD, scope
+                cursor, run.period, run.as_of, run.source, settings.BALANCE_DUST_THRESHOLD, scope, shard=True
             )
         # The run's row lock serialises the shards' bookkeeping: the last one sees every other done.
         run = SnapshotRun.objects.select_for_update().get(pk=run.pk)
@@ -241,6 +242,7 @@ def _take_shard(result):
             run.status, run.finished_at, run.error = SnapshotRun.Status.COMPLETED, timezone.now(), ""
             fields += ["status", "finished_at", "error"]
             result.completed = True
+            snapshot_sql.recompute_totals(cursor, run.period, run.as_of)  # shards leave them to the last one
         run.save(update_fields=fields)
     if result.completed:
         logger.info("snapshot %s %s completed by its last shard", run.period, format_boundary(run.as_of))

@@ -34,6 +34,8 @@ data-modifying CTEs of one statement, touching disjoint rows. Re-taking an uncha
 writes nothing.
 """
 
+import enum
+
 from psycopg import sql
 
 from snapshots.cost_basis import current_method
@@ -120,132 +122,187 @@ WITH recent AS MATERIALIZED (
 )
 """)
 
-UPSERT_SUMMARIES = sql.SQL("""
-INSERT INTO snapshots_walletsnapshot AS m
-    (wallet_id, period, as_of, value_usd, rows, unpriced_rows, cost_basis_usd, realized_pnl_usd, cost_basis_method,
-     source, created_at)
-SELECT wallet_id, %(period)s, %(as_of)s, value_usd, rows, unpriced_rows, cost_basis, realized, method, %(source)s,
-       now()
-FROM summary
-ORDER BY wallet_id  -- in wallet order: two writers of one boundary meet in the same order
-ON CONFLICT (period, as_of, wallet_id) DO UPDATE SET
-    value_usd = EXCLUDED.value_usd,
-    rows = EXCLUDED.rows,
-    unpriced_rows = EXCLUDED.unpriced_rows,
-    cost_basis_usd = EXCLUDED.cost_basis_usd,
-    realized_pnl_usd = EXCLUDED.realized_pnl_usd,
-    cost_basis_method = EXCLUDED.cost_basis_method,
-    source = EXCLUDED.source
-WHERE (m.value_usd, m.rows, m.unpriced_rows, m.cost_basis_usd, m.realized_pnl_usd, m.cost_basis_method)
-      IS DISTINCT FROM (EXCLUDED.value_usd, EXCLUDED.rows, EXCLUDED.unpriced_rows, EXCLUDED.cost_basis_usd,
-                        EXCLUDED.realized_pnl_usd, EXCLUDED.cost_basis_method)
-RETURNING 1
-""")
-
-# The boundary's rows are stored as states valid over intervals (docs/snapshots.md, "How it is
-# stored"). The new rows are compared with the intervals that hold the boundary (a hash join):
-# only the pairs whose state differs are written. For each, the interval E holding as_of is cut to
-# [E.from, as_of) — deleted when that is empty, rewritten in place when E starts at as_of — its right
-# part is kept from g, and the new state is inserted as [as_of, g); g is the next boundary after
-# as_of where the pair's state is already recorded: the wallet's next summary of the period or the
-# pair's next interval, else infinity (always, for the newest boundary: no index probe then).
-# Every CTE writes disjoint rows (the statement sees one snapshot).
-WRITE_SNAPSHOT_SQL = sql.SQL("""{ctes}
-, existing AS MATERIALIZED (
-    SELECT e.id, e.wallet_id, e.token_id, e.valid_from, e.valid_to, e.amount, e.avg_buy, e.cost_basis, e.realized,
-           e.method, e.source, e.created_at
-    FROM snapshots_balancestate e
+# The boundary's rows and its wallet summaries are stored as states valid over intervals of taken
+# boundaries (docs/snapshots.md, "How it is stored", "Wallet summaries as intervals"); both are
+# written by this one template. The new states are compared with the intervals that hold the
+# boundary (a hash join): only the keys whose state differs are written. For each, the interval E
+# holding as_of is cut to [E.from, as_of) — deleted when that is empty, rewritten in place when E
+# starts at as_of — its right part is kept from g, and the new state is inserted as [as_of, g); g is
+# the next taken boundary after as_of (snapshots_boundary), else infinity (always, for the newest
+# boundary). Every CTE writes disjoint rows (the statement sees one snapshot). {p} prefixes the CTE
+# names; {key}, {vals} are column lists (psycopg.sql); {new} names the CTE of the new states.
+INTERVAL_WRITES_SQL = sql.SQL("""
+, {p}existing AS MATERIALIZED (
+    SELECT e.id, {e_key}, e.valid_from, e.valid_to, {e_vals}, e.source, e.created_at
+    FROM {table} e
     WHERE e.period = %(period)s AND e.valid_to > %(as_of)s AND e.valid_from <= %(as_of)s AND {scope_e}
-), changed AS MATERIALIZED (
-    SELECT COALESCE(n.wallet_id, e.wallet_id) AS wallet_id, COALESCE(n.token_id, e.token_id) AS token_id,
-           n.wallet_id IS NOT NULL AS has_new, n.amount, n.avg_buy, n.cost_basis, n.realized, n.method,
-           e.id AS e_id, e.valid_from AS e_from, e.valid_to AS e_to, e.amount AS e_amount, e.avg_buy AS e_avg_buy,
-           e.cost_basis AS e_cost_basis, e.realized AS e_realized, e.method AS e_method, e.source AS e_source,
+), {p}changed AS MATERIALIZED (
+    SELECT {key_either}, n.wallet_id IS NOT NULL AS has_new, {n_vals},
+           e.id AS e_id, e.valid_from AS e_from, e.valid_to AS e_to, {e_vals_as}, e.source AS e_source,
            e.created_at AS e_created_at
-    FROM snapshot n
-    FULL JOIN existing e ON e.wallet_id = n.wallet_id AND e.token_id = n.token_id
-    WHERE n.wallet_id IS NULL OR e.id IS NULL
-       OR (n.amount, n.avg_buy, n.cost_basis, n.realized, n.method)
-          IS DISTINCT FROM (e.amount, e.avg_buy, e.cost_basis, e.realized, e.method)
-), later AS (
-    SELECT EXISTS (SELECT 1 FROM snapshots_walletsnapshot m WHERE m.period = %(period)s AND m.as_of > %(as_of)s)
-        AS any,
-           EXISTS (SELECT 1 FROM snapshots_balancestate x WHERE x.period = %(period)s AND x.valid_to = %(as_of)s)
-        AS ending
-), bounded AS MATERIALIZED (
-    SELECT c.*, CASE WHEN (SELECT l.any FROM later l) THEN LEAST(
-        COALESCE((SELECT min(m.as_of) FROM snapshots_walletsnapshot m
-                  WHERE m.wallet_id = c.wallet_id AND m.period = %(period)s AND m.as_of > %(as_of)s), 'infinity'),
-        COALESCE((SELECT min(x.valid_from) FROM snapshots_balancestate x
-                  WHERE x.period = %(period)s AND x.wallet_id = c.wallet_id AND x.token_id = c.token_id
-                    AND x.valid_from > %(as_of)s), 'infinity')
-    ) ELSE 'infinity' END AS g
-    FROM changed c
-), cut AS MATERIALIZED (
-    -- Equal neighbours merge instead of fragmenting: the pair's interval ending at as_of (when none
+    FROM {new} n
+    FULL JOIN {p}existing e ON {key_join}
+    WHERE n.wallet_id IS NULL OR e.id IS NULL OR ({n_vals}) IS DISTINCT FROM ({e_vals})
+), {p}ending AS (
+    SELECT EXISTS (SELECT 1 FROM {table} x WHERE x.period = %(period)s AND x.valid_to = %(as_of)s) AS any
+), {p}cut AS MATERIALIZED (
+    -- Equal neighbours merge instead of fragmenting: the key's interval ending at as_of (when none
     -- holds as_of, or the one holding it starts there) and, when none holds as_of, the one starting
     -- at g. So a newest-first catch-up or a healing pass leaves one interval per unchanged run.
-    SELECT b.*, pv.id AS p_id, nx.id AS nx_id, nx.valid_to AS nx_to
-    FROM bounded b
+    SELECT c.*, (SELECT t.g FROM next_taken t) AS g, pv.id AS p_id, nx.id AS nx_id, nx.valid_to AS nx_to
+    FROM {p}changed c
     LEFT JOIN LATERAL (
-        SELECT x.id FROM snapshots_balancestate x
-        WHERE (SELECT l.ending FROM later l) AND b.has_new AND (b.e_id IS NULL OR b.e_from = %(as_of)s)
-          AND x.period = %(period)s AND x.valid_to = %(as_of)s AND x.wallet_id = b.wallet_id
-          AND x.token_id = b.token_id
-          AND (x.amount, x.avg_buy, x.cost_basis, x.realized, x.method)
-              IS NOT DISTINCT FROM (b.amount, b.avg_buy, b.cost_basis, b.realized, b.method)
+        SELECT x.id FROM {table} x
+        WHERE (SELECT l.any FROM {p}ending l) AND c.has_new AND (c.e_id IS NULL OR c.e_from = %(as_of)s)
+          AND x.period = %(period)s AND x.valid_to = %(as_of)s AND {x_key_c}
+          AND ({x_vals}) IS NOT DISTINCT FROM ({c_vals})
     ) pv ON true
     LEFT JOIN LATERAL (
-        SELECT x.id, x.valid_to FROM snapshots_balancestate x
-        WHERE b.has_new AND b.e_id IS NULL AND b.g < 'infinity'
-          AND x.period = %(period)s AND x.wallet_id = b.wallet_id AND x.token_id = b.token_id AND x.valid_from = b.g
-          AND (x.amount, x.avg_buy, x.cost_basis, x.realized, x.method)
-              IS NOT DISTINCT FROM (b.amount, b.avg_buy, b.cost_basis, b.realized, b.method)
+        SELECT x.id, x.valid_to FROM {table} x
+        WHERE c.has_new AND c.e_id IS NULL AND (SELECT t.g FROM next_taken t) < 'infinity'
+          AND x.period = %(period)s AND {x_key_c} AND x.valid_from = (SELECT t.g FROM next_taken t)
+          AND ({x_vals}) IS NOT DISTINCT FROM ({c_vals})
     ) nx ON true
-), closed AS (
-    UPDATE snapshots_balancestate s SET valid_to = %(as_of)s
-    FROM cut c WHERE s.id = c.e_id AND c.e_from < %(as_of)s
+), {p}closed AS (
+    UPDATE {table} s SET valid_to = %(as_of)s
+    FROM {p}cut c WHERE s.id = c.e_id AND c.e_from < %(as_of)s
     RETURNING 1
-), dropped AS (
-    DELETE FROM snapshots_balancestate s
-    USING cut c WHERE s.id = c.e_id AND c.e_from = %(as_of)s AND (NOT c.has_new OR c.p_id IS NOT NULL)
+), {p}dropped AS (
+    DELETE FROM {table} s
+    USING {p}cut c WHERE s.id = c.e_id AND c.e_from = %(as_of)s AND (NOT c.has_new OR c.p_id IS NOT NULL)
     RETURNING 1
-), rewritten AS (
-    UPDATE snapshots_balancestate s
-    SET valid_to = c.g, amount = c.amount, avg_buy = c.avg_buy, cost_basis = c.cost_basis, realized = c.realized,
-        method = c.method, source = %(source)s, created_at = now()
-    FROM cut c WHERE s.id = c.e_id AND c.e_from = %(as_of)s AND c.has_new AND c.p_id IS NULL
+), {p}rewritten AS (
+    UPDATE {table} s
+    SET valid_to = c.g, {set_vals}, source = %(source)s, created_at = now()
+    FROM {p}cut c WHERE s.id = c.e_id AND c.e_from = %(as_of)s AND c.has_new AND c.p_id IS NULL
     RETURNING 1
-), extended_back AS (
-    UPDATE snapshots_balancestate s SET valid_to = COALESCE(c.nx_to, c.g)
-    FROM cut c WHERE s.id = c.p_id
+), {p}extended_back AS (
+    UPDATE {table} s SET valid_to = COALESCE(c.nx_to, c.g)
+    FROM {p}cut c WHERE s.id = c.p_id
     RETURNING 1
-), merged_away AS (
-    DELETE FROM snapshots_balancestate s
-    USING cut c WHERE s.id = c.nx_id AND c.p_id IS NOT NULL
+), {p}merged_away AS (
+    DELETE FROM {table} s
+    USING {p}cut c WHERE s.id = c.nx_id AND c.p_id IS NOT NULL
     RETURNING 1
-), extended_forward AS (
-    UPDATE snapshots_balancestate s SET valid_from = %(as_of)s
-    FROM cut c WHERE s.id = c.nx_id AND c.p_id IS NULL
+), {p}extended_forward AS (
+    UPDATE {table} s SET valid_from = %(as_of)s
+    FROM {p}cut c WHERE s.id = c.nx_id AND c.p_id IS NULL
     RETURNING 1
-), inserted AS (
-    INSERT INTO snapshots_balancestate
-        (period, wallet_id, token_id, valid_from, valid_to, amount, avg_buy, cost_basis, realized, method, source,
-         created_at)
-    SELECT %(period)s, wallet_id, token_id, %(as_of)s, g, amount, avg_buy, cost_basis, realized, method, %(source)s,
-           now()
-    FROM cut WHERE has_new AND (e_id IS NULL OR e_from < %(as_of)s) AND p_id IS NULL AND nx_id IS NULL
+), {p}inserted AS (
+    INSERT INTO {table} (period, {key}, valid_from, valid_to, {vals}, source, created_at)
+    SELECT %(period)s, {key}, %(as_of)s, g, {vals}, %(source)s, now()
+    FROM {p}cut WHERE has_new AND (e_id IS NULL OR e_from < %(as_of)s) AND p_id IS NULL AND nx_id IS NULL
     UNION ALL
-    SELECT %(period)s, wallet_id, token_id, g, e_to, e_amount, e_avg_buy, e_cost_basis, e_realized, e_method, e_source,
-           e_created_at
-    FROM cut WHERE e_id IS NOT NULL AND g < e_to
+    SELECT %(period)s, {key}, g, e_to, {e_vals_named}, e_source, e_created_at
+    FROM {p}cut WHERE e_id IS NOT NULL AND g < e_to
     RETURNING 1
-), old_prices AS (
+), {p}writes AS (
+    SELECT (SELECT count(*) FROM {p}closed) + (SELECT count(*) FROM {p}dropped) + (SELECT count(*) FROM {p}rewritten)
+           + (SELECT count(*) FROM {p}extended_back) + (SELECT count(*) FROM {p}merged_away)
+           + (SELECT count(*) FROM {p}extended_forward) + (SELECT count(*) FROM {p}inserted) AS n
+)""")
+
+
+def _columns(prefix, names, alias=None):
+    """``prefix.a, prefix.b`` (``AS alias_a`` … when ``alias``)."""
+    parts: list[sql.Composable] = []
+    for name in names:
+        column = sql.Identifier(prefix, name) if prefix else sql.Identifier(name)
+        parts.append(sql.SQL("{} AS {}").format(column, sql.Identifier(f"{alias}_{name}")) if alias else column)
+    return sql.SQL(", ").join(parts)
+
+
+def interval_writes(p, table, key, vals, new, scope):
+    """INTERVAL_WRITES_SQL for ``table``: states of ``key`` columns with ``vals`` columns, new ones in CTE ``new``."""
+    return INTERVAL_WRITES_SQL.format(
+        p=sql.SQL(p),
+        table=sql.Identifier(table),
+        key=_columns(None, key),
+        vals=_columns(None, vals),
+        e_key=_columns("e", key),
+        e_vals=_columns("e", vals),
+        n_vals=_columns("n", vals),
+        c_vals=_columns("c", vals),
+        x_vals=_columns("x", vals),
+        e_vals_as=_columns("e", vals, alias="e"),
+        e_vals_named=sql.SQL(", ").join(sql.Identifier(f"e_{name}") for name in vals),
+        key_either=sql.SQL(", ").join(
+            sql.SQL("COALESCE(n.{k}, e.{k}) AS {k}").format(k=sql.Identifier(k)) for k in key
+        ),
+        key_join=sql.SQL(" AND ").join(sql.SQL("e.{k} = n.{k}").format(k=sql.Identifier(k)) for k in key),
+        x_key_c=sql.SQL(" AND ").join(sql.SQL("x.{k} = c.{k}").format(k=sql.Identifier(k)) for k in key),
+        set_vals=sql.SQL(", ").join(sql.SQL("{k} = c.{k}").format(k=sql.Identifier(k)) for k in vals),
+        new=sql.Identifier(new),
+        scope_e=scope.condition("e"),
+    )
+
+
+STATE_KEY, STATE_VALUES = ("wallet_id", "token_id"), ("amount", "avg_buy", "cost_basis", "realized", "method")
+SUMMARY_KEY, SUMMARY_VALUES = ("wallet_id",), ("rows", "cost_basis", "realized", "method")
+
+# The boundary's totals per token (docs/snapshots.md, "Wallet summaries as intervals"): a whole take
+# sets them from its rows; a wallet-scoped one adds its wallets' new rows and takes away their old
+# ones (the rows b read before: states of wallets it covered, at its stored prices) — for tokens
+# whose price at b it does not change; those are recomputed afterwards (RECOMPUTE_TOTALS_SQL), as
+# are every total of a boundary written in shards or on the fast path (TOTALS_NONE).
+TOTALS_SET_SQL = sql.SQL("""
+, new_totals AS (
+    SELECT n.token_id, COALESCE(SUM(n.value_usd), 0) AS value_usd, count(*) AS rows,
+           count(*) FILTER (WHERE n.value_usd IS NULL) AS unpriced_rows
+    FROM snapshot n GROUP BY n.token_id
+), totals_set AS (
+    INSERT INTO snapshots_boundarytotal AS t (period, as_of, token_id, value_usd, rows, unpriced_rows)
+    SELECT %(period)s, %(as_of)s, token_id, value_usd, rows, unpriced_rows FROM new_totals
+    ON CONFLICT (period, as_of, token_id) DO UPDATE SET
+        value_usd = EXCLUDED.value_usd, rows = EXCLUDED.rows, unpriced_rows = EXCLUDED.unpriced_rows
+    WHERE (t.value_usd, t.rows, t.unpriced_rows)
+          IS DISTINCT FROM (EXCLUDED.value_usd, EXCLUDED.rows, EXCLUDED.unpriced_rows)
+    RETURNING 1
+), totals_gone AS (
+    DELETE FROM snapshots_boundarytotal t
+    WHERE t.period = %(period)s AND t.as_of = %(as_of)s AND t.token_id NOT IN (SELECT token_id FROM new_totals)
+    RETURNING 1
+)""")
+TOTALS_ADD_SQL = sql.SQL("""
+, old_rows AS (
+    SELECT e.token_id,
+           CASE WHEN abs(e.amount * o.price_usd) < {max_value} THEN round(e.amount * o.price_usd, 18) END AS value_usd
+    FROM existing e
+    JOIN w_existing we ON we.wallet_id = e.wallet_id
+    LEFT JOIN old_prices o ON o.token_id = e.token_id
+), delta AS (
+    SELECT d.token_id, SUM(d.value_usd) AS value_usd, SUM(d.rows) AS rows, SUM(d.unpriced_rows) AS unpriced_rows
+    FROM (
+        SELECT n.token_id, COALESCE(n.value_usd, 0) AS value_usd, 1 AS rows, (n.value_usd IS NULL)::int AS unpriced_rows
+        FROM snapshot n
+        UNION ALL
+        SELECT o.token_id, -COALESCE(o.value_usd, 0), -1, -(o.value_usd IS NULL)::int FROM old_rows o
+    ) d
+    WHERE d.token_id NOT IN (SELECT token_id FROM repriced)
+    GROUP BY d.token_id
+), totals_set AS (
+    INSERT INTO snapshots_boundarytotal AS t (period, as_of, token_id, value_usd, rows, unpriced_rows)
+    SELECT %(period)s, %(as_of)s, token_id, value_usd, rows, unpriced_rows FROM delta
+    WHERE (value_usd, rows, unpriced_rows) <> (0, 0, 0)
+    ON CONFLICT (period, as_of, token_id) DO UPDATE SET
+        value_usd = t.value_usd + EXCLUDED.value_usd, rows = t.rows + EXCLUDED.rows,
+        unpriced_rows = t.unpriced_rows + EXCLUDED.unpriced_rows
+    RETURNING 1
+), totals_gone AS (SELECT 1 WHERE false)""")
+TOTALS_NONE_SQL = sql.SQL("""
+, totals_set AS (SELECT 1 WHERE false), totals_gone AS (SELECT 1 WHERE false)""")
+
+WRITE_SNAPSHOT_SQL = sql.SQL("""{ctes}
+, next_taken AS (
+    SELECT COALESCE(min(b.as_of), 'infinity') AS g FROM snapshots_boundary b
+    WHERE b.period = %(period)s AND b.as_of > %(as_of)s
+){states}{summaries}
+, old_prices AS (
     SELECT bp.token_id, bp.price_usd FROM snapshots_boundaryprice bp
     WHERE bp.period = %(period)s AND bp.as_of = %(as_of)s
 ), held AS MATERIALIZED (
     SELECT DISTINCT n.token_id FROM snapshot n
-), repriced AS (
+), repriced AS MATERIALIZED (
     SELECT p.token_id FROM prices p JOIN old_prices o ON o.token_id = p.token_id
     WHERE p.price_usd IS DISTINCT FROM o.price_usd AND p.token_id IN (SELECT token_id FROM held)
 ), priced AS (
@@ -258,23 +315,67 @@ WRITE_SNAPSHOT_SQL = sql.SQL("""{ctes}
     ON CONFLICT (period, as_of, token_id) DO UPDATE SET price_usd = EXCLUDED.price_usd
     WHERE bp.price_usd IS DISTINCT FROM EXCLUDED.price_usd
     RETURNING 1
-), summaries AS ({summaries}
-), summaries_removed AS (
-    DELETE FROM snapshots_walletsnapshot m
-    WHERE m.period = %(period)s AND m.as_of = %(as_of)s AND {scope_m}
-      AND m.wallet_id NOT IN (SELECT wallet_id FROM summary)
-    RETURNING 1
-)
+){totals}
 SELECT (SELECT count(*) FROM snapshot),
        (SELECT count(*) FROM snapshot n
         LEFT JOIN cut c ON c.has_new AND c.wallet_id = n.wallet_id AND c.token_id = n.token_id
         WHERE c.wallet_id IS NOT NULL OR n.token_id IN (SELECT token_id FROM repriced)),
        (SELECT count(*) FROM cut WHERE NOT has_new),
-       (SELECT count(*) FROM closed) + (SELECT count(*) FROM dropped) + (SELECT count(*) FROM rewritten)
-       + (SELECT count(*) FROM extended_back) + (SELECT count(*) FROM merged_away)
-       + (SELECT count(*) FROM extended_forward) + (SELECT count(*) FROM inserted) + (SELECT count(*) FROM priced)
-       + (SELECT count(*) FROM summaries)
-       + (SELECT count(*) FROM summaries_removed)
+       (SELECT n FROM writes) + (SELECT n FROM w_writes) + (SELECT count(*) FROM priced)
+       + (SELECT count(*) FROM totals_set) + (SELECT count(*) FROM totals_gone),
+       ARRAY(SELECT token_id FROM repriced)
+""")
+
+# Before a wallet-scoped write of a boundary not taken yet (a wallet's backfill in a gap): the
+# boundary is taken now, and the wallet states holding it would cover their wallets there, which it
+# never did. Cut them around it: [from, as_of) and [next taken, to).
+UNCOVER_SQL = sql.SQL("""
+WITH next_taken AS (
+    SELECT COALESCE(min(b.as_of), 'infinity') AS g FROM snapshots_boundary b
+    WHERE b.period = %(period)s AND b.as_of > %(as_of)s
+), holding AS MATERIALIZED (
+    SELECT c.* FROM snapshots_walletstate c
+    WHERE c.period = %(period)s AND c.valid_from < %(as_of)s AND c.valid_to > %(as_of)s
+), cut AS (
+    UPDATE snapshots_walletstate c SET valid_to = %(as_of)s FROM holding h WHERE c.id = h.id
+)
+INSERT INTO snapshots_walletstate
+    (period, wallet_id, valid_from, valid_to, rows, cost_basis, realized, method, source, created_at)
+SELECT h.period, h.wallet_id, t.g, h.valid_to, h.rows, h.cost_basis, h.realized, h.method, h.source, h.created_at
+FROM holding h, next_taken t WHERE t.g < h.valid_to
+""")
+
+# A boundary is taken by its first write, whatever its scope (docs/snapshots.md). No row lock on a
+# boundary taken already: the shards of one boundary never wait for each other here.
+TAKE_BOUNDARY_SQL = sql.SQL("""
+INSERT INTO snapshots_boundary (period, as_of, source, created_at) VALUES (%(period)s, %(as_of)s, %(source)s, now())
+ON CONFLICT (period, as_of) DO NOTHING
+RETURNING 1
+""")
+
+# The totals of a boundary for the tokens %(tokens)s (every token when null), from its rows as read.
+RECOMPUTE_TOTALS_SQL = sql.SQL("""
+WITH fresh AS MATERIALIZED (
+    SELECT s.token_id, COALESCE(SUM(s.value_usd), 0) AS value_usd, count(*) AS rows,
+           count(*) FILTER (WHERE s.value_usd IS NULL) AS unpriced_rows
+    FROM snapshots_balancesnapshot s
+    WHERE s.period = %(period)s AND s.as_of = %(as_of)s
+      AND (%(tokens)s::bigint[] IS NULL OR s.token_id = ANY(%(tokens)s::bigint[]))
+    GROUP BY s.token_id
+), gone AS (
+    DELETE FROM snapshots_boundarytotal t
+    WHERE t.period = %(period)s AND t.as_of = %(as_of)s
+      AND (%(tokens)s::bigint[] IS NULL OR t.token_id = ANY(%(tokens)s::bigint[]))
+      AND t.token_id NOT IN (SELECT token_id FROM fresh)
+), set AS (
+    INSERT INTO snapshots_boundarytotal AS t (period, as_of, token_id, value_usd, rows, unpriced_rows)
+    SELECT %(period)s, %(as_of)s, token_id, value_usd, rows, unpriced_rows FROM fresh
+    ON CONFLICT (period, as_of, token_id) DO UPDATE SET
+        value_usd = EXCLUDED.value_usd, rows = EXCLUDED.rows, unpriced_rows = EXCLUDED.unpriced_rows
+    WHERE (t.value_usd, t.rows, t.unpriced_rows)
+          IS DISTINCT FROM (EXCLUDED.value_usd, EXCLUDED.rows, EXCLUDED.unpriced_rows)
+)
+SELECT COALESCE(SUM(rows), 0) FROM fresh
 """)
 
 # The fast path of a new newest boundary (docs/snapshots.md, "What a boundary costs"). When the
@@ -286,7 +387,8 @@ SELECT (SELECT count(*) FROM snapshot),
 FAST_PLAN_SQL = sql.SQL("""
 SELECT r.as_of, r.horizon FROM snapshots_snapshotrun r
 WHERE r.period = %(period)s AND r.status = 'completed' AND r.as_of < %(as_of)s AND r.horizon IS NOT NULL
-  AND r.as_of = (SELECT max(m.as_of) FROM snapshots_walletsnapshot m WHERE m.period = %(period)s)
+  -- (the boundary itself may be recorded already: its write records it first)
+  AND r.as_of = (SELECT max(b.as_of) FROM snapshots_boundary b WHERE b.period = %(period)s AND b.as_of <> %(as_of)s)
 """)
 
 # A run's horizon (SnapshotRun.horizon): every ledger write its statement may not have seen began
@@ -313,50 +415,11 @@ SELECT COALESCE(array_agg(DISTINCT c.wallet_id), ARRAY[]::bigint[]) FROM (
     SELECT g.wallet_id FROM snapshots_balancegone g WHERE g.deleted_at >= %(since)s
     UNION ALL
     SELECT w.id FROM bagtracker_wallet w
-    WHERE EXISTS (SELECT 1 FROM snapshots_walletsnapshot m
-                  WHERE m.period = %(period)s AND m.as_of = %(previous)s AND m.wallet_id = w.id)
+    WHERE EXISTS (SELECT 1 FROM snapshots_walletstate m
+                  WHERE m.period = %(period)s AND m.wallet_id = w.id
+                    AND m.valid_from <= %(previous)s AND m.valid_to > %(previous)s)
           <> (w.is_active AND EXISTS (SELECT 1 FROM snapshots_balance b WHERE b.wallet_id = w.id))
 ) c
-""")
-
-# The summaries of the wallets that did not move: p's, valued at as_of; and the prices at as_of
-# of the tokens they hold (the moved wallets' statement wrote its own).
-CARRY_SUMMARIES_SQL = sql.SQL("""
-WITH prices AS MATERIALIZED ({prices}
-), carried AS MATERIALIZED (
-    SELECT m.wallet_id, m.rows, m.cost_basis_usd, m.realized_pnl_usd, m.cost_basis_method
-    FROM snapshots_walletsnapshot m
-    WHERE m.period = %(period)s AND m.as_of = %(previous)s AND m.wallet_id <> ALL(%(moved)s::bigint[])
-), held_rows AS (
-    SELECT s.wallet_id, s.token_id, p.price_usd,
-           CASE WHEN abs(s.amount * p.price_usd) < {max_value} THEN round(s.amount * p.price_usd, 18) END AS value_usd
-    FROM snapshots_balancestate s
-    JOIN prices p ON p.token_id = s.token_id
-    WHERE s.period = %(period)s AND s.valid_to > %(as_of)s AND s.valid_from <= %(as_of)s
-      -- the open states of the others (a scan, not one index probe per wallet; states of wallets
-      -- not covered at p are valued too, and left out by the join below)
-      AND s.wallet_id <> ALL(%(moved)s::bigint[])
-), valued AS (
-    SELECT r.wallet_id, COALESCE(SUM(r.value_usd), 0) AS value_usd,
-           count(*) FILTER (WHERE r.value_usd IS NULL) AS unpriced_rows
-    FROM held_rows r GROUP BY r.wallet_id
-), priced AS (
-    INSERT INTO snapshots_boundaryprice (period, as_of, token_id, price_usd)
-    SELECT %(period)s, %(as_of)s, p.token_id, p.price_usd FROM prices p
-    WHERE p.token_id IN (SELECT DISTINCT r.token_id FROM held_rows r)
-    ON CONFLICT (period, as_of, token_id) DO NOTHING
-    RETURNING 1
-), summaries AS (
-    INSERT INTO snapshots_walletsnapshot
-        (wallet_id, period, as_of, value_usd, rows, unpriced_rows, cost_basis_usd, realized_pnl_usd,
-         cost_basis_method, source, created_at)
-    SELECT c.wallet_id, %(period)s, %(as_of)s, COALESCE(v.value_usd, 0), c.rows, COALESCE(v.unpriced_rows, 0),
-           c.cost_basis_usd, c.realized_pnl_usd, c.cost_basis_method, %(source)s, now()
-    FROM carried c LEFT JOIN valued v ON v.wallet_id = c.wallet_id
-    ORDER BY c.wallet_id
-    RETURNING rows
-)
-SELECT COALESCE(SUM(rows), 0), count(*), (SELECT count(*) FROM priced) FROM summaries
 """)
 
 # Comparing a boundary hashes a million rows and holds them once (CTE): with the default 4MB
@@ -366,15 +429,16 @@ SNAPSHOT_WORK_MEM_SQL = sql.SQL("SET LOCAL work_mem = {}").format(sql.Literal(SN
 # And no JIT: the statement's many CTEs compile for seconds (measured: 14.6 s of JIT in an 18.5 s
 # boundary of 100,000 balances) to save far less.
 NO_JIT_SQL = sql.SQL("SET LOCAL jit = off")
-# Carrying summaries joins every wallet of the boundary before with every wallet valued now. Both
-# sides come from tables this run or the one before may just have filled, with no statistics yet
+# The fast path's totals join every open state with every wallet state holding the boundary. Both
+# come from tables this run or the one before may just have filled, with no statistics yet
 # (autovacuum has not passed; catch-up writes boundary after boundary): estimated at one row each,
-# they were joined by a nested loop, 10,000 wallets in 32 s instead of 0.5 s. Hash joins only.
+# they were joined by a nested loop (carrying summaries that way took 10,000 wallets 32 s instead of
+# 0.5 s). Hash joins only.
 NO_NESTED_LOOPS_SQL = sql.SQL("SET LOCAL enable_nestloop = off")
 
-# A boundary is taken for a wallet when it has its wallet summary there (rows come with summaries).
+# A boundary is taken when snapshots_boundary says so (its first write, of any scope, records it).
 BOUNDARY_HAS_ROWS_SQL = sql.SQL(
-    "SELECT EXISTS (SELECT 1 FROM snapshots_walletsnapshot WHERE period = %(period)s AND as_of = %(as_of)s)"
+    "SELECT EXISTS (SELECT 1 FROM snapshots_boundary WHERE period = %(period)s AND as_of = %(as_of)s)"
 )
 COUNT_ROWS_SQL = sql.SQL(
     "SELECT count(*) FROM snapshots_balancesnapshot WHERE period = %(period)s AND as_of = %(as_of)s"
@@ -424,7 +488,18 @@ def _priced_tokens(scope):
     return sql.SQL("EXISTS (SELECT 1 FROM snapshots_balance b WHERE b.token_id = tk.id)")
 
 
-def _statement(scope):
+class Totals(enum.Enum):
+    """How a statement keeps its boundary's totals (TOTALS_SET_SQL, TOTALS_ADD_SQL)."""
+
+    SET = "set"  # a whole take: from its rows
+    ADD = "add"  # a wallet-scoped take: its wallets' rows, new minus old
+    NONE = "none"  # a shard, or the fast path's moved wallets: recomputed once afterwards
+
+
+TOTALS_SQL = {Totals.SET: TOTALS_SET_SQL, Totals.ADD: TOTALS_ADD_SQL, Totals.NONE: TOTALS_NONE_SQL}
+
+
+def _statement(scope, totals):
     """The statement that writes a boundary for ``scope`` (a WalletScope of wallets, not of pairs)."""
     if scope.tokens is not None:
         raise ValueError(f"a snapshot covers whole wallets, not (wallet, token) pairs: {scope!r}")
@@ -437,18 +512,22 @@ def _statement(scope):
         max_value=MAX_VALUE_USD,
     )
     return WRITE_SNAPSHOT_SQL.format(
-        ctes=ctes, summaries=UPSERT_SUMMARIES, scope_e=scope.condition("e"), scope_m=scope.condition("m")
+        ctes=ctes,
+        states=interval_writes("", "snapshots_balancestate", STATE_KEY, STATE_VALUES, "snapshot", scope),
+        summaries=interval_writes("w_", "snapshots_walletstate", SUMMARY_KEY, SUMMARY_VALUES, "summary", scope),
+        totals=TOTALS_SQL[totals].format(max_value=MAX_VALUE_USD),
     )
 
 
-def write_snapshot(cursor, period, as_of, source, dust, scope=EVERY_WALLET, method=None):
-    """Write (period, as_of) for the wallets in ``scope`` (a WalletScope): its rows (as state
-    intervals), its prices and its wallet summaries. Returns (rows, written, removed), counting rows as read through the
-    snapshots_balancesnapshot view: written = rows new or changed (a boundary taken for the first
-    time: all of them), removed = rows that no longer qualify.
+def write_snapshot(cursor, period, as_of, source, dust, scope=EVERY_WALLET, method=None, shard=False):
+    """Write (period, as_of) for the wallets in ``scope`` (a WalletScope): its rows and wallet
+    summaries (as state intervals), its prices and totals. Returns (rows, written, removed), counting
+    rows as read through the snapshots_balancesnapshot view: written = rows new or changed (a
+    boundary taken for the first time: all of them), removed = rows that no longer qualify.
 
     Call it holding lock_boundary(period, as_of), inside the transaction. The pairs that moved
-    since the boundary are walked with ``method`` (default: BALANCE_COST_BASIS)."""
+    since the boundary are walked with ``method`` (default: BALANCE_COST_BASIS). A ``shard`` of a
+    planned boundary leaves the totals to the boundary's last shard (recompute_totals)."""
     params = {
         "period": period,
         "as_of": as_of,
@@ -459,17 +538,22 @@ def write_snapshot(cursor, period, as_of, source, dust, scope=EVERY_WALLET, meth
     }
     cursor.execute(SNAPSHOT_WORK_MEM_SQL)
     cursor.execute(NO_JIT_SQL)
-    cursor.execute(BOUNDARY_HAS_ROWS_SQL, params)
-    taken_before = cursor.fetchone()[0]
+    cursor.execute(TAKE_BOUNDARY_SQL, params)
+    taken_before = cursor.fetchone() is None
     previous = None
     if FAST_PATH and scope.is_everything and not scope.covered and not taken_before:
         cursor.execute(FAST_PLAN_SQL, params)
         previous = cursor.fetchone()
     if previous is None:
-        cursor.execute(_statement(scope), params)
-        rows, written, removed, _ = cursor.fetchone()
+        if not taken_before and not scope.is_everything and not shard:
+            cursor.execute(UNCOVER_SQL, params)
+        totals = Totals.SET if scope.is_everything else Totals.NONE if shard else Totals.ADD
+        cursor.execute(_statement(scope, totals), params)
+        rows, written, removed, _, repriced = cursor.fetchone()
+        if totals is Totals.ADD and repriced:
+            recompute_totals(cursor, period, as_of, repriced)
     else:
-        rows, removed = _write_moved_and_carry(cursor, params, *previous)
+        rows, removed = _write_moved(cursor, params, *previous)
         written = rows
     if not taken_before:
         written = rows
@@ -487,25 +571,76 @@ def horizon(cursor):
     return cursor.fetchone()[0]
 
 
-def _write_moved_and_carry(cursor, params, previous, previous_horizon):
+# The fast path, once the moved wallets are written: every wallet the boundary covers reads its open
+# states; its prices (of the tokens held there) and its totals from one pass over them.
+FAST_TOTALS_SQL = sql.SQL("""
+WITH prices AS MATERIALIZED ({prices}
+), held_rows AS MATERIALIZED (
+    SELECT s.token_id,
+           CASE WHEN abs(s.amount * p.price_usd) < {max_value} THEN round(s.amount * p.price_usd, 18) END AS value_usd
+    FROM snapshots_balancestate s
+    JOIN snapshots_walletstate c
+      ON c.period = s.period AND c.wallet_id = s.wallet_id AND c.valid_from <= %(as_of)s AND c.valid_to > %(as_of)s
+    JOIN prices p ON p.token_id = s.token_id
+    WHERE s.period = %(period)s AND s.valid_to > %(as_of)s AND s.valid_from <= %(as_of)s
+), fresh AS MATERIALIZED (
+    SELECT r.token_id, COALESCE(SUM(r.value_usd), 0) AS value_usd, count(*) AS rows,
+           count(*) FILTER (WHERE r.value_usd IS NULL) AS unpriced_rows
+    FROM held_rows r GROUP BY r.token_id
+), priced AS (
+    INSERT INTO snapshots_boundaryprice (period, as_of, token_id, price_usd)
+    SELECT %(period)s, %(as_of)s, p.token_id, p.price_usd FROM prices p
+    WHERE p.token_id IN (SELECT f.token_id FROM fresh f)
+    ON CONFLICT (period, as_of, token_id) DO NOTHING
+), gone AS (
+    DELETE FROM snapshots_boundarytotal t
+    WHERE t.period = %(period)s AND t.as_of = %(as_of)s AND t.token_id NOT IN (SELECT token_id FROM fresh)
+), set AS (
+    INSERT INTO snapshots_boundarytotal AS t (period, as_of, token_id, value_usd, rows, unpriced_rows)
+    SELECT %(period)s, %(as_of)s, token_id, value_usd, rows, unpriced_rows FROM fresh
+    ON CONFLICT (period, as_of, token_id) DO UPDATE SET
+        value_usd = EXCLUDED.value_usd, rows = EXCLUDED.rows, unpriced_rows = EXCLUDED.unpriced_rows
+)
+SELECT COALESCE(SUM(rows), 0) FROM fresh
+""")
+
+
+def _write_moved(cursor, params, previous, previous_horizon):
     """The fast path of a new newest boundary (FAST_PLAN_SQL): the wallets that moved since
-    ``previous`` in full, as a wallet scope; the others' summaries carried. Returns (rows, removed)."""
+    ``previous`` in full, as a wallet scope; every other one's states and wallet state are open
+    and hold the boundary already. Returns (rows, removed)."""
     params = {**params, "previous": previous, "since": previous_horizon}
     cursor.execute(MOVED_WALLETS_SQL, params)
     moved = cursor.fetchone()[0]
-    rows = removed = 0
+    removed = 0
     if moved:
         scope = WalletScope(wallets=moved)
-        cursor.execute(_statement(scope), {**params, **scope.params()})
-        rows, _, removed, _ = cursor.fetchone()
-    carry = CARRY_SUMMARIES_SQL.format(
+        cursor.execute(_statement(scope, Totals.NONE), {**params, **scope.params()})
+        _, _, removed, _, _ = cursor.fetchone()
+    totals = FAST_TOTALS_SQL.format(
         prices=PRICES_SQL.format(priced_tokens=_priced_tokens(EVERY_WALLET)), max_value=MAX_VALUE_USD
     )
     cursor.execute(NO_NESTED_LOOPS_SQL)
-    cursor.execute(carry, {**params, "moved": moved})
-    carried_rows, _, _ = cursor.fetchone()
+    cursor.execute(totals, params)
+    rows = cursor.fetchone()[0]
     cursor.execute("SET LOCAL enable_nestloop TO DEFAULT")
-    return rows + carried_rows, removed
+    return rows, removed
+
+
+def recompute_totals(cursor, period, as_of, tokens=None):
+    """Set the totals of (period, as_of) — of ``tokens``, else all — from its rows as read. Returns its rows."""
+    cursor.execute(RECOMPUTE_TOTALS_SQL, {"period": period, "as_of": as_of, "tokens": tokens})
+    return cursor.fetchone()[0]
+
+
+def take_boundary(cursor, period, as_of, source):
+    """Record (period, as_of) as taken, covering nobody yet (a shard plan, before its shards write)."""
+    params = {"period": period, "as_of": as_of, "source": source}
+    cursor.execute(TAKE_BOUNDARY_SQL, params)
+    if cursor.fetchone() is not None:
+        # The wallet states are the period's, which shards of its other boundaries may be writing.
+        cursor.execute(LOCK_PERIOD_STATES_SQL, [STATE_NAMESPACE, period])
+        cursor.execute(UNCOVER_SQL, params)
 
 
 def count_rows(cursor, period, as_of):

@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.django_db(transac
 def test_a_killed_refresh_leaves_the_marks_and_the_next_run_completes_it(make_tx, wallet, token):
     today = floor_boundary("daily", timezone.now())
     days = [today - timedelta(days=n) for n in (4, 3, 2, 1)]
-    make_tx("buy", "10", at=days[0] - timedelta(hours=15))
+    make_tx("buy", "10", price=100, at=days[0] - timedelta(hours=15))  # priced: the totals move with the rows
     for day in days:
         take_snapshot("daily", day, "scheduled")
     sell = make_tx("sell", "5", at=days[0] - timedelta(hours=6))
@@ -35,11 +35,11 @@ def test_a_killed_refresh_leaves_the_marks_and_the_next_run_completes_it(make_tx
 
     assert chart() == [10, 10, 10, 10] and StaleMark.objects.get().since == sell.timestamp
 
+    # The third boundary's totals, row-locked: its re-take (the wallet's rows, and so their values,
+    # change there) waits on them, after the first two boundaries committed. (Its states and wallet
+    # state, one interval each over all four boundaries, are first written by the first.)
     blocker = raw_connection()
-    blocker.execute(
-        "SELECT 1 FROM snapshots_walletsnapshot WHERE period = 'daily' AND as_of = %s AND wallet_id = %s FOR UPDATE",
-        [days[2], wallet.pk],
-    )
+    blocker.execute("SELECT 1 FROM snapshots_boundarytotal WHERE period = 'daily' AND as_of = %s FOR UPDATE", [days[2]])
     refresh = subprocess.Popen(
         [sys.executable, "manage.py", "refresh_snapshots"],
         cwd=ROOT,

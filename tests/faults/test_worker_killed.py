@@ -47,11 +47,14 @@ def rows_at(as_of):
         return cursor.fetchone()
 
 
-def heap_bytes():
-    # A new boundary whose balances did not move writes its wallet summaries (the rows are state
-    # intervals that already hold it): their heap is what grows.
+def writes_into(pid, table):
+    """Whether backend ``pid``'s transaction has written into ``table`` (holds its RowExclusiveLock)."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_relation_size('snapshots_walletsnapshot')")
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = %s AND relation = %s::regclass"
+            " AND mode = 'RowExclusiveLock' AND granted)",
+            [pid, table],
+        )
         return cursor.fetchone()[0]
 
 
@@ -67,26 +70,26 @@ def test_a_worker_killed_mid_snapshot_leaves_nothing_and_the_next_run_catches_it
     with connection.cursor() as cursor:
         cursor.execute(
             "TRUNCATE bagtracker_chain, bagtracker_wallet, bagtracker_token, snapshots_balancestate,"
-            " snapshots_boundaryprice, snapshots_walletsnapshot RESTART IDENTITY CASCADE"
+            " snapshots_boundaryprice, snapshots_walletstate, snapshots_boundary, snapshots_boundarytotal"
+            " RESTART IDENTITY CASCADE"
         )
     build_history(WALLETS, TOKENS, utc(2026, 1, 1))
     current = floor_boundary("hourly", timezone.now())
     first, killed = current - timedelta(hours=2), current - timedelta(hours=1)
     assert take_snapshot("hourly", first, "scheduled").rows == WALLETS * TOKENS  # the period's history starts here
-    one_boundary = heap_bytes()
     # One statement, not shards (10,000 wallets would be two of the default 5,000): the boundary
     # killed here is a single transaction (tests/test_e2e_shards.py kills a shard).
     cluster = qcluster(process_env(broker_url=private_redis.url, BALANCE_SNAPSHOT_SHARD_WALLETS=0))
 
-    # A wallet summary of the boundary, inserted and not committed by a transaction of the test: the
-    # worker's INSERT … ON CONFLICT (in wallet order) reaches it last (the highest wallet id) and
-    # waits there, with the boundary's other summaries written but not committed. Deterministic
-    # "mid-write".
+    # A total of the boundary (its highest token), inserted and not committed by a transaction of the
+    # test: the worker has recorded the boundary and is writing its prices and totals in its last
+    # statement when it reaches that total, and waits there. Deterministic "mid-write". (A new
+    # newest boundary whose balances did not move writes no state and no wallet state: they hold it
+    # already.)
     blocker = raw_connection()
     blocker.execute(
-        "INSERT INTO snapshots_walletsnapshot (wallet_id, period, as_of, value_usd, rows, unpriced_rows,"
-        " cost_basis_usd, realized_pnl_usd, cost_basis_method, source, created_at) "
-        "SELECT max(wallet_id), 'hourly', %s, 0, 0, 0, 0, 0, '', 'manual', now() FROM snapshots_balance",
+        "INSERT INTO snapshots_boundarytotal (period, as_of, token_id, value_usd, rows, unpriced_rows) "
+        "SELECT 'hourly', %s, max(token_id), 0, 0, 0 FROM snapshots_balance",
         [killed],
     )
     try:
@@ -96,11 +99,11 @@ def test_a_worker_killed_mid_snapshot_leaves_nothing_and_the_next_run_catches_it
             scheduled_at=(killed + timedelta(minutes=5)).isoformat(),
         )
         # (pg_stat_activity keeps the first 1 kB of a statement. A new newest boundary whose balances
-        # did not move carries its wallet summaries, "WITH prices AS MATERIALIZED …"; a boundary
+        # did not move writes its prices and totals, "WITH prices AS MATERIALIZED …"; a boundary
         # computed in full holds the same CTE in its first lines.)
         pid, _ = active_backend("prices AS MATERIALIZED", waiting_on="Lock", timeout=60)
-        assert heap_bytes() - one_boundary > one_boundary // 2  # most rows are on disk…
-        assert rows_at(killed) == (0, 0)  # …and not one of them is visible
+        assert writes_into(pid, "snapshots_boundary")  # the boundary is recorded…
+        assert rows_at(killed) == (0, 0)  # …and not one of its rows is visible
 
         worker = cluster.worker_processing("snapshots.tasks.create_hourly_snapshots")
         os.kill(worker.pid, signal.SIGKILL)
