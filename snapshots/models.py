@@ -67,8 +67,8 @@ class SnapshotSource(models.TextChoices):
 
 class BalanceState(models.Model):
     """The state of one (wallet, token) of one period, valid over an interval of boundaries
-    (docs/snapshots.md, "How it is stored"): its snapshot row at every boundary b of the period
-    that covers the wallet (a wallet summary there) with valid_from <= b < valid_to.
+    (docs/snapshots.md, "How it is stored"): its snapshot row at every taken boundary b of the
+    period that covers the wallet (a WalletState holds b) with valid_from <= b < valid_to.
 
     Derived data, written only by snapshots.services.snapshot_sql. Plain ids, no foreign keys (a
     per-row check doubles a boundary's write): triggers on the wallet and token tables delete a

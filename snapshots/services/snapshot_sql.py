@@ -16,22 +16,23 @@ Price at T (docs/snapshots.md): the latest Price with as_of <= T, else the price
 latest priced confirmed transaction with timestamp <= T (any wallet), else null. It is looked up
 once per token, through the (token, as_of) and (token, timestamp) indexes.
 
-Storage (docs/snapshots.md, "How it is stored"): the rows are state intervals
-(snapshots_balancestate: a (wallet, token)'s state at every boundary of the period that covers the
-wallet with valid_from <= as_of < valid_to), one price per (boundary, token)
-(snapshots_boundaryprice), and the wallet summaries (snapshots_walletsnapshot), which also record
-the wallets each boundary covers; snapshots_balancesnapshot is a view that expands them.
+Storage (docs/snapshots.md, "How it is stored"): the boundaries taken (snapshots_boundary); the
+rows as state intervals (snapshots_balancestate: a (wallet, token)'s state at every taken boundary
+of the period that covers the wallet with valid_from <= as_of < valid_to); the wallet summaries'
+price-independent parts as intervals too (snapshots_walletstate: the wallet is covered at every
+taken boundary its intervals hold); one price per (boundary, token) (snapshots_boundaryprice) and
+the overview's totals per (boundary, token) (snapshots_boundarytotal). snapshots_balancesnapshot
+and snapshots_walletsnapshot are views that expand them, values computed there.
 
 Wallet summaries: one per active wallet of the scope with a confirmed transaction before the
 boundary: value_usd sums its rows' values (rows without a price are left out and counted in
 unpriced_rows), cost_basis_usd and realized_pnl_usd sum all its (wallet, token) states, closed and
 dust positions included.
 
-Writes: one statement compares the new rows with the stored intervals that hold the boundary (a
-hash join) and writes only the pairs that differ (WRITE_SNAPSHOT_SQL), upserts the prices and the
-summaries, and deletes the summaries of scoped wallets the boundary no longer covers —
-data-modifying CTEs of one statement, touching disjoint rows. Re-taking an unchanged boundary
-writes nothing.
+Writes: one statement compares the new rows and summaries with the stored intervals that hold the
+boundary (hash joins) and writes only the keys that differ (WRITE_SNAPSHOT_SQL, INTERVAL_WRITES_SQL),
+upserts the prices and keeps the totals — data-modifying CTEs of one statement, touching disjoint
+rows. Re-taking an unchanged boundary writes nothing.
 """
 
 import enum
