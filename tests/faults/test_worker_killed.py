@@ -7,11 +7,12 @@ import signal
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from snapshots.models import BalanceSnapshot, SnapshotRun
 from snapshots.periods import floor_boundary
+from snapshots.services.repair import recalculate
 from snapshots.services.snapshots import take_snapshot
 from tests.conftest import utc
 from tests.faults.support import (
@@ -23,7 +24,7 @@ from tests.faults.support import (
     queue_on,
     raw_connection,
 )
-from tests.jobs_support import process_env
+from tests.jobs_support import process_env, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -58,6 +59,15 @@ def writes_into(pid, table):
         return cursor.fetchone()[0]
 
 
+def state_bytes():
+    """The heap of the balance states, all partitions: what a boundary's new states add to."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT COALESCE(sum(pg_relation_size(relid)), 0) FROM pg_partition_tree('snapshots_balancestate')"
+        )
+        return cursor.fetchone()[0]
+
+
 def completed(as_of):
     return SnapshotRun.objects.filter(period="hourly", as_of=as_of, status="completed").first()
 
@@ -77,15 +87,26 @@ def test_a_worker_killed_mid_snapshot_leaves_nothing_and_the_next_run_catches_it
     current = floor_boundary("hourly", timezone.now())
     first, killed = current - timedelta(hours=2), current - timedelta(hours=1)
     assert take_snapshot("hourly", first, "scheduled").rows == WALLETS * TOKENS  # the period's history starts here
+    # Then every balance moves (a second buy of each pair, half an hour later): the boundary killed
+    # below writes 100,000 new states, not only its prices and totals.
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL session_replication_role = replica")  # valid by construction, as build_history
+        cursor.execute(
+            "INSERT INTO bagtracker_transaction (wallet_id, token_id, kind, status, amount, price_usd, timestamp,"
+            " tx_hash, created_at) SELECT wallet_id, token_id, 'buy', 'confirmed', 1, 3, %s, NULL, now()"
+            " FROM snapshots_balance",
+            [first + timedelta(minutes=30)],
+        )
+    recalculate()
+    one_boundary = state_bytes()
     # One statement, not shards (10,000 wallets would be two of the default 5,000): the boundary
     # killed here is a single transaction (tests/test_e2e_shards.py kills a shard).
     cluster = qcluster(process_env(broker_url=private_redis.url, BALANCE_SNAPSHOT_SHARD_WALLETS=0))
 
     # A total of the boundary (its highest token), inserted and not committed by a transaction of the
-    # test: the worker has recorded the boundary and is writing its prices and totals in its last
-    # statement when it reaches that total, and waits there. Deterministic "mid-write". (A new
-    # newest boundary whose balances did not move writes no state and no wallet state: they hold it
-    # already.)
+    # test: the worker has recorded the boundary and written its 100,000 states, and is writing its
+    # prices and totals in its last statement when it reaches that total, and waits there.
+    # Deterministic "mid-write".
     blocker = raw_connection()
     blocker.execute(
         "INSERT INTO snapshots_boundarytotal (period, as_of, token_id, value_usd, rows, unpriced_rows) "
@@ -103,7 +124,8 @@ def test_a_worker_killed_mid_snapshot_leaves_nothing_and_the_next_run_catches_it
         # computed in full holds the same CTE in its first lines.)
         pid, _ = active_backend("prices AS MATERIALIZED", waiting_on="Lock", timeout=60)
         assert writes_into(pid, "snapshots_boundary")  # the boundary is recorded…
-        assert rows_at(killed) == (0, 0)  # …and not one of its rows is visible
+        assert state_bytes() - one_boundary > one_boundary // 2  # …most of its rows are on disk…
+        assert rows_at(killed) == (0, 0)  # …and not one of them is visible
 
         worker = cluster.worker_processing("snapshots.tasks.create_hourly_snapshots")
         os.kill(worker.pid, signal.SIGKILL)
@@ -117,7 +139,8 @@ def test_a_worker_killed_mid_snapshot_leaves_nothing_and_the_next_run_catches_it
     assert rows_at(killed) == (0, 0)
     assert completed(killed) is None
     cluster.assert_running()
-    assert "reincarnated worker" in cluster.log()
+    # (The guard logs it just after starting the new worker, which may log first.)
+    wait_until(lambda: "reincarnated worker" in cluster.log(), timeout=10, what="the guard's reincarnation line")
 
     # The next scheduled run, at the current hour's :05, takes its own boundary and catches up.
     task = finished_task(
