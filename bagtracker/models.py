@@ -15,7 +15,7 @@ stored in its EIP-55 form whatever path saves the wallet (save()). Stored instan
 
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import ExpressionWrapper, Q
 
 from bagtracker import instants
 from bagtracker.identifiers import (
@@ -213,8 +213,17 @@ class Transaction(models.Model):
             ),
         ]
         indexes = [
-            # The ledger reads one wallet's confirmed history of one token in (timestamp, id) order.
-            models.Index(fields=["wallet", "token", "timestamp", "id"], name="transaction_ledger_order"),
+            # The ledger walk reads a pair's history in ledger order (docs/ledger.md): timestamp,
+            # acquisitions before disposals at the same instant, id. With the kind's rank in the
+            # key the walk's read needs no sort (an incremental sort cost ~0.2 µs a row).
+            models.Index(
+                "wallet",
+                "token",
+                "timestamp",
+                ExpressionWrapper(~Q(kind__in=ACQUISITION_KINDS), output_field=models.BooleanField()),
+                "id",
+                name="transaction_ledger_order",
+            ),
             # The price fallback: a token's latest priced confirmed transaction at or before T.
             models.Index(
                 fields=["token", "timestamp"],
