@@ -72,7 +72,13 @@ BEGIN
          || '       CASE WHEN t.kind IN (''buy'', ''transfer_in'') THEN 0 WHEN t.kind = ''sell'' THEN 2 ELSE 4 END'
             '       + CASE WHEN t.price_usd IS NULL THEN 1 ELSE 0 END'
          || scope
-         || ' ORDER BY t.wallet_id, t.token_id, t.timestamp, t.kind NOT IN (''buy'', ''transfer_in''), t.id';
+         -- A range of wallets (recalculate --all) is scanned and sorted: its rows lie all over the
+         -- heap (stored in time order), and reading them through the ledger-order index costs
+         -- ~40 % more CPU even when the table is cached, which the planner does not see
+         -- (wallet_id + 0 keeps it from taking the index's order). Listed wallets or pairs (an
+         -- import, an edit, recalculate --wallet, a boundary's moved pairs) are read in index order.
+         || CASE WHEN only_wallets IS NULL THEN ' ORDER BY t.wallet_id + 0,' ELSE ' ORDER BY t.wallet_id,' END
+         || ' t.token_id, t.timestamp, t.kind NOT IN (''buy'', ''transfer_in''), t.id';
 
     IF method = 'average' THEN
     FOR t_wallet, t_token, q, v, k IN EXECUTE walk

@@ -1,0 +1,96 @@
+"""The ledger walk of one long (wallet, token) history against its floor, in backend CPU seconds.
+
+    python -m bench.run --scale small --only snapshot --database bench_cpu --keep   # a kept data set
+    python -m bench.backend_cpu --database bench_cpu --pair-transactions 1000000
+
+Wall clock on the shared machine swings with the load (BENCHMARKS.md); the CPU time of the server
+process that runs a statement (utime + stime of /proc/<pid>/stat) swings much less. This adds a
+wallet with one long history (bench.dataset.add_long_history), then runs, --repeat times in turn:
+the floor (bench.bare.FLOOR_SQL over that wallet's rows, into the emptied floor table), the walk
+with each cost-basis method (SELECT * FROM bt_ledger_walk(…)), and the walk's query alone (its rows
+read in ledger order and counted). It prints the best of each and its ratio to the best floor, then
+removes the wallet. The server must run on this machine (its /proc is read).
+"""
+
+import argparse
+import os
+import sys
+import time
+from datetime import UTC, datetime
+
+import psycopg
+from psycopg import sql
+
+from bench import bare, dataset
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+WALK_SQL = "SELECT * FROM bt_ledger_walk(%(method)s, %(wallet)s, %(wallet)s, NULL, NULL, NULL)"
+READ_SQL = """
+SELECT count(*) FROM (
+    SELECT t.wallet_id, t.token_id, t.amount, t.price_usd, t.kind FROM bagtracker_transaction t
+    WHERE t.status = 'confirmed' AND t.wallet_id BETWEEN %(wallet)s AND %(wallet)s
+    ORDER BY t.wallet_id, t.token_id, t.timestamp, t.kind NOT IN ('buy', 'transfer_in'), t.id
+) s
+"""
+
+
+def backend_seconds(pid):
+    """CPU seconds (user + system) the server process ``pid`` has used."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def measure(conn, wallet, repeat):
+    """{label: (best CPU s, best wall s)} over ``repeat`` rounds of every statement in turn."""
+    pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    floor = bare.FLOOR_SQL.format(where="t.wallet_id = %(wallet)s")
+    statements = [
+        ("floor", [sql.SQL("TRUNCATE {}").format(sql.Identifier(bare.FLOOR_BALANCE)), floor]),
+        ("walk, average", [sql.SQL(WALK_SQL)]),
+        ("walk, fifo", [sql.SQL(WALK_SQL)]),
+        ("the walk's query alone", [sql.SQL(READ_SQL)]),
+    ]
+    best = {}
+    for _ in range(repeat):
+        for label, parts in statements:
+            params = {"wallet": wallet, "method": label.rpartition(", ")[2]}
+            cpu, wall = backend_seconds(pid), time.perf_counter()
+            with conn.transaction():
+                for part in parts:
+                    conn.execute(part, params if "%(" in str(part) else None)
+            cpu, wall = backend_seconds(pid) - cpu, time.perf_counter() - wall
+            old = best.get(label, (cpu, wall))
+            best[label] = (min(old[0], cpu), min(old[1], wall))
+    return best
+
+
+def main(argv=None, out=sys.stdout):
+    parser = argparse.ArgumentParser(prog="python -m bench.backend_cpu", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database", required=True, help="a migrated database with a chain and a token")
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1/"))
+    parser.add_argument("--pair-transactions", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+    url = args.database_url.rsplit("/", 1)[0] + "/" + args.database
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {bare.FLOOR_BALANCE} (LIKE snapshots_balance INCLUDING ALL)")
+        with conn.transaction():
+            wallet = dataset.add_long_history(conn, args.pair_transactions, datetime.now(UTC))
+        try:
+            conn.execute("VACUUM (ANALYZE) bagtracker_transaction")
+            best = measure(conn, wallet, args.repeat)
+        finally:
+            with conn.transaction():
+                dataset.remove_wallets(conn, [wallet])
+    floor = best["floor"][0]
+    print(f"one pair, {args.pair_transactions:,} transactions, best of {args.repeat}", file=out)
+    for label, (cpu, wall) in best.items():
+        print(f"  {label:24} backend CPU {cpu:6.2f} s  {cpu / floor:5.2f}×   wall {wall:6.2f} s", file=out)
+    with open("/proc/loadavg") as f:
+        print(f"  load {' '.join(f.read().split()[:3])}", file=out)
+
+
+if __name__ == "__main__":
+    main()
