@@ -355,7 +355,7 @@ def _previous_walk():
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("snapshots", "0012_snapshot_run_shards"),
+        ("snapshots", "0013_summary_intervals"),
         ("bagtracker", "0004_ledger_order_kind"),
     ]
 
