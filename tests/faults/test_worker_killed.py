@@ -12,7 +12,6 @@ from django.utils import timezone
 
 from snapshots.models import BalanceSnapshot, SnapshotRun
 from snapshots.periods import floor_boundary
-from snapshots.services.repair import recalculate
 from snapshots.services.snapshots import take_snapshot
 from tests.conftest import utc
 from tests.faults.support import (
@@ -97,7 +96,13 @@ def test_a_worker_killed_mid_snapshot_leaves_nothing_and_the_next_run_catches_it
             " FROM snapshots_balance",
             [first + timedelta(minutes=30)],
         )
-    recalculate()
+        # Their ledger, written directly (a second buy of 1 at 3 USD), as build_history writes the first.
+        cursor.execute(
+            "UPDATE snapshots_balance SET amount = amount + 1, total_in = total_in + 1,"
+            " priced_in_qty = priced_in_qty + 1, priced_in_value_usd = priced_in_value_usd + 3,"
+            " cost_basis_usd = cost_basis_usd + 3,"
+            " avg_buy_price_usd = round((priced_in_value_usd + 3) / (priced_in_qty + 1), 18), updated_at = now()"
+        )
     one_boundary = state_bytes()
     # One statement, not shards (10,000 wallets would be two of the default 5,000): the boundary
     # killed here is a single transaction (tests/test_e2e_shards.py kills a shard).
