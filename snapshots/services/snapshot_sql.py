@@ -354,16 +354,11 @@ ON CONFLICT (period, as_of) DO NOTHING
 RETURNING 1
 """)
 
-# The totals of a boundary for the tokens %(tokens)s (every token when null), from its rows as read.
-RECOMPUTE_TOTALS_SQL = sql.SQL("""
-WITH fresh AS MATERIALIZED (
-    SELECT s.token_id, COALESCE(SUM(s.value_usd), 0) AS value_usd, count(*) AS rows,
-           count(*) FILTER (WHERE s.value_usd IS NULL) AS unpriced_rows
-    FROM snapshots_balancesnapshot s
-    WHERE s.period = %(period)s AND s.as_of = %(as_of)s
-      AND (%(tokens)s::bigint[] IS NULL OR s.token_id = ANY(%(tokens)s::bigint[]))
-    GROUP BY s.token_id
-), gone AS (
+# Replaces the totals of (%(period)s, %(as_of)s) for the tokens %(tokens)s (every token when null)
+# by the rows of a CTE `fresh` (token_id, value_usd, rows, unpriced_rows), writing only those that
+# differ: after a statement's `WITH fresh AS (…), `.
+REPLACE_TOTALS_SQL = sql.SQL("""
+gone AS (
     DELETE FROM snapshots_boundarytotal t
     WHERE t.period = %(period)s AND t.as_of = %(as_of)s
       AND (%(tokens)s::bigint[] IS NULL OR t.token_id = ANY(%(tokens)s::bigint[]))
@@ -375,9 +370,20 @@ WITH fresh AS MATERIALIZED (
         value_usd = EXCLUDED.value_usd, rows = EXCLUDED.rows, unpriced_rows = EXCLUDED.unpriced_rows
     WHERE (t.value_usd, t.rows, t.unpriced_rows)
           IS DISTINCT FROM (EXCLUDED.value_usd, EXCLUDED.rows, EXCLUDED.unpriced_rows)
-)
+)""")
+
+# The totals of a boundary for the tokens %(tokens)s (every token when null), from its rows as read.
+RECOMPUTE_TOTALS_SQL = sql.SQL("""
+WITH fresh AS MATERIALIZED (
+    SELECT s.token_id, COALESCE(SUM(s.value_usd), 0) AS value_usd, count(*) AS rows,
+           count(*) FILTER (WHERE s.value_usd IS NULL) AS unpriced_rows
+    FROM snapshots_balancesnapshot s
+    WHERE s.period = %(period)s AND s.as_of = %(as_of)s
+      AND (%(tokens)s::bigint[] IS NULL OR s.token_id = ANY(%(tokens)s::bigint[]))
+    GROUP BY s.token_id
+), {replace_totals}
 SELECT COALESCE(SUM(rows), 0) FROM fresh
-""")
+""").format(replace_totals=REPLACE_TOTALS_SQL)
 
 # The fast path of a new newest boundary (docs/snapshots.md, "What a boundary costs"). When the
 # previous boundary p of the period is the latest taken and complete, a wallet whose history did
@@ -593,15 +599,7 @@ WITH prices AS MATERIALIZED ({prices}
     SELECT %(period)s, %(as_of)s, p.token_id, p.price_usd FROM prices p
     WHERE p.token_id IN (SELECT f.token_id FROM fresh f)
     ON CONFLICT (period, as_of, token_id) DO NOTHING
-), gone AS (
-    DELETE FROM snapshots_boundarytotal t
-    WHERE t.period = %(period)s AND t.as_of = %(as_of)s AND t.token_id NOT IN (SELECT token_id FROM fresh)
-), set AS (
-    INSERT INTO snapshots_boundarytotal AS t (period, as_of, token_id, value_usd, rows, unpriced_rows)
-    SELECT %(period)s, %(as_of)s, token_id, value_usd, rows, unpriced_rows FROM fresh
-    ON CONFLICT (period, as_of, token_id) DO UPDATE SET
-        value_usd = EXCLUDED.value_usd, rows = EXCLUDED.rows, unpriced_rows = EXCLUDED.unpriced_rows
-)
+), {replace_totals}
 SELECT COALESCE(SUM(rows), 0) FROM fresh
 """)
 
@@ -619,10 +617,12 @@ def _write_moved(cursor, params, previous, previous_horizon):
         cursor.execute(_statement(scope, Totals.NONE), {**params, **scope.params()})
         _, _, removed, _, _ = cursor.fetchone()
     totals = FAST_TOTALS_SQL.format(
-        prices=PRICES_SQL.format(priced_tokens=_priced_tokens(EVERY_WALLET)), max_value=MAX_VALUE_USD
+        prices=PRICES_SQL.format(priced_tokens=_priced_tokens(EVERY_WALLET)),
+        max_value=MAX_VALUE_USD,
+        replace_totals=REPLACE_TOTALS_SQL,
     )
     cursor.execute(NO_NESTED_LOOPS_SQL)
-    cursor.execute(totals, params)
+    cursor.execute(totals, {**params, "tokens": None})
     rows = cursor.fetchone()[0]
     cursor.execute("SET LOCAL enable_nestloop TO DEFAULT")
     return rows, removed
