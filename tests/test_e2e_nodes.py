@@ -104,6 +104,8 @@ def test_two_nodes_share_the_queue_and_each_task_runs_once(redis_env, nodes, mak
     done = Task.objects.filter(id__in=queued)
     assert all(task.success and task.result["status"] == "success" for task in done), [t.result for t in done]
     names = {task.name for task in done}
+    # django-q2's monitor saves the Task row first and logs "Processed" after it: wait for the logs too.
+    wait_until(lambda: len(processed(first) + processed(second)) >= len(queued), timeout=30, what="every task in a log")
     ran = processed(first) + processed(second)
     assert sorted(ran) == sorted(names), "a task ran twice, or not at all"
     assert processed(first) and processed(second), "one node took all the work"
