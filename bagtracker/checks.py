@@ -15,6 +15,7 @@ Each warning counts the rows and names the first few; the full rule is bagtracke
 from django.core import checks
 from django.db import DatabaseError, connections
 from django.utils import timezone
+from psycopg import sql
 
 from bagtracker import instants
 from bagtracker.identifiers import address_problem, identifier_problem
@@ -26,8 +27,8 @@ EVM_PATTERN = "^0x[0-9a-fA-F]{40}$"
 SUSPECT = r"^[=+@-]|^[[:space:]]|[[:space:]]$|[^\x20-\x7e]"
 
 
-def _rows(cursor, sql, params=()):
-    cursor.execute(sql, params)
+def _rows(cursor, query, params=()):
+    cursor.execute(query, params)
     return cursor.fetchall()
 
 
@@ -44,7 +45,10 @@ def _identifier_warnings(cursor):
         ("token contract address", "bagtracker_token", "contract_address", "bagtracker.W003"),
         ("transaction tx_hash", "bagtracker_transaction", "tx_hash", "bagtracker.W004"),
     ):
-        rows = _rows(cursor, f"SELECT id, {column} FROM {table} WHERE {column} ~ %s ORDER BY id", [SUSPECT])
+        query = sql.SQL("SELECT id, {column} FROM {table} WHERE {column} ~ %s ORDER BY id").format(
+            column=sql.Identifier(column), table=sql.Identifier(table)
+        )
+        rows = _rows(cursor, query, [SUSPECT])
         bad = [f"#{pk} {value!r} ({problem})" for pk, value in rows if (problem := identifier_problem(value))]
         if bad:
             found.append(
@@ -104,7 +108,9 @@ def _instant_warnings(cursor):
     ):
         rows = _rows(
             cursor,
-            f"SELECT id, {column} FROM {table} WHERE {column} < %s OR {column} > %s ORDER BY id LIMIT 1000",
+            sql.SQL(
+                "SELECT id, {column} FROM {table} WHERE {column} < %s OR {column} > %s ORDER BY id LIMIT 1000"
+            ).format(column=sql.Identifier(column), table=sql.Identifier(table)),
             [instants.EARLIEST, latest],
         )
         if rows:

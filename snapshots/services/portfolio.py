@@ -18,6 +18,7 @@ from typing import Any
 
 from django.db import connections
 from django.utils import timezone
+from psycopg import sql
 
 from read_replica import read_alias
 from snapshots.periods import PERIODS
@@ -55,20 +56,20 @@ class ValueHistory:
 
 # Readers see a boundary only once its SnapshotRun is completed (docs/snapshots.md): not the rows
 # of a boundary whose shards are still being written, nor those of a one-wallet backfill.
-COMPLETED_BOUNDARY = """EXISTS (
+COMPLETED_BOUNDARY = sql.SQL("""EXISTS (
     SELECT 1 FROM snapshots_snapshotrun r WHERE r.period = b.period AND r.as_of = b.as_of AND r.status = 'completed'
-)"""
+)""")
 
 # The wallet's latest MAX_POINTS completed boundaries per period where it has rows (its summaries
 # with rows > 0: a few wallet states × the boundaries they hold), then its values there: per token
 # and the total in one pass (GROUPING SETS). Only the wallet's states are read.
-WALLET_HISTORY_SQL = f"""
+WALLET_HISTORY_SQL = sql.SQL("""
 WITH points AS (
     SELECT period, as_of FROM (
         SELECT period, as_of, row_number() OVER (PARTITION BY period ORDER BY as_of DESC) AS recency
         FROM (SELECT period, as_of FROM snapshots_walletsnapshot b
               WHERE wallet_id = %(wallet)s AND rows > 0 AND period = ANY(%(periods)s)
-                AND {COMPLETED_BOUNDARY}) boundaries
+                AND {completed}) boundaries
     ) ranked
     WHERE recency <= %(max_points)s
 )
@@ -81,7 +82,7 @@ JOIN bagtracker_chain c ON c.id = tk.chain_id
 WHERE s.wallet_id = %(wallet)s
 GROUP BY GROUPING SETS ((s.period, s.as_of, s.token_id, tk.symbol, c.slug), (s.period, s.as_of))
 ORDER BY s.period, s.as_of, tk.symbol NULLS FIRST
-"""
+""").format(completed=COMPLETED_BOUNDARY)
 
 # The whole portfolio over one period: the boundaries taken for every wallet (a completed
 # SnapshotRun; a backfill of one wallet alone would draw a false dip), the latest MAX_POINTS, each
@@ -168,16 +169,16 @@ class PnlHistory:
 
 # The wallet's summaries (one row per boundary), the latest MAX_POINTS completed ones per period;
 # index on (wallet, period, as_of).
-WALLET_PNL_SQL = f"""
+WALLET_PNL_SQL = sql.SQL("""
 SELECT period, as_of, realized_pnl_usd, cost_basis_usd FROM (
     SELECT period, as_of, realized_pnl_usd, cost_basis_usd,
            row_number() OVER (PARTITION BY period ORDER BY as_of DESC) AS recency
     FROM snapshots_walletsnapshot b
-    WHERE wallet_id = %(wallet)s AND period = ANY(%(periods)s) AND {COMPLETED_BOUNDARY}
+    WHERE wallet_id = %(wallet)s AND period = ANY(%(periods)s) AND {completed}
 ) ranked
 WHERE recency <= %(max_points)s
 ORDER BY period, as_of
-"""
+""").format(completed=COMPLETED_BOUNDARY)
 
 
 def wallet_pnl_history(wallet_id, periods=PERIODS, max_points=None):
