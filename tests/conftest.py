@@ -5,6 +5,8 @@ The servers are the run's own (config/settings/test.py): an embedded PostgreSQL 
 is set, and always a private Redis-compatible server, one database per pytest-xdist worker."""
 
 import itertools
+import os
+import shutil
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -16,6 +18,7 @@ from psycopg import sql
 
 from bagtracker.models import Chain, Price, Token, Transaction, Wallet
 from bagtracker.services.transactions import save_transaction
+from tests.browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, unavailable
 from tests.jobs_support import QCluster, flush_test_redis, redis_test_url
 
 _counter = itertools.count(1)
@@ -223,3 +226,50 @@ def settings_for_method(settings):
         settings.BALANCE_COST_BASIS = method
 
     return use
+
+
+# --- The browser tests (tests/browser_support.py) ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
+        unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium chromium-driver)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("the playwright package is not installed (pip install -r requirements-dev.txt)")
+    # Playwright's sync API keeps an event loop running in this thread while the browser is open;
+    # the tests' own ORM calls (and the database flush between tests) are still plain synchronous
+    # code, which Django's async-safety check would refuse.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        with sync_playwright() as playwright:
+            instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            yield instance
+            instance.close()
+
+
+@pytest.fixture
+def page(browser, request):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15_000)
+    # Every Content-Security-Policy violation, whichever page and however reported: the
+    # securitypolicyviolation event (sent to the test through an exposed function) and the
+    # console message Chromium writes for it.
+    violations = []
+    context.expose_function("reportCspViolation", lambda text: violations.append(text))
+    context.add_init_script(
+        "document.addEventListener('securitypolicyviolation', e => window.reportCspViolation("
+        "`${location.pathname}: ${e.violatedDirective} blocked ${e.blockedURI} at ${e.sourceFile}:${e.lineNumber}`))"
+    )
+    tab = context.new_page()
+    errors = []
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    tab.on("console", lambda message: "Content Security Policy" in message.text and violations.append(message.text))
+    yield tab
+    ARTIFACTS.mkdir(exist_ok=True)
+    tab.screenshot(path=ARTIFACTS / f"{request.node.name}-last.png", full_page=True)
+    context.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+    assert violations == [], "Content-Security-Policy violations:\n" + "\n".join(violations)

@@ -6,93 +6,19 @@ Without Chromium these tests skip, unless BAGTRACKER_REQUIRE_BROWSER=1 (CI), whe
 Screenshots go to test-artifacts/ (gitignored).
 """
 
-import os
 import re
-import shutil
-from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import User
 from django_q.models import Task
 
 from snapshots.models import SnapshotRun
 from snapshots.periods import floor_boundary
 from snapshots.services.snapshots import take_snapshot
+from tests.browser_support import ARTIFACTS, log_in
 from tests.conftest import utc
 from tests.jobs_support import process_env, wait_until
 
-CHROMIUM = os.environ.get("BAGTRACKER_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-PASSWORD = "browser-test-pw"
-
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-def _unavailable(reason):
-    if os.environ.get("BAGTRACKER_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"{reason} and BAGTRACKER_REQUIRE_BROWSER=1")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
-        _unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium chromium-driver)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("the playwright package is not installed (pip install -r requirements-dev.txt)")
-    # Playwright's sync API keeps an event loop running in this thread while the browser is open;
-    # the tests' own ORM calls (and the database flush between tests) are still plain synchronous
-    # code, which Django's async-safety check would refuse.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        with sync_playwright() as playwright:
-            instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-            yield instance
-            instance.close()
-
-
-@pytest.fixture
-def page(browser, request):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(15_000)
-    # Every Content-Security-Policy violation, whichever page and however reported: the
-    # securitypolicyviolation event (sent to the test through an exposed function) and the
-    # console message Chromium writes for it.
-    violations = []
-    context.expose_function("reportCspViolation", lambda text: violations.append(text))
-    context.add_init_script(
-        "document.addEventListener('securitypolicyviolation', e => window.reportCspViolation("
-        "`${location.pathname}: ${e.violatedDirective} blocked ${e.blockedURI} at ${e.sourceFile}:${e.lineNumber}`))"
-    )
-    tab = context.new_page()
-    errors = []
-    tab.on("pageerror", lambda error: errors.append(str(error)))
-    tab.on("console", lambda message: "Content Security Policy" in message.text and violations.append(message.text))
-    yield tab
-    ARTIFACTS.mkdir(exist_ok=True)
-    tab.screenshot(path=ARTIFACTS / f"{request.node.name}-last.png", full_page=True)
-    context.close()
-    assert errors == [], f"JavaScript errors on the page: {errors}"
-    assert violations == [], "Content-Security-Policy violations:\n" + "\n".join(violations)
-
-
-def log_in(page, live_server):
-    User.objects.create_superuser("operator", "operator@example.com", PASSWORD)
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", "operator")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#console-module")
 
 
 def points(page, canvas_id):

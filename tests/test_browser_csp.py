@@ -8,8 +8,8 @@ from django.contrib.auth.models import Group, User
 from django_q.models import Schedule
 
 from snapshots.services.snapshots import take_snapshot
+from tests.browser_support import ARTIFACTS, log_in
 from tests.conftest import utc
-from tests.test_browser_console import ARTIFACTS, browser, log_in, page  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
