@@ -1,6 +1,7 @@
-"""The walk's own paths (bt_ledger_walk, migration snapshots.0010): long runs of acquisitions, a
-disposal that takes many lots or exactly empties them, the lot arrays cut down to the open lots,
-a refused pair between two good ones and the transaction it names. Each history is checked by hand
+"""The walk's own paths (bt_ledger_walk, migrations snapshots.0010 and 0015): long runs of
+acquisitions, a disposal that takes many lots or exactly empties them, the lot arrays cut down to
+the open lots, fifo's sells that round nothing and the first that must, a refused pair between two
+good ones and the transaction it names. Each history is checked by hand
 and against the reference model of tests/test_ledger_property.py."""
 
 from datetime import timedelta
@@ -113,6 +114,33 @@ def test_part_of_an_unknown_cost_lot_sold(settings_for_method, wallet, token, me
     settings_for_method(method)
     record(wallet, token, [("buy", "2", None), ("sell", "1", "10"), ("transfer_out", "0.5", None)])
     assert ledger(Balance.objects.get()) == (D("0.5"), 0, 10, False, False)
+    assert stored_balances() == reference(method)
+
+
+@BOTH
+def test_sells_that_round_nothing_then_one_that_must_round(settings_for_method, wallet, token, method):
+    # fifo (snapshots.0015) derives R while no sale's cost or value has more than 18 places, and
+    # rounds from the first that does. The second sale takes 0.5 @100 and 0.25 of the lot @10^-18:
+    # cost round(50 + 5e-19) − round(2.5e-19) = 50.000000000000000001, not the exact 50 + 2.5e-19.
+    settings_for_method(method)
+    rows = [("buy", "1", "100"), ("sell", "0.5", "120"), ("buy", "0.5", "0.000000000000000001")]
+    rows += [("sell", "0.75", "2"), ("sell", "0.1", "3")]
+    record(wallet, token, rows)
+    b = Balance.objects.get()
+    if method == "fifo":
+        # 60 − 50, then 1.5 − 50.000000000000000001, then 0.3 − (round(2.5e-19) − round(1.5e-19)).
+        assert ledger(b) == (D("0.15"), 0, D("-38.200000000000000001"), True, True)
+    assert stored_balances() == reference(method)
+
+
+@BOTH
+def test_exact_sells_among_transfers_and_an_unpriced_sell(settings_for_method, wallet, token, method):
+    # fifo's R derived at the end: the priced transfer_out's value and the cost the transfer and
+    # the unpriced sale took are left out of it.
+    settings_for_method(method)
+    rows = [("buy", "2", "10"), ("transfer_out", "0.5", "12"), ("sell", "0.5", None), ("sell", "0.5", "20")]
+    record(wallet, token, rows)
+    assert ledger(Balance.objects.get()) == (D("0.5"), 5, 5, True, False)
     assert stored_balances() == reference(method)
 
 
