@@ -5,13 +5,14 @@ exactly as the full computation of the same boundary: re-taking it in full (a bo
 always is) changes nothing a reader sees."""
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.db import connection
 
 from bagtracker.models import Transaction, Wallet
 from bagtracker.services.transactions import delete_transactions
-from snapshots.models import BalanceSnapshot, SnapshotRun, WalletSnapshot
+from snapshots.models import BalanceSnapshot, BoundaryTotal, SnapshotRun, WalletSnapshot
 from snapshots.services import snapshot_sql
 from snapshots.services.ledger import recalculate_wallet
 from snapshots.services.scope import WalletScope
@@ -141,3 +142,151 @@ def test_the_fast_totals_join_by_hashing_even_before_the_tables_have_statistics(
         assert take_snapshot("hourly", HOURS[1], "scheduled").rows == 1200
     assert len(plans) == 1
     assert "Nested Loop" not in plans[0], plans[0]
+
+
+# Issue 14, item 1: the fast path computes only the moved (wallet, token) pairs, carries a moved
+# wallet's summary by difference, and keeps the totals by difference for tokens whose price did not
+# move. Every boundary below must read, totals included, as its computation from scratch.
+
+TOTAL = ("token_id", "value_usd", "rows", "unpriced_rows")
+
+
+def totals(as_of):
+    return sorted(BoundaryTotal.objects.filter(period="hourly", as_of=as_of).values_list(*TOTAL))
+
+
+def totals_from_rows(as_of):
+    """Per token, over the rows as read: Σ value, rows, rows without a value."""
+    sums = {}
+    for token_id, value in BalanceSnapshot.objects.filter(period="hourly", as_of=as_of).values_list(
+        "token_id", "value_usd"
+    ):
+        total = sums.setdefault(token_id, [Decimal(0), 0, 0])
+        total[0] += value or 0
+        total[1] += 1
+        total[2] += value is None
+    return sorted((token_id, *total) for token_id, total in sums.items())
+
+
+def take_by_pairs_then_full(as_of, paths):
+    """Take ``as_of`` (new, newest: the fast path), check its totals against its rows, re-take it in
+    full: nothing a reader sees may change. Returns how the fast path wrote it."""
+    paths.clear()
+    result = take_snapshot("hourly", as_of, "scheduled")
+    fast = read(as_of)
+    assert result.rows == len(fast[0])
+    assert totals(as_of) == totals_from_rows(as_of)
+    fast_totals = totals(as_of)
+    written = list(paths)
+    take_snapshot("hourly", as_of, "scheduled")
+    assert read(as_of) == fast
+    assert totals(as_of) == fast_totals
+    return written
+
+
+@pytest.fixture
+def paths(monkeypatch):
+    """How the fast path wrote each boundary: ("full", wallets) and ("pairs", [(wallet, token), …])."""
+    taken = []
+    real = snapshot_sql._statement
+
+    def watched(scope, totals, pairs=False):
+        if pairs:
+            taken.append(("pairs", sorted(zip(scope.wallets, scope.tokens, strict=True))))
+        elif totals is snapshot_sql.Totals.NONE and scope.wallets is not None:
+            taken.append(("full", list(scope.wallets)))
+        return real(scope, totals, pairs)
+
+    monkeypatch.setattr(snapshot_sql, "_statement", watched)
+    return taken
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_moved_wallet_writes_only_its_moved_pairs_and_its_summary_by_difference(
+    paths, make_tx, make_wallet, make_token, make_price, wallet, token
+):
+    usdc, btc = make_token("USDC", decimals=6), make_token("BTC", decimals=8)
+    other = make_wallet()
+    for w in (wallet, other):
+        make_tx("buy", "2", price=90, at=utc(2026, 3, 1, 1), on_wallet=w)
+        make_tx("buy", "30", price=1, at=utc(2026, 3, 1, 2), on_wallet=w, of_token=usdc)
+    make_tx("buy", "0.5", price=60000, at=utc(2026, 3, 1, 3), of_token=btc)  # BTC's price: its trades'
+    make_tx("sell", "1", price=95, at=utc(2026, 3, 1, 4))  # realized PnL on ETH
+    make_price(100, utc(2026, 3, 1))  # ETH's price never moves
+    for n, hour in enumerate(HOURS):
+        make_price(1 + n / 100, hour - timedelta(minutes=1), of_token=usdc)  # USDC's moves every hour
+
+    take_snapshot("hourly", HOURS[0], "scheduled")
+    assert take_by_pairs_then_full(HOURS[1], paths) == []  # nothing moved; USDC's total valued again
+
+    # One token of a wallet of three: only that pair is computed; its summary is p's by difference.
+    make_tx("sell", "0.5", price=120, at=HOURS[1] + timedelta(minutes=10))
+    assert take_by_pairs_then_full(HOURS[2], paths) == [("pairs", [(wallet.pk, token.pk)])]
+    summary = WalletSnapshot.objects.get(period="hourly", as_of=HOURS[2], wallet=wallet)
+    assert (summary.rows, summary.realized_pnl_usd) == (3, Decimal(5) + Decimal(15))
+
+    # A priced BTC trade of the other wallet moves BTC's price for every holder (no Price rows).
+    make_tx("buy", "0.1", price=61000, at=HOURS[2] + timedelta(minutes=10), on_wallet=other, of_token=btc)
+    make_tx("transfer_in", "5", at=HOURS[2] + timedelta(minutes=20), of_token=usdc)
+    assert take_by_pairs_then_full(HOURS[3], paths) == [
+        ("full", [other.pk]),  # its BTC pair is new: no state at p
+        ("pairs", [(wallet.pk, usdc.pk)]),
+    ]
+    values = dict(
+        BalanceSnapshot.objects.filter(period="hourly", as_of=HOURS[3], token=btc).values_list("wallet_id", "value_usd")
+    )
+    assert values == {wallet.pk: Decimal(30500), other.pk: Decimal(6100)}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_wallet_whose_last_token_fell_to_dust_and_came_back(paths, make_tx, make_token, make_price, wallet, token):
+    dai = make_token("DAI")
+    make_tx("buy", "2", price=100, at=utc(2026, 3, 1, 1))
+    make_tx("buy", "5", price=1, at=utc(2026, 3, 1, 2), of_token=dai)
+    make_price(100, utc(2026, 3, 1))
+    take_snapshot("hourly", HOURS[0], "scheduled")
+
+    make_tx("sell", "1.9999995", price=110, at=HOURS[0] + timedelta(minutes=5))
+    assert take_by_pairs_then_full(HOURS[1], paths) == [("pairs", [(wallet.pk, token.pk)])]
+    make_tx("transfer_out", "4.9999999", at=HOURS[1] + timedelta(minutes=5), of_token=dai)
+    assert take_by_pairs_then_full(HOURS[2], paths) == [("pairs", [(wallet.pk, dai.pk)])]
+    summary = WalletSnapshot.objects.get(period="hourly", as_of=HOURS[2], wallet=wallet)
+    assert summary.rows == 0 and summary.realized_pnl_usd == Decimal("19.99999500")  # the dust's still counts
+    assert totals(HOURS[2]) == []
+
+    # Back from dust: the pair has no state at p, its part of p's summary is stored nowhere.
+    make_tx("buy", "1", price=120, at=HOURS[2] + timedelta(minutes=5))
+    assert take_by_pairs_then_full(HOURS[3], paths) == [("full", [wallet.pk])]
+    assert WalletSnapshot.objects.get(period="hourly", as_of=HOURS[3], wallet=wallet).rows == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_boundary_written_between_two_then_a_newest_one_by_pairs(
+    paths, make_tx, make_wallet, make_token, make_price, wallet, token
+):
+    usdc = make_token("USDC", decimals=6)
+    other = make_wallet()
+    for w in (wallet, other):
+        make_tx("buy", "3", price=100, at=utc(2026, 3, 1, 1), on_wallet=w)
+        make_tx("buy", "8", price=1, at=utc(2026, 3, 1, 2), on_wallet=w, of_token=usdc)
+    make_price(100, utc(2026, 3, 1))
+    make_price(1, utc(2026, 3, 1), of_token=usdc)
+    make_tx("sell", "1", price=130, at=HOURS[1] + timedelta(minutes=5))
+    make_tx("buy", "2", price=1, at=HOURS[2] + timedelta(minutes=5), on_wallet=other, of_token=usdc)
+
+    take_snapshot("hourly", HOURS[0], "scheduled")
+    assert take_by_pairs_then_full(HOURS[3], paths) == [("pairs", [(wallet.pk, token.pk), (other.pk, usdc.pk)])]
+    paths.clear()
+    take_snapshot("hourly", HOURS[2], "scheduled")  # between two: in full
+    assert paths == []
+    for hour in (HOURS[0], HOURS[2], HOURS[3]):
+        assert totals(hour) == totals_from_rows(hour)
+
+    make_tx("sell", "1", price=140, at=HOURS[3] + timedelta(minutes=5), on_wallet=other)
+    make_price(2, HOURS[4] - timedelta(minutes=1), of_token=usdc)
+    assert take_by_pairs_then_full(HOURS[4], paths) == [("pairs", [(other.pk, token.pk)])]
+    take_snapshot("hourly", HOURS[1], "scheduled")  # between two again, after the fast one
+    for hour in HOURS[:5]:
+        rows = read(hour)
+        take_snapshot("hourly", hour, "scheduled")
+        assert read(hour) == rows and totals(hour) == totals_from_rows(hour)

@@ -108,11 +108,15 @@ WITH recent AS MATERIALIZED (
     FROM state s
     JOIN prices p ON p.token_id = s.token_id
     WHERE s.is_row
-), summary AS (
+)
+""")
+
+# The wallet summaries (after the states' writes, INTERVAL_WRITES_SQL, whose CTEs they may read):
+# from all the wallet's (wallet, token) states, closed and dust positions included.
+SUMMARY_SQL = sql.SQL("""
+, summary AS (
     SELECT s.wallet_id,
-           COALESCE(SUM(n.value_usd), 0) AS value_usd,
            count(n.wallet_id) AS rows,
-           count(n.wallet_id) FILTER (WHERE n.value_usd IS NULL) AS unpriced_rows,
            SUM(s.cost_basis) AS cost_basis,
            SUM(s.realized) AS realized,
            -- One method, or '' when the wallet's tokens were computed with different ones.
@@ -120,8 +124,33 @@ WITH recent AS MATERIALIZED (
     FROM state s
     LEFT JOIN snapshot n ON n.wallet_id = s.wallet_id AND n.token_id = s.token_id
     GROUP BY s.wallet_id
-)
-""")
+)""")
+
+# A pair scope's summaries (the fast path, docs/snapshots.md "What a boundary costs"): rows, cost
+# basis and realized PnL are sums over the wallet's tokens of values rounded each, so the summary at
+# as_of is the one holding as_of (still p's, open) − the moved pairs' stored states there (`existing`:
+# every moved pair had one, a row) + their states now (`state`, dust included), exactly. The method
+# is carried: the caller sends only wallets whose method is not '' and whose moved pairs keep it.
+SUMMARY_BY_DIFFERENCE_SQL = sql.SQL("""
+, summary AS (
+    SELECT ws.wallet_id,
+           ws.rows - COALESCE(o.rows, 0) + COALESCE(n.rows, 0) AS rows,
+           ws.cost_basis - COALESCE(o.cost_basis, 0) + COALESCE(n.cost_basis, 0) AS cost_basis,
+           ws.realized - COALESCE(o.realized, 0) + COALESCE(n.realized, 0) AS realized,
+           ws.method
+    FROM snapshots_walletstate ws
+    LEFT JOIN (
+        SELECT e.wallet_id, count(*) AS rows, SUM(e.cost_basis) AS cost_basis, SUM(e.realized) AS realized
+        FROM existing e GROUP BY e.wallet_id
+    ) o ON o.wallet_id = ws.wallet_id
+    LEFT JOIN (
+        SELECT s.wallet_id, count(r.wallet_id) AS rows, SUM(s.cost_basis) AS cost_basis, SUM(s.realized) AS realized
+        FROM state s
+        LEFT JOIN snapshot r ON r.wallet_id = s.wallet_id AND r.token_id = s.token_id
+        GROUP BY s.wallet_id
+    ) n ON n.wallet_id = ws.wallet_id
+    WHERE ws.period = %(period)s AND ws.valid_from <= %(as_of)s AND ws.valid_to > %(as_of)s AND {scope_ws}
+)""")
 
 # The boundary's rows and its wallet summaries are stored as states valid over intervals of taken
 # boundaries (docs/snapshots.md, "How it is stored", "Wallet summaries as intervals"); both are
@@ -245,7 +274,8 @@ SUMMARY_KEY, SUMMARY_VALUES = ("wallet_id",), ("rows", "cost_basis", "realized",
 # sets them from its rows; a wallet-scoped one adds its wallets' new rows and takes away their old
 # ones (the rows b read before: states of wallets it covered, at its stored prices) — for tokens
 # whose price at b it does not change; those are recomputed afterwards (RECOMPUTE_TOTALS_SQL), as
-# are every total of a boundary written in shards or on the fast path (TOTALS_NONE).
+# are every total of a boundary written in shards (TOTALS_NONE); the fast path keeps its own
+# (FAST_TOTALS_SQL).
 TOTALS_SET_SQL = sql.SQL("""
 , new_totals AS (
     SELECT n.token_id, COALESCE(SUM(n.value_usd), 0) AS value_usd, count(*) AS rows,
@@ -297,7 +327,7 @@ WRITE_SNAPSHOT_SQL = sql.SQL("""{ctes}
 , next_taken AS (
     SELECT COALESCE(min(b.as_of), 'infinity') AS g FROM snapshots_boundary b
     WHERE b.period = %(period)s AND b.as_of > %(as_of)s
-){states}{summaries}
+){states}{summary}{summaries}
 , old_prices AS (
     SELECT bp.token_id, bp.price_usd FROM snapshots_boundaryprice bp
     WHERE bp.period = %(period)s AND bp.as_of = %(as_of)s
@@ -389,8 +419,8 @@ SELECT COALESCE(SUM(rows), 0) FROM fresh
 # previous boundary p of the period is the latest taken and complete, a wallet whose history did
 # not move since p reads at as_of exactly as at p: its states are the open intervals, its cost
 # basis, realized PnL and row count are p's summary's; only its value moves with the prices. So
-# only the wallets that did move are written by the full statement (as a wallet scope); the others
-# get their summary from p's, valued at as_of's prices in one pass over their open states.
+# only the pairs that moved are written (_write_moved: their wallets' summaries by difference, some
+# wallets in full); the others' states and wallet states are open and hold as_of already.
 FAST_PLAN_SQL = sql.SQL("""
 SELECT r.as_of, r.horizon FROM snapshots_snapshotrun r
 WHERE r.period = %(period)s AND r.status = 'completed' AND r.as_of < %(as_of)s AND r.horizon IS NOT NULL
@@ -409,25 +439,61 @@ SELECT LEAST(clock_timestamp(),
              (SELECT min(a.xact_start) FROM pg_stat_activity a WHERE a.datname = current_database()))
 """)
 
-# The wallets that moved since p: a confirmed transaction at or after p (timestamp index), a
+# What moved since p, per (wallet, token): a confirmed transaction at or after p (timestamp index), a
 # Balance rewritten since p's horizon (HORIZON_SQL; updated_at index), a Balance deleted since
-# (snapshots_balancegone, a trigger of migration 0009), or a change of coverage (covered at p, but
-# inactive or without a balance now; or the reverse).
-MOVED_WALLETS_SQL = sql.SQL("""
-SELECT COALESCE(array_agg(DISTINCT c.wallet_id), ARRAY[]::bigint[]) FROM (
-    SELECT t.wallet_id FROM bagtracker_transaction t WHERE t.status = 'confirmed' AND t.timestamp >= %(previous)s
-    UNION ALL
-    SELECT b.wallet_id FROM snapshots_balance b WHERE b.updated_at >= %(since)s
-    UNION ALL
-    SELECT g.wallet_id FROM snapshots_balancegone g WHERE g.deleted_at >= %(since)s
-    UNION ALL
-    SELECT w.id FROM bagtracker_wallet w
+# (snapshots_balancegone, a trigger of migration 0009); and the wallets whose coverage changed
+# (covered at p, but inactive or without a balance now; or the reverse).
+MOVED_CTES = sql.SQL("""
+moved_pairs AS MATERIALIZED (
+    SELECT t.wallet_id, t.token_id FROM bagtracker_transaction t
+    WHERE t.status = 'confirmed' AND t.timestamp >= %(previous)s
+    UNION
+    SELECT b.wallet_id, b.token_id FROM snapshots_balance b WHERE b.updated_at >= %(since)s
+    UNION
+    SELECT g.wallet_id, g.token_id FROM snapshots_balancegone g WHERE g.deleted_at >= %(since)s
+), coverage_moved AS MATERIALIZED (
+    SELECT w.id AS wallet_id FROM bagtracker_wallet w
     WHERE EXISTS (SELECT 1 FROM snapshots_walletstate m
                   WHERE m.period = %(period)s AND m.wallet_id = w.id
                     AND m.valid_from <= %(previous)s AND m.valid_to > %(previous)s)
           <> (w.is_active AND EXISTS (SELECT 1 FROM snapshots_balance b WHERE b.wallet_id = w.id))
+)""")
+
+# The wallets that moved since p.
+MOVED_WALLETS_SQL = sql.SQL("""
+WITH {moved}
+SELECT COALESCE(array_agg(DISTINCT c.wallet_id), ARRAY[]::bigint[]) FROM (
+    SELECT m.wallet_id FROM moved_pairs m UNION ALL SELECT v.wallet_id FROM coverage_moved v
 ) c
-""")
+""").format(moved=MOVED_CTES)
+
+# How the fast path writes them (docs/snapshots.md, "What a boundary costs"): the wallets computed in
+# full — coverage changed; a confirmed transaction at or after the boundary (its pairs are walked);
+# not covered at p, or its summary's method '' (mixed) there; a moved pair without a state holding p
+# (dust or absent there: its part of p's cost basis and realized PnL is stored nowhere), or whose
+# Balance now has another method than p's summary — and the moved pairs of every other wallet.
+MOVED_PAIRS_SQL = sql.SQL("""
+WITH {moved}, in_full AS MATERIALIZED (
+    SELECT v.wallet_id FROM coverage_moved v
+    UNION
+    SELECT t.wallet_id FROM bagtracker_transaction t WHERE t.status = 'confirmed' AND t.timestamp >= %(as_of)s
+    UNION
+    SELECT m.wallet_id FROM moved_pairs m
+    LEFT JOIN snapshots_walletstate ws
+      ON ws.period = %(period)s AND ws.wallet_id = m.wallet_id
+         AND ws.valid_from <= %(previous)s AND ws.valid_to > %(previous)s
+    LEFT JOIN snapshots_balance b ON b.wallet_id = m.wallet_id AND b.token_id = m.token_id
+    WHERE ws.id IS NULL OR ws.method = '' OR b.cost_basis_method <> ws.method
+       OR NOT EXISTS (SELECT 1 FROM snapshots_balancestate s
+                      WHERE s.period = %(period)s AND s.wallet_id = m.wallet_id AND s.token_id = m.token_id
+                        AND s.valid_from <= %(previous)s AND s.valid_to > %(previous)s)
+), by_pair AS MATERIALIZED (
+    SELECT m.wallet_id, m.token_id FROM moved_pairs m WHERE m.wallet_id NOT IN (SELECT f.wallet_id FROM in_full f)
+)
+SELECT ARRAY(SELECT f.wallet_id FROM in_full f ORDER BY 1),
+       ARRAY(SELECT p.wallet_id FROM by_pair p ORDER BY p.wallet_id, p.token_id),
+       ARRAY(SELECT p.token_id FROM by_pair p ORDER BY p.wallet_id, p.token_id)
+""").format(moved=MOVED_CTES)
 
 # Comparing a boundary hashes a million rows and holds them once (CTE): with the default 4MB
 # work_mem both spill to disk. Server memory, for this transaction only.
@@ -436,7 +502,7 @@ SNAPSHOT_WORK_MEM_SQL = sql.SQL("SET LOCAL work_mem = {}").format(sql.Literal(SN
 # And no JIT: the statement's many CTEs compile for seconds (measured: 14.6 s of JIT in an 18.5 s
 # boundary of 100,000 balances) to save far less.
 NO_JIT_SQL = sql.SQL("SET LOCAL jit = off")
-# The fast path's totals join every open state with every wallet state holding the boundary. Both
+# The fast path's totals join open states with the wallet states holding the boundary. Both
 # come from tables this run or the one before may just have filled, with no statistics yet
 # (autovacuum has not passed; catch-up writes boundary after boundary): estimated at one row each,
 # they were joined by a nested loop (carrying summaries that way took 10,000 wallets 32 s instead of
@@ -512,9 +578,11 @@ class Totals(enum.Enum):
 TOTALS_SQL = {Totals.SET: TOTALS_SET_SQL, Totals.ADD: TOTALS_ADD_SQL, Totals.NONE: TOTALS_NONE_SQL}
 
 
-def _statement(scope, totals):
-    """The statement that writes a boundary for ``scope`` (a WalletScope of wallets, not of pairs)."""
-    if scope.tokens is not None:
+def _statement(scope, totals, pairs=False):
+    """The statement that writes a boundary for ``scope``: a WalletScope of wallets, or, with
+    ``pairs`` (the fast path's moved pairs, _write_moved), of (wallet, token) pairs whose wallets'
+    summaries are carried from the ones holding the boundary by difference."""
+    if (scope.tokens is not None) != pairs:
         raise ValueError(f"a snapshot covers whole wallets, not (wallet, token) pairs: {scope!r}")
     ctes = SNAPSHOT_ROWS_CTES.format(
         scope_t=scope.condition("t"),
@@ -524,10 +592,13 @@ def _statement(scope, totals):
         avg_buy=average_sql("w.priced_in_value", "w.priced_in_qty"),
         max_value=MAX_VALUE_USD,
     )
+    wallets = WalletScope(wallets=scope.wallets) if pairs else scope  # the same %(lo)s, %(hi)s, %(wallets)s
+    summary = SUMMARY_BY_DIFFERENCE_SQL.format(scope_ws=wallets.condition("ws")) if pairs else SUMMARY_SQL
     return WRITE_SNAPSHOT_SQL.format(
         ctes=ctes,
         states=interval_writes("", "snapshots_balancestate", STATE_KEY, STATE_VALUES, "snapshot", scope),
-        summaries=interval_writes("w_", "snapshots_walletstate", SUMMARY_KEY, SUMMARY_VALUES, "summary", scope),
+        summary=summary,
+        summaries=interval_writes("w_", "snapshots_walletstate", SUMMARY_KEY, SUMMARY_VALUES, "summary", wallets),
         totals=TOTALS_SQL[totals].format(max_value=MAX_VALUE_USD),
     )
 
@@ -587,22 +658,78 @@ def horizon(cursor):
     return cursor.fetchone()[0]
 
 
-# The fast path, once the moved wallets are written: every wallet the boundary covers reads its open
-# states; its prices (of the tokens held there) and its totals from one pass over them.
+# The fast path's prices (docs/snapshots.md, "What a boundary costs"): at as_of, of every token with a
+# balance or a total at p; and which of the tokens with a total at p have a price at as_of other than
+# the one stored at p (their values move for every holder).
+FAST_PRICES_SQL = sql.SQL("""
+WITH prices AS MATERIALIZED ({prices})
+SELECT ARRAY(SELECT p.token_id FROM prices p ORDER BY p.token_id),
+       ARRAY(SELECT p.price_usd FROM prices p ORDER BY p.token_id),
+       ARRAY(SELECT p.token_id FROM prices p
+             JOIN snapshots_boundarytotal t
+               ON t.period = %(period)s AND t.as_of = %(previous)s AND t.token_id = p.token_id
+             WHERE NOT EXISTS (SELECT 1 FROM snapshots_boundaryprice o
+                               WHERE o.period = %(period)s AND o.as_of = %(previous)s AND o.token_id = p.token_id
+                                 AND o.price_usd IS NOT DISTINCT FROM p.price_usd)
+             ORDER BY p.token_id)
+""")
+FAST_PRICED_TOKENS = sql.SQL(
+    "(EXISTS (SELECT 1 FROM snapshots_balance b WHERE b.token_id = tk.id) OR EXISTS (SELECT 1 FROM"
+    " snapshots_boundarytotal t WHERE t.period = %(period)s AND t.as_of = %(previous)s AND t.token_id = tk.id))"
+)
+
+# The fast path's totals, once the moved pairs and wallets are written, and its prices (of the tokens
+# held there). A token whose price moved (%(repriced)s): one pass over its open states (the token
+# index) of the wallets the boundary covers. Every other token: its total at p, minus the rows at p
+# and plus the rows at as_of of the moved pairs and of the wallets written in full (each state with
+# the wallet state covering it there), all at the price of as_of, which is p's: every other row
+# reads at as_of exactly as at p.
 FAST_TOTALS_SQL = sql.SQL("""
-WITH prices AS MATERIALIZED ({prices}
+WITH prices AS MATERIALIZED (
+    SELECT * FROM unnest(%(price_tokens)s::bigint[], %(price_values)s::numeric[]) AS p(token_id, price_usd)
 ), held_rows AS MATERIALIZED (
-    SELECT s.token_id,
-           CASE WHEN abs(s.amount * p.price_usd) < {max_value} THEN round(s.amount * p.price_usd, 18) END AS value_usd
+    SELECT s.token_id, {value} AS value_usd
     FROM snapshots_balancestate s
     JOIN snapshots_walletstate c
       ON c.period = s.period AND c.wallet_id = s.wallet_id AND c.valid_from <= %(as_of)s AND c.valid_to > %(as_of)s
     JOIN prices p ON p.token_id = s.token_id
     WHERE s.period = %(period)s AND s.valid_to > %(as_of)s AND s.valid_from <= %(as_of)s
+      AND s.token_id = ANY(%(repriced)s::bigint[])
+), touched AS MATERIALIZED (
+    SELECT s.wallet_id, s.token_id, s.amount, s.valid_from, s.valid_to
+    FROM snapshots_balancestate s
+    WHERE s.period = %(period)s AND s.valid_to > %(previous)s AND s.wallet_id = ANY(%(touched_wallets)s::bigint[])
+      AND s.token_id <> ALL(%(repriced)s::bigint[])
+      AND (s.wallet_id = ANY(%(full_wallets)s::bigint[])
+           OR (s.wallet_id, s.token_id) IN (
+               SELECT * FROM unnest(%(pair_wallets)s::bigint[], %(pair_tokens)s::bigint[])))
+), covering AS MATERIALIZED (
+    SELECT c.wallet_id, c.valid_from, c.valid_to FROM snapshots_walletstate c
+    WHERE c.period = %(period)s AND c.valid_to > %(previous)s AND c.wallet_id = ANY(%(touched_wallets)s::bigint[])
+), moved_rows AS (
+    SELECT s.token_id, 1 AS sign, s.amount FROM touched s
+    JOIN covering c ON c.wallet_id = s.wallet_id AND c.valid_from <= %(as_of)s AND c.valid_to > %(as_of)s
+    WHERE s.valid_from <= %(as_of)s AND s.valid_to > %(as_of)s
+    UNION ALL
+    SELECT s.token_id, -1, s.amount FROM touched s
+    JOIN covering c ON c.wallet_id = s.wallet_id AND c.valid_from <= %(previous)s AND c.valid_to > %(previous)s
+    WHERE s.valid_from <= %(previous)s AND s.valid_to > %(previous)s
+), moved_values AS (
+    SELECT s.token_id, s.sign, {value} AS value_usd
+    FROM moved_rows s LEFT JOIN prices p ON p.token_id = s.token_id
+), carried AS (
+    SELECT t.token_id, t.value_usd, t.rows, t.unpriced_rows FROM snapshots_boundarytotal t
+    WHERE t.period = %(period)s AND t.as_of = %(previous)s AND t.token_id <> ALL(%(repriced)s::bigint[])
+    UNION ALL
+    SELECT v.token_id, v.sign * COALESCE(v.value_usd, 0), v.sign, CASE WHEN v.value_usd IS NULL THEN v.sign ELSE 0 END
+    FROM moved_values v
 ), fresh AS MATERIALIZED (
     SELECT r.token_id, COALESCE(SUM(r.value_usd), 0) AS value_usd, count(*) AS rows,
            count(*) FILTER (WHERE r.value_usd IS NULL) AS unpriced_rows
     FROM held_rows r GROUP BY r.token_id
+    UNION ALL
+    SELECT c.token_id, SUM(c.value_usd), SUM(c.rows)::bigint, SUM(c.unpriced_rows)::bigint
+    FROM carried c GROUP BY c.token_id HAVING SUM(c.rows) > 0
 ), priced AS (
     INSERT INTO snapshots_boundaryprice (period, as_of, token_id, price_usd)
     SELECT %(period)s, %(as_of)s, p.token_id, p.price_usd FROM prices p
@@ -611,27 +738,51 @@ WITH prices AS MATERIALIZED ({prices}
 ), {replace_totals}
 SELECT COALESCE(SUM(rows), 0) FROM fresh
 """)
+# A row's value at its token's price p.price_usd (the view's expression: empty at >= 10^20 USD).
+ROW_VALUE_SQL = sql.SQL(
+    "CASE WHEN abs({amount} * p.price_usd) < {max_value} THEN round({amount} * p.price_usd, 18) END"
+)
 
 
 def _write_moved(cursor, params, previous, previous_horizon):
-    """The fast path of a new newest boundary (FAST_PLAN_SQL): the wallets that moved since
-    ``previous`` in full, as a wallet scope; every other one's states and wallet state are open
-    and hold the boundary already. Returns (rows, removed)."""
+    """The fast path of a new newest boundary (FAST_PLAN_SQL; docs/snapshots.md, "What a boundary
+    costs"): the pairs that moved since ``previous`` (MOVED_PAIRS_SQL), their wallets' summaries by
+    difference, or some wallets in full; the totals by difference for the tokens whose price did not
+    move, one pass over the open states of those whose price did. Every other pair's state and
+    every other wallet's wallet state are open and hold the boundary already. Returns (rows, removed)."""
     params = {**params, "previous": previous, "since": previous_horizon}
-    cursor.execute(MOVED_WALLETS_SQL, params)
-    moved = cursor.fetchone()[0]
+    cursor.execute(MOVED_PAIRS_SQL, params)
+    in_full, pair_wallets, pair_tokens = cursor.fetchone()
     removed = 0
-    if moved:
-        scope = WalletScope(wallets=moved)
+    if in_full:
+        scope = WalletScope(wallets=in_full)
         cursor.execute(_statement(scope, Totals.NONE), {**params, **scope.params()})
-        _, _, removed, _, _ = cursor.fetchone()
+        removed += cursor.fetchone()[2]
+    if pair_wallets:
+        scope = WalletScope(wallets=pair_wallets, tokens=pair_tokens)
+        cursor.execute(_statement(scope, Totals.NONE, pairs=True), {**params, **scope.params()})
+        removed += cursor.fetchone()[2]
+    cursor.execute(FAST_PRICES_SQL.format(prices=PRICES_SQL.format(priced_tokens=FAST_PRICED_TOKENS)), params)
+    price_tokens, price_values, repriced = cursor.fetchone()
     totals = FAST_TOTALS_SQL.format(
-        prices=PRICES_SQL.format(priced_tokens=_priced_tokens(EVERY_WALLET)),
-        max_value=MAX_VALUE_USD,
+        value=ROW_VALUE_SQL.format(amount=sql.SQL("s.amount"), max_value=MAX_VALUE_USD),
         replace_totals=REPLACE_TOTALS_SQL,
     )
     cursor.execute(NO_NESTED_LOOPS_SQL)
-    cursor.execute(totals, {**params, "tokens": None})
+    cursor.execute(
+        totals,
+        {
+            **params,
+            "tokens": None,
+            "price_tokens": price_tokens,
+            "price_values": price_values,
+            "repriced": repriced,
+            "touched_wallets": sorted({*in_full, *pair_wallets}),
+            "full_wallets": in_full,
+            "pair_wallets": pair_wallets,
+            "pair_tokens": pair_tokens,
+        },
+    )
     rows = cursor.fetchone()[0]
     cursor.execute("SET LOCAL enable_nestloop TO DEFAULT")
     return rows, removed
