@@ -8,7 +8,9 @@ It builds the data set of bench/run.py ending two days ago and its balances, the
 `manage.py create_snapshots` (one process each, the job's own reported seconds): the first one is
 a full new boundary; before each of the next --boundaries ones, --changed-percent of the balances
 change (a transfer in of one unit, written as the ledger would: the transaction, and its Balance
-with a new updated_at). Beside them, the issue's floor: an INSERT … SELECT of every balance with
+with a new updated_at). The data set's prices end at its last day, so no token's price moves
+between these boundaries; --move-prices gives every token a new price before each one (a Price a
+minute before the boundary), so every holder's value moves. Beside them, the issue's floor: an INSERT … SELECT of every balance with
 its token's price into a same-shaped table without foreign keys (bare.SNAPSHOT_SQL), emptied and
 timed before each job. Storage: the snapshot tables (every partition, indexes included) after
 VACUUM, after the first boundary and after the last; the growth per boundary is compared with the
@@ -60,6 +62,14 @@ FROM picked p WHERE b.id = p.id
 """
 
 
+# --move-prices: every token's latest price, 0.1-1.1 % higher, a minute before the boundary.
+MOVE_PRICES_SQL = """
+INSERT INTO bagtracker_price (token_id, as_of, price_usd, source)
+SELECT p.token_id, %(at)s, round(p.price_usd * (1.001 + 0.01 * random())::numeric, 6), 'bench'
+FROM (SELECT DISTINCT ON (token_id) token_id, price_usd FROM bagtracker_price ORDER BY token_id, as_of DESC) p
+"""
+
+
 def size(conn):
     conn.execute("CHECKPOINT")
     for table in SNAPSHOT_TABLES:
@@ -89,6 +99,7 @@ def main(argv=None, out=sys.stdout):
     parser.add_argument("--database", default="bagtracker_bench_steady")
     parser.add_argument("--boundaries", type=int, default=24)
     parser.add_argument("--changed-percent", type=float, default=1.0)
+    parser.add_argument("--move-prices", action="store_true", help="a new price of every token before each boundary")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args(argv)
     if not args.database_url:
@@ -108,6 +119,8 @@ def main(argv=None, out=sys.stdout):
             if not process.manage(["recalculate", "--all"], env).ok:  # the balances, as bench/run.py's first step
                 raise SystemExit("recalculate --all failed")
             balances = conn.execute("SELECT count(*) FROM snapshots_balance").fetchone()[0]
+            if not balances:
+                raise SystemExit(f"no balances in {args.database} after recalculate --all: nothing to measure")
             print(
                 f"{balances:,} balances, {data['transactions']:,} transactions, {time.perf_counter() - started:.0f} s",
                 file=out,
@@ -122,13 +135,15 @@ def main(argv=None, out=sys.stdout):
                         changed = conn.execute(
                             CHANGE_SQL, {"shift": k, "every": every, "at": hour - timedelta(minutes=30)}
                         ).rowcount
+                        if args.move_prices:
+                            conn.execute(MOVE_PRICES_SQL, {"at": hour - timedelta(minutes=1)})
                 floors.append(floor_seconds(conn, hour))
                 run._settle(conn, ["snapshots_balance", *SNAPSHOT_TABLES])
                 jobs.append(job_seconds(env, hour))
                 if k == 0:
                     full_stored = size(conn)
                     whole = conn.execute(SIZE_SQL, [bare.BARE_SNAPSHOT]).fetchone()[0]
-                label = "full" if k == 0 else f"{changed:,} changed"
+                label = "full" if k == 0 else f"{changed:,} changed" + (", prices moved" if args.move_prices else "")
                 print(
                     f"  {hour:%Y-%m-%d %H:%M} ({label}): job {jobs[-1]:.2f} s, floor {floors[-1]:.2f} s",
                     file=out,
