@@ -4,17 +4,18 @@
     python -m bench.steady --scale medium --database bt_mine       # 10,000 wallets × 10 tokens
     python -m bench.steady --scale large --database bt_mine        # 100,000 wallets × 10 tokens
 
-It builds the data set of bench/run.py ending two days ago and its balances, then takes hourly boundaries through
-`manage.py create_snapshots` (one process each, the job's own reported seconds): the first one is
-a full new boundary; before each of the next --boundaries ones, --changed-percent of the balances
-change (a transfer in of one unit, written as the ledger would: the transaction, and its Balance
-with a new updated_at). The data set's prices end at its last day, so no token's price moves
-between these boundaries; --move-prices gives every token a new price before each one (a Price a
-minute before the boundary), so every holder's value moves. Beside them, the issue's floor: an INSERT … SELECT of every balance with
-its token's price into a same-shaped table without foreign keys (bare.SNAPSHOT_SQL), emptied and
-timed before each job. Storage: the snapshot tables (every partition, indexes included) after
-VACUUM, after the first boundary and after the last; the growth per boundary is compared with the
-size of one full boundary stored whole (the floor table after one INSERT).
+It builds the data set of bench/run.py ending two days ago and its balances, then takes hourly
+boundaries through `manage.py create_snapshots` (one process each, the job's own reported seconds):
+the first one is a full new boundary; before each of the next --boundaries ones, --changed-percent
+of the balances change (a transfer in of one unit, written as the ledger would: the transaction, and
+its Balance with a new updated_at). The data set's prices end at its last day, so no token's price
+moves between these boundaries; --move-prices gives every token a new price before each one (a Price
+a minute before the boundary), so every holder's value moves. Beside them, the issue's floor: an
+INSERT … SELECT of every balance with its token's price into a same-shaped table without foreign
+keys (bare.SNAPSHOT_SQL), emptied and timed before each job. Storage: the snapshot tables (every
+partition, indexes included) after VACUUM, after the first boundary and after the last; the growth
+per boundary is compared with the size of one full boundary stored whole (the floor table after one
+INSERT).
 """
 
 import argparse

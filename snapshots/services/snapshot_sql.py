@@ -195,28 +195,29 @@ INTERVAL_WRITES_SQL = sql.SQL("""
     ) nx ON true
 ), {p}closed AS (
     UPDATE {table} s SET valid_to = %(as_of)s
-    FROM {p}cut c WHERE s.id = c.e_id AND c.e_from < %(as_of)s
+    FROM {p}cut c WHERE s.id = c.e_id AND c.e_from < %(as_of)s AND {holding}
     RETURNING 1
 ), {p}dropped AS (
     DELETE FROM {table} s
-    USING {p}cut c WHERE s.id = c.e_id AND c.e_from = %(as_of)s AND (NOT c.has_new OR c.p_id IS NOT NULL)
+    USING {p}cut c
+    WHERE s.id = c.e_id AND c.e_from = %(as_of)s AND (NOT c.has_new OR c.p_id IS NOT NULL) AND {holding}
     RETURNING 1
 ), {p}rewritten AS (
     UPDATE {table} s
     SET valid_to = c.g, {set_vals}, source = %(source)s, created_at = now()
-    FROM {p}cut c WHERE s.id = c.e_id AND c.e_from = %(as_of)s AND c.has_new AND c.p_id IS NULL
+    FROM {p}cut c WHERE s.id = c.e_id AND c.e_from = %(as_of)s AND c.has_new AND c.p_id IS NULL AND {holding}
     RETURNING 1
 ), {p}extended_back AS (
     UPDATE {table} s SET valid_to = COALESCE(c.nx_to, c.g)
-    FROM {p}cut c WHERE s.id = c.p_id
+    FROM {p}cut c WHERE s.id = c.p_id AND s.period = %(period)s AND s.valid_to = %(as_of)s
     RETURNING 1
 ), {p}merged_away AS (
     DELETE FROM {table} s
-    USING {p}cut c WHERE s.id = c.nx_id AND c.p_id IS NOT NULL
+    USING {p}cut c WHERE s.id = c.nx_id AND c.p_id IS NOT NULL AND {holding}
     RETURNING 1
 ), {p}extended_forward AS (
     UPDATE {table} s SET valid_from = %(as_of)s
-    FROM {p}cut c WHERE s.id = c.nx_id AND c.p_id IS NULL
+    FROM {p}cut c WHERE s.id = c.nx_id AND c.p_id IS NULL AND {holding}
     RETURNING 1
 ), {p}inserted AS (
     INSERT INTO {table} (period, {key}, valid_from, valid_to, {vals}, source, created_at)
@@ -231,6 +232,12 @@ INTERVAL_WRITES_SQL = sql.SQL("""
            + (SELECT count(*) FROM {p}extended_back) + (SELECT count(*) FROM {p}merged_away)
            + (SELECT count(*) FROM {p}extended_forward) + (SELECT count(*) FROM {p}inserted) AS n
 )""")
+
+
+# The rows the writes above touch by id all lie in the period and end after as_of (an interval holding
+# as_of, or the neighbour from g); the one extended back ends at as_of. Said, so that a partitioned
+# table is pruned to those partitions (by LIST period, RANGE valid_to) instead of joined whole.
+HOLDING_AFTER_SQL = sql.SQL("s.period = %(period)s AND s.valid_to > %(as_of)s")
 
 
 def _columns(prefix, names, alias=None):
@@ -264,6 +271,7 @@ def interval_writes(p, table, key, vals, new, scope):
         set_vals=sql.SQL(", ").join(sql.SQL("{k} = c.{k}").format(k=sql.Identifier(k)) for k in vals),
         new=sql.Identifier(new),
         scope_e=scope.condition("e"),
+        holding=HOLDING_AFTER_SQL,
     )
 
 
@@ -441,8 +449,10 @@ SELECT LEAST(clock_timestamp(),
 
 # What moved since p, per (wallet, token): a confirmed transaction at or after p (timestamp index), a
 # Balance rewritten since p's horizon (HORIZON_SQL; updated_at index), a Balance deleted since
-# (snapshots_balancegone, a trigger of migration 0009); and the wallets whose coverage changed
-# (covered at p, but inactive or without a balance now; or the reverse).
+# (snapshots_balancegone, a trigger of migration 0009); and the wallets whose coverage changed:
+# covered at p (a wallet state holding it), but inactive or without a balance now, or the reverse.
+# A wallet covered at p whose pairs did not move still has the balances it had there, so only its
+# active flag can uncover it; the balances are looked up only for the others (index probes).
 MOVED_CTES = sql.SQL("""
 moved_pairs AS MATERIALIZED (
     SELECT t.wallet_id, t.token_id FROM bagtracker_transaction t
@@ -451,12 +461,22 @@ moved_pairs AS MATERIALIZED (
     SELECT b.wallet_id, b.token_id FROM snapshots_balance b WHERE b.updated_at >= %(since)s
     UNION
     SELECT g.wallet_id, g.token_id FROM snapshots_balancegone g WHERE g.deleted_at >= %(since)s
+), covered_at_p AS MATERIALIZED (
+    SELECT m.wallet_id FROM snapshots_walletstate m
+    WHERE m.period = %(period)s AND m.valid_from <= %(previous)s AND m.valid_to > %(previous)s
+), checked AS MATERIALIZED (
+    -- Active wallets whose coverage may have changed: not covered at p, or covered with moved pairs.
+    SELECT w.id AS wallet_id, w.id IN (SELECT c.wallet_id FROM covered_at_p c) AS covered
+    FROM bagtracker_wallet w
+    WHERE w.is_active
+      AND (w.id NOT IN (SELECT c.wallet_id FROM covered_at_p c) OR w.id IN (SELECT x.wallet_id FROM moved_pairs x))
 ), coverage_moved AS MATERIALIZED (
     SELECT w.id AS wallet_id FROM bagtracker_wallet w
-    WHERE EXISTS (SELECT 1 FROM snapshots_walletstate m
-                  WHERE m.period = %(period)s AND m.wallet_id = w.id
-                    AND m.valid_from <= %(previous)s AND m.valid_to > %(previous)s)
-          <> (w.is_active AND EXISTS (SELECT 1 FROM snapshots_balance b WHERE b.wallet_id = w.id))
+    WHERE NOT w.is_active AND w.id IN (SELECT c.wallet_id FROM covered_at_p c)
+    UNION
+    SELECT k.wallet_id FROM checked k
+    LEFT JOIN LATERAL (SELECT true AS held FROM snapshots_balance b WHERE b.wallet_id = k.wallet_id LIMIT 1) h ON true
+    WHERE k.covered <> (h.held IS NOT NULL)
 )""")
 
 # The wallets that moved since p.
@@ -471,7 +491,8 @@ SELECT COALESCE(array_agg(DISTINCT c.wallet_id), ARRAY[]::bigint[]) FROM (
 # full — coverage changed; a confirmed transaction at or after the boundary (its pairs are walked);
 # not covered at p, or its summary's method '' (mixed) there; a moved pair without a state holding p
 # (dust or absent there: its part of p's cost basis and realized PnL is stored nowhere), or whose
-# Balance now has another method than p's summary — and the moved pairs of every other wallet.
+# Balance now has another method than p's summary — and the moved pairs of every other wallet. The
+# moved pairs are few: each is looked up by index (LATERAL … LIMIT 1), never by hashing a table.
 MOVED_PAIRS_SQL = sql.SQL("""
 WITH {moved}, in_full AS MATERIALIZED (
     SELECT v.wallet_id FROM coverage_moved v
@@ -479,14 +500,24 @@ WITH {moved}, in_full AS MATERIALIZED (
     SELECT t.wallet_id FROM bagtracker_transaction t WHERE t.status = 'confirmed' AND t.timestamp >= %(as_of)s
     UNION
     SELECT m.wallet_id FROM moved_pairs m
-    LEFT JOIN snapshots_walletstate ws
-      ON ws.period = %(period)s AND ws.wallet_id = m.wallet_id
-         AND ws.valid_from <= %(previous)s AND ws.valid_to > %(previous)s
-    LEFT JOIN snapshots_balance b ON b.wallet_id = m.wallet_id AND b.token_id = m.token_id
-    WHERE ws.id IS NULL OR ws.method = '' OR b.cost_basis_method <> ws.method
-       OR NOT EXISTS (SELECT 1 FROM snapshots_balancestate s
-                      WHERE s.period = %(period)s AND s.wallet_id = m.wallet_id AND s.token_id = m.token_id
-                        AND s.valid_from <= %(previous)s AND s.valid_to > %(previous)s)
+    LEFT JOIN LATERAL (
+        SELECT ws.method FROM snapshots_walletstate ws
+        WHERE ws.period = %(period)s AND ws.wallet_id = m.wallet_id
+          AND ws.valid_from <= %(previous)s AND ws.valid_to > %(previous)s
+        LIMIT 1
+    ) ws ON true
+    LEFT JOIN LATERAL (
+        SELECT b.cost_basis_method AS method FROM snapshots_balance b
+        WHERE b.wallet_id = m.wallet_id AND b.token_id = m.token_id
+        LIMIT 1
+    ) b ON true
+    LEFT JOIN LATERAL (
+        SELECT true AS held FROM snapshots_balancestate s
+        WHERE s.period = %(period)s AND s.wallet_id = m.wallet_id AND s.token_id = m.token_id
+          AND s.valid_from <= %(previous)s AND s.valid_to > %(previous)s
+        LIMIT 1
+    ) s ON true
+    WHERE ws.method IS NULL OR ws.method = '' OR b.method <> ws.method OR s.held IS NULL
 ), by_pair AS MATERIALIZED (
     SELECT m.wallet_id, m.token_id FROM moved_pairs m WHERE m.wallet_id NOT IN (SELECT f.wallet_id FROM in_full f)
 )
@@ -514,6 +545,14 @@ NO_JIT_SQL = sql.SQL("SET LOCAL jit = off")
 # wrote over and over: a shard of 12,000 rows took 9-50 s instead of 0.4 s in about one run in
 # seven of the workers benchmark (two or four workers, eight shards of 100,000 balances).
 NO_NESTED_LOOPS_SQL = sql.SQL("SET LOCAL enable_nestloop = off")
+# The fast path's moved pairs and wallets are few, but the statements' writes join them to the state
+# table by id (INTERVAL_WRITES_SQL): at the default cost of a random page (4: a disk's), the planner
+# found hashing every state of the period cheaper than an index lookup per pair — two such joins
+# took 300 ms of a 490 ms statement for 1,000 pairs of 100,000 balances. The tables are in memory
+# (the boundary just read them): an index lookup costs about a sequential page. The statements' CTEs
+# still join each other by hashing.
+BY_INDEX_SQL = sql.SQL("SET LOCAL random_page_cost = 1.1")
+BY_INDEX_OFF_SQL = sql.SQL("SET LOCAL random_page_cost TO DEFAULT")
 
 # A boundary is taken when snapshots_boundary says so (its first write, of any scope, records it).
 BOUNDARY_HAS_ROWS_SQL = sql.SQL(
@@ -678,31 +717,28 @@ FAST_PRICED_TOKENS = sql.SQL(
     " snapshots_boundarytotal t WHERE t.period = %(period)s AND t.as_of = %(previous)s AND t.token_id = tk.id))"
 )
 
-# The fast path's totals, once the moved pairs and wallets are written, and its prices (of the tokens
-# held there). A token whose price moved (%(repriced)s): one pass over its open states (the token
-# index) of the wallets the boundary covers. Every other token: its total at p, minus the rows at p
-# and plus the rows at as_of of the moved pairs and of the wallets written in full (each state with
-# the wallet state covering it there), all at the price of as_of, which is p's: every other row
-# reads at as_of exactly as at p.
-FAST_TOTALS_SQL = sql.SQL("""
+# The fast path's totals, first what the moved pairs and the wallets written in full changed, for
+# the tokens whose price did not move: their rows at as_of (+) and at p (−), each state with the
+# wallet state covering it there, all at the price of as_of, which is p's. Few rows, each pair looked
+# up by index (a nested loop).
+FAST_DELTA_SQL = sql.SQL("""
 WITH prices AS MATERIALIZED (
     SELECT * FROM unnest(%(price_tokens)s::bigint[], %(price_values)s::numeric[]) AS p(token_id, price_usd)
-), held_rows AS MATERIALIZED (
-    SELECT s.token_id, {value} AS value_usd
-    FROM snapshots_balancestate s
-    JOIN snapshots_walletstate c
-      ON c.period = s.period AND c.wallet_id = s.wallet_id AND c.valid_from <= %(as_of)s AND c.valid_to > %(as_of)s
-    JOIN prices p ON p.token_id = s.token_id
-    WHERE s.period = %(period)s AND s.valid_to > %(as_of)s AND s.valid_from <= %(as_of)s
-      AND s.token_id = ANY(%(repriced)s::bigint[])
 ), touched AS MATERIALIZED (
     SELECT s.wallet_id, s.token_id, s.amount, s.valid_from, s.valid_to
+    FROM unnest(%(pair_wallets)s::bigint[], %(pair_tokens)s::bigint[]) m(wallet_id, token_id)
+    CROSS JOIN LATERAL (
+        SELECT s.* FROM snapshots_balancestate s
+        WHERE s.period = %(period)s AND s.wallet_id = m.wallet_id AND s.token_id = m.token_id
+        -- The two newest hold what matters (one holding p, one from as_of; moved_rows filters): a
+        -- lookup per pair in the key's index, never a hash of every state (nor, with valid_to here,
+        -- a scan of the valid_to index of a partition just written, not yet analysed).
+        ORDER BY s.valid_from DESC LIMIT 2
+    ) s
+    UNION ALL
+    SELECT s.wallet_id, s.token_id, s.amount, s.valid_from, s.valid_to
     FROM snapshots_balancestate s
-    WHERE s.period = %(period)s AND s.valid_to > %(previous)s AND s.wallet_id = ANY(%(touched_wallets)s::bigint[])
-      AND s.token_id <> ALL(%(repriced)s::bigint[])
-      AND (s.wallet_id = ANY(%(full_wallets)s::bigint[])
-           OR (s.wallet_id, s.token_id) IN (
-               SELECT * FROM unnest(%(pair_wallets)s::bigint[], %(pair_tokens)s::bigint[])))
+    WHERE s.period = %(period)s AND s.wallet_id = ANY(%(full_wallets)s::bigint[]) AND s.valid_to > %(previous)s
 ), covering AS MATERIALIZED (
     SELECT c.wallet_id, c.valid_from, c.valid_to FROM snapshots_walletstate c
     WHERE c.period = %(period)s AND c.valid_to > %(previous)s AND c.wallet_id = ANY(%(touched_wallets)s::bigint[])
@@ -717,12 +753,39 @@ WITH prices AS MATERIALIZED (
 ), moved_values AS (
     SELECT s.token_id, s.sign, {value} AS value_usd
     FROM moved_rows s LEFT JOIN prices p ON p.token_id = s.token_id
+    WHERE s.token_id <> ALL(%(repriced)s::bigint[])
+), delta AS (
+    SELECT v.token_id, SUM(v.sign * COALESCE(v.value_usd, 0)) AS value_usd, SUM(v.sign) AS rows,
+           SUM(CASE WHEN v.value_usd IS NULL THEN v.sign ELSE 0 END) AS unpriced_rows
+    FROM moved_values v GROUP BY v.token_id
+)
+SELECT ARRAY(SELECT d.token_id FROM delta d ORDER BY d.token_id),
+       ARRAY(SELECT d.value_usd FROM delta d ORDER BY d.token_id),
+       ARRAY(SELECT d.rows FROM delta d ORDER BY d.token_id),
+       ARRAY(SELECT d.unpriced_rows FROM delta d ORDER BY d.token_id)
+""")
+
+# Then the totals, and the prices (of the tokens held there). A token whose price moved
+# (%(repriced)s): one pass over its open states (the token index) of the wallets the boundary covers.
+# Every other token: its total at p plus that difference (every other row reads at as_of exactly as
+# at p, at the same price).
+FAST_TOTALS_SQL = sql.SQL("""
+WITH prices AS MATERIALIZED (
+    SELECT * FROM unnest(%(price_tokens)s::bigint[], %(price_values)s::numeric[]) AS p(token_id, price_usd)
+), held_rows AS MATERIALIZED (
+    SELECT s.token_id, {value} AS value_usd
+    FROM snapshots_balancestate s
+    JOIN snapshots_walletstate c
+      ON c.period = s.period AND c.wallet_id = s.wallet_id AND c.valid_from <= %(as_of)s AND c.valid_to > %(as_of)s
+    JOIN prices p ON p.token_id = s.token_id
+    WHERE s.period = %(period)s AND s.valid_to > %(as_of)s AND s.valid_from <= %(as_of)s
+      AND s.token_id = ANY(%(repriced)s::bigint[])
 ), carried AS (
     SELECT t.token_id, t.value_usd, t.rows, t.unpriced_rows FROM snapshots_boundarytotal t
     WHERE t.period = %(period)s AND t.as_of = %(previous)s AND t.token_id <> ALL(%(repriced)s::bigint[])
     UNION ALL
-    SELECT v.token_id, v.sign * COALESCE(v.value_usd, 0), v.sign, CASE WHEN v.value_usd IS NULL THEN v.sign ELSE 0 END
-    FROM moved_values v
+    SELECT * FROM unnest(%(delta_tokens)s::bigint[], %(delta_values)s::numeric[], %(delta_rows)s::bigint[],
+                         %(delta_unpriced)s::bigint[])
 ), fresh AS MATERIALIZED (
     SELECT r.token_id, COALESCE(SUM(r.value_usd), 0) AS value_usd, count(*) AS rows,
            count(*) FILTER (WHERE r.value_usd IS NULL) AS unpriced_rows
@@ -754,6 +817,7 @@ def _write_moved(cursor, params, previous, previous_horizon):
     cursor.execute(MOVED_PAIRS_SQL, params)
     in_full, pair_wallets, pair_tokens = cursor.fetchone()
     removed = 0
+    cursor.execute(BY_INDEX_SQL)
     if in_full:
         scope = WalletScope(wallets=in_full)
         cursor.execute(_statement(scope, Totals.NONE), {**params, **scope.params()})
@@ -762,25 +826,32 @@ def _write_moved(cursor, params, previous, previous_horizon):
         scope = WalletScope(wallets=pair_wallets, tokens=pair_tokens)
         cursor.execute(_statement(scope, Totals.NONE, pairs=True), {**params, **scope.params()})
         removed += cursor.fetchone()[2]
+    cursor.execute(BY_INDEX_OFF_SQL)
     cursor.execute(FAST_PRICES_SQL.format(prices=PRICES_SQL.format(priced_tokens=FAST_PRICED_TOKENS)), params)
     price_tokens, price_values, repriced = cursor.fetchone()
-    totals = FAST_TOTALS_SQL.format(
-        value=ROW_VALUE_SQL.format(amount=sql.SQL("s.amount"), max_value=MAX_VALUE_USD),
-        replace_totals=REPLACE_TOTALS_SQL,
-    )
-    cursor.execute(NO_NESTED_LOOPS_SQL)
+    value = ROW_VALUE_SQL.format(amount=sql.SQL("s.amount"), max_value=MAX_VALUE_USD)
+    params = {**params, "price_tokens": price_tokens, "price_values": price_values, "repriced": repriced}
     cursor.execute(
-        totals,
+        FAST_DELTA_SQL.format(value=value),
         {
             **params,
-            "tokens": None,
-            "price_tokens": price_tokens,
-            "price_values": price_values,
-            "repriced": repriced,
             "touched_wallets": sorted({*in_full, *pair_wallets}),
             "full_wallets": in_full,
             "pair_wallets": pair_wallets,
             "pair_tokens": pair_tokens,
+        },
+    )
+    delta_tokens, delta_values, delta_rows, delta_unpriced = cursor.fetchone()
+    cursor.execute(NO_NESTED_LOOPS_SQL)
+    cursor.execute(
+        FAST_TOTALS_SQL.format(value=value, replace_totals=REPLACE_TOTALS_SQL),
+        {
+            **params,
+            "tokens": None,
+            "delta_tokens": delta_tokens,
+            "delta_values": delta_values,
+            "delta_rows": delta_rows,
+            "delta_unpriced": delta_unpriced,
         },
     )
     rows = cursor.fetchone()[0]
