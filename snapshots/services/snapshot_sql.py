@@ -512,9 +512,10 @@ WITH {moved}, in_full AS MATERIALIZED (
         LIMIT 1
     ) b ON true
     LEFT JOIN LATERAL (
+        -- p is the latest boundary taken: the state holding it is open (the open partition).
         SELECT true AS held FROM snapshots_balancestate s
-        WHERE s.period = %(period)s AND s.wallet_id = m.wallet_id AND s.token_id = m.token_id
-          AND s.valid_from <= %(previous)s AND s.valid_to > %(previous)s
+        WHERE s.period = %(period)s AND s.valid_to = 'infinity' AND s.wallet_id = m.wallet_id
+          AND s.token_id = m.token_id AND s.valid_from <= %(previous)s
         LIMIT 1
     ) s ON true
     WHERE ws.method IS NULL OR ws.method = '' OR b.method <> ws.method OR s.held IS NULL
@@ -826,7 +827,6 @@ def _write_moved(cursor, params, previous, previous_horizon):
         scope = WalletScope(wallets=pair_wallets, tokens=pair_tokens)
         cursor.execute(_statement(scope, Totals.NONE, pairs=True), {**params, **scope.params()})
         removed += cursor.fetchone()[2]
-    cursor.execute(BY_INDEX_OFF_SQL)
     cursor.execute(FAST_PRICES_SQL.format(prices=PRICES_SQL.format(priced_tokens=FAST_PRICED_TOKENS)), params)
     price_tokens, price_values, repriced = cursor.fetchone()
     value = ROW_VALUE_SQL.format(amount=sql.SQL("s.amount"), max_value=MAX_VALUE_USD)
@@ -842,6 +842,7 @@ def _write_moved(cursor, params, previous, previous_horizon):
         },
     )
     delta_tokens, delta_values, delta_rows, delta_unpriced = cursor.fetchone()
+    cursor.execute(BY_INDEX_OFF_SQL)
     cursor.execute(NO_NESTED_LOOPS_SQL)
     cursor.execute(
         FAST_TOTALS_SQL.format(value=value, replace_totals=REPLACE_TOTALS_SQL),
