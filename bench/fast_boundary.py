@@ -11,7 +11,8 @@ every token's price), then the next hourly boundary taken by the job's own funct
 (take_snapshot, as create_snapshots does). It prints the backend CPU seconds (utime + stime of the
 server process, /proc: the server must run on this machine) of the floor and of the boundary, best
 of the rounds, and their ratio. With --explain, the last round's statements are each run once more
-first as EXPLAIN (ANALYZE, BUFFERS) (in a savepoint rolled back), and their plans printed.
+first as EXPLAIN (ANALYZE, BUFFERS) (in a savepoint rolled back), and their plans printed; with
+--timing, every statement of the last round is timed (wall clock, as the client sees it).
 """
 
 import argparse
@@ -35,6 +36,7 @@ def main(argv=None, out=sys.stdout):
     parser.add_argument("--changed-percent", type=float, default=1.0)
     parser.add_argument("--move-prices", action="store_true")
     parser.add_argument("--explain", action="store_true")
+    parser.add_argument("--timing", action="store_true", help="the last round's statements' wall time, all of them")
     args = parser.parse_args(argv)
     if not args.database_url:
         parser.error("set DATABASE_URL or --database-url")
@@ -65,6 +67,17 @@ def main(argv=None, out=sys.stdout):
             raw.execute("ROLLBACK TO SAVEPOINT profiled")
         return execute(sql, params, many, context)
 
+    timings = []
+
+    def timed(execute, sql, params, many, context):
+        raw = context["cursor"].cursor
+        text = sql if isinstance(sql, str) else sql.as_string(raw)
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            timings.append((time.perf_counter() - started, " ".join(text.split())[:70]))
+
     for round_ in range(args.repeat):
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(f"TRUNCATE {bare.BARE_SNAPSHOT}")
@@ -75,10 +88,10 @@ def main(argv=None, out=sys.stdout):
             cursor.execute(CHANGE_SQL, {"shift": 1000 + round_, "every": every, "at": as_of - timedelta(minutes=30)})
             if args.move_prices:
                 cursor.execute(MOVE_PRICES_SQL, {"at": as_of - timedelta(minutes=1)})
-            profiled = args.explain and round_ == args.repeat - 1
+            profiled = (args.explain or args.timing) and round_ == args.repeat - 1
             before, started = backend_seconds(pid), time.perf_counter()
             if profiled:
-                with connection.execute_wrapper(explain):
+                with connection.execute_wrapper(explain if args.explain else timed):
                     result = take_snapshot("hourly", as_of, "manual")
             else:
                 result = take_snapshot("hourly", as_of, "manual")
@@ -94,6 +107,10 @@ def main(argv=None, out=sys.stdout):
             transaction.set_rollback(True)
     for plan in plans:
         print("\n" + plan, file=out)
+    for seconds, text in timings:
+        print(f"{seconds * 1000:8.1f} ms  {text}", file=out)
+    if timings:
+        print(f"{sum(t for t, _ in timings) * 1000:8.1f} ms in {len(timings)} statements", file=out)
     floor, job = min(floors), min(jobs or [float("nan")])
     print(
         f"\nbackend CPU, best of {len(floors)} / {len(jobs)}: floor {floor:.3f} s, "
