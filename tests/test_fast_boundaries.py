@@ -290,3 +290,25 @@ def test_a_boundary_written_between_two_then_a_newest_one_by_pairs(
         rows = read(hour)
         take_snapshot("hourly", hour, "scheduled")
         assert read(hour) == rows and totals(hour) == totals_from_rows(hour)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_many_moved_pairs_are_written_with_their_wallets_in_full(
+    paths, monkeypatch, make_tx, make_wallet, make_token, make_price, wallet, token
+):
+    """Above a share of the balances (FAST_PAIRS_SHARE), pair by pair costs more than the wallets in
+    full and a pass over the open states: that way is taken, with the same result."""
+    usdc = make_token("USDC", decimals=6)
+    other = make_wallet()
+    for w in (wallet, other):
+        make_tx("buy", "2", price=90, at=utc(2026, 3, 1, 1), on_wallet=w)
+        make_tx("buy", "30", price=1, at=utc(2026, 3, 1, 2), on_wallet=w, of_token=usdc)
+    make_price(100, utc(2026, 3, 1))
+    take_snapshot("hourly", HOURS[0], "scheduled")
+    make_tx("sell", "0.5", price=120, at=HOURS[0] + timedelta(minutes=10))
+    monkeypatch.setattr(snapshot_sql, "FAST_PAIRS_MIN", 0)
+    monkeypatch.setattr(snapshot_sql, "FAST_PAIRS_SHARE", 0)  # (the share is of the planner's estimate)
+    assert take_by_pairs_then_full(HOURS[1], paths) == [("full", [wallet.pk])]
+    monkeypatch.setattr(snapshot_sql, "FAST_PAIRS_MIN", 1)
+    make_tx("sell", "0.5", price=120, at=HOURS[1] + timedelta(minutes=10), on_wallet=other)
+    assert take_by_pairs_then_full(HOURS[2], paths) == [("pairs", [(other.pk, token.pk)])]
