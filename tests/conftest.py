@@ -4,6 +4,7 @@ mocked), the private Redis of the run, and real `manage.py qcluster` subprocesse
 The servers are the run's own (config/settings/test.py): an embedded PostgreSQL unless DATABASE_URL
 is set, and always a private Redis-compatible server, one database per pytest-xdist worker."""
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -226,6 +227,25 @@ def settings_for_method(settings):
         settings.BALANCE_COST_BASIS = method
 
     return use
+
+
+@contextlib.contextmanager
+def plans_of(marker):
+    """Collect the plan (EXPLAIN, not run) of every statement containing ``marker`` that this
+    connection executes inside the block, as the server would run it at that moment; the
+    statements themselves still run. Yields the list the plans are appended to."""
+    plans = []
+
+    def explain(execute, sql, params, many, context):
+        raw = context["cursor"].cursor
+        text = sql if isinstance(sql, str) else sql.as_string(raw)
+        if marker in text:
+            raw.execute("EXPLAIN " + text, params)
+            plans.append("\n".join(row[0] for row in raw.fetchall()))
+        return execute(sql, params, many, context)
+
+    with connections["default"].execute_wrapper(explain):
+        yield plans
 
 
 # --- The browser tests (tests/browser_support.py) ------------------------------------------------

@@ -17,7 +17,7 @@ from snapshots.services import snapshot_sql
 from snapshots.services.ledger import recalculate_wallet
 from snapshots.services.scope import WalletScope
 from snapshots.services.snapshots import take_snapshot
-from tests.conftest import utc
+from tests.conftest import plans_of, utc
 from tests.faults.support import build_history
 
 HOURS = [utc(2026, 3, 2, h) for h in range(7)]
@@ -128,17 +128,7 @@ def test_the_fast_totals_join_by_hashing_even_before_the_tables_have_statistics(
             [["snapshots_walletstate", "snapshots_balance", "bagtracker_transaction"]],
         )
     take_snapshot("hourly", HOURS[0], "scheduled")
-    plans = []
-
-    def explain(execute, sql, params, many, context):
-        raw = context["cursor"].cursor
-        text = sql if isinstance(sql, str) else sql.as_string(raw)
-        if "held_rows AS MATERIALIZED" in text:
-            raw.execute("EXPLAIN " + text, params)
-            plans.append("\n".join(row[0] for row in raw.fetchall()))
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(explain):
+    with plans_of("held_rows AS MATERIALIZED") as plans:
         assert take_snapshot("hourly", HOURS[1], "scheduled").rows == 1200
     assert len(plans) == 1
     assert "Nested Loop" not in plans[0], plans[0]

@@ -15,7 +15,7 @@ from snapshots.models import BalanceSnapshot, SnapshotRun, WalletSnapshot
 from snapshots.services import exports, portfolio, shards, snapshot_sql
 from snapshots.services.scope import WalletScope
 from snapshots.services.snapshots import run_snapshots, take_snapshot
-from tests.conftest import utc
+from tests.conftest import plans_of, utc
 from tests.faults.support import raw_connection
 
 WALLETS = 5
@@ -294,17 +294,7 @@ def test_shards_join_by_hashing_whatever_the_tables_statistics_say(fleet):
     Every shard's statement joins by hashing."""
     queue = Queue()
     scheduled(AS_OF, queue)
-    plans = []
-
-    def explain(execute, sql, params, many, context):
-        raw = context["cursor"].cursor
-        text = sql if isinstance(sql, str) else sql.as_string(raw)
-        if "WITH recent AS MATERIALIZED" in text:
-            raw.execute("EXPLAIN " + text, params)
-            plans.append("\n".join(row[0] for row in raw.fetchall()))
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(explain):
+    with plans_of("WITH recent AS MATERIALIZED") as plans:
         assert all(result["status"] == "success" for result in queue.run_all())
     assert len(plans) == 3
     assert all("Nested Loop" not in plan for plan in plans), next(p for p in plans if "Nested Loop" in p)
