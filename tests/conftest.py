@@ -8,6 +8,8 @@ import contextlib
 import itertools
 import os
 import shutil
+import time
+import warnings
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -227,6 +229,38 @@ def settings_for_method(settings):
         settings.BALANCE_COST_BASIS = method
 
     return use
+
+
+@pytest.fixture
+def no_other_transaction(db):
+    """Wait (60 s at most) until no other backend of the test database has a transaction open.
+
+    A new newest boundary treats every Balance rewritten since the previous one's horizon as moved,
+    and that horizon is the start of the oldest transaction open in the database when it was taken
+    (snapshot_sql.HORIZON_SQL): a transaction left running by an earlier test in this worker (a
+    killed process's backend finishing its statement) makes a test see more wallets move than its
+    own writes moved. The results stay exact; only which wallets are written in full changes."""
+    from tests.jobs_support import wait_until
+
+    def others():
+        with connections["default"].cursor() as cursor:
+            cursor.execute(
+                "SELECT pid, state, backend_start, xact_start, left(query, 200) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
+            )
+            return cursor.fetchall()
+
+    found = others()
+    if not found:
+        return
+    started = time.monotonic()
+    try:
+        wait_until(lambda: not others(), timeout=60, what="the other transactions of the test database to end")
+    except AssertionError as error:
+        raise AssertionError(f"{error}: {others()}") from None
+    warnings.warn(
+        f"waited {time.monotonic() - started:.1f} s for a transaction left by an earlier test: {found}", stacklevel=2
+    )
 
 
 @contextlib.contextmanager

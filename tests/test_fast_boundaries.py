@@ -20,6 +20,9 @@ from snapshots.services.snapshots import take_snapshot
 from tests.conftest import plans_of, utc
 from tests.faults.support import build_history
 
+# Which wallets a fast boundary writes in full depends on the transactions open beside it (conftest).
+pytestmark = pytest.mark.usefixtures("no_other_transaction")
+
 HOURS = [utc(2026, 3, 2, h) for h in range(7)]
 ROW = ("wallet_id", "token_id", "amount", "price_usd", "value_usd", "avg_buy_price_usd", "cost_basis_usd")
 SUMMARY = ("wallet_id", "value_usd", "rows", "unpriced_rows", "cost_basis_usd", "realized_pnl_usd", "cost_basis_method")
