@@ -52,8 +52,9 @@ def spy(monkeypatch):
     real = snapshot_sql._write_moved
 
     def watched(cursor, params, previous, horizon):
-        cursor.execute(snapshot_sql.MOVED_WALLETS_SQL, {**params, "previous": previous, "since": horizon})
-        taken.append(sorted(cursor.fetchone()[0]))
+        cursor.execute(snapshot_sql.MOVED_PAIRS_SQL, {**params, "previous": previous, "since": horizon})
+        moved_wallets, _, coverage_moved, _ = cursor.fetchone()
+        taken.append(sorted({*moved_wallets, *coverage_moved}))
         return real(cursor, params, previous, horizon)
 
     monkeypatch.setattr(snapshot_sql, "_write_moved", watched)

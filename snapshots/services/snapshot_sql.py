@@ -280,30 +280,40 @@ def interval_writes(p, table, key, vals, new, scope):
 STATE_KEY, STATE_VALUES = ("wallet_id", "token_id"), ("amount", "avg_buy", "cost_basis", "realized", "method")
 SUMMARY_KEY, SUMMARY_VALUES = ("wallet_id",), ("rows", "cost_basis", "realized", "method")
 
+# Replaces the totals of (%(period)s, %(as_of)s) for the tokens %(tokens)s (every token when null)
+# by the rows of a CTE `fresh` (token_id, value_usd, rows, unpriced_rows), writing only those that
+# differ: after a statement's `WITH fresh AS (…), `.
+REPLACE_TOTALS_SQL = sql.SQL("""
+gone AS (
+    DELETE FROM snapshots_boundarytotal t
+    WHERE t.period = %(period)s AND t.as_of = %(as_of)s
+      AND (%(tokens)s::bigint[] IS NULL OR t.token_id = ANY(%(tokens)s::bigint[]))
+      AND t.token_id NOT IN (SELECT token_id FROM fresh)
+    RETURNING 1
+), set AS (
+    INSERT INTO snapshots_boundarytotal AS t (period, as_of, token_id, value_usd, rows, unpriced_rows)
+    SELECT %(period)s, %(as_of)s, token_id, value_usd, rows, unpriced_rows FROM fresh
+    ON CONFLICT (period, as_of, token_id) DO UPDATE SET
+        value_usd = EXCLUDED.value_usd, rows = EXCLUDED.rows, unpriced_rows = EXCLUDED.unpriced_rows
+    WHERE (t.value_usd, t.rows, t.unpriced_rows)
+          IS DISTINCT FROM (EXCLUDED.value_usd, EXCLUDED.rows, EXCLUDED.unpriced_rows)
+    RETURNING 1
+)""")
+
 # The boundary's totals per token (docs/snapshots.md, "Wallet summaries as intervals"): a whole take
 # sets them from its rows; a wallet-scoped one adds its wallets' new rows and takes away their old
 # ones (the rows b read before: states of wallets it covered, at its stored prices) — for tokens
 # whose price at b it does not change; those are recomputed afterwards (RECOMPUTE_TOTALS_SQL), as
 # are every total of a boundary written in shards (TOTALS_NONE); the fast path keeps its own
 # (FAST_TOTALS_SQL).
+# (TOTALS_SET_SQL's %(tokens)s is its scope's, every wallet's: null, so every token's total is replaced.)
 TOTALS_SET_SQL = sql.SQL("""
-, new_totals AS (
+, fresh AS (
     SELECT n.token_id, COALESCE(SUM(n.value_usd), 0) AS value_usd, count(*) AS rows,
            count(*) FILTER (WHERE n.value_usd IS NULL) AS unpriced_rows
     FROM snapshot n GROUP BY n.token_id
-), totals_set AS (
-    INSERT INTO snapshots_boundarytotal AS t (period, as_of, token_id, value_usd, rows, unpriced_rows)
-    SELECT %(period)s, %(as_of)s, token_id, value_usd, rows, unpriced_rows FROM new_totals
-    ON CONFLICT (period, as_of, token_id) DO UPDATE SET
-        value_usd = EXCLUDED.value_usd, rows = EXCLUDED.rows, unpriced_rows = EXCLUDED.unpriced_rows
-    WHERE (t.value_usd, t.rows, t.unpriced_rows)
-          IS DISTINCT FROM (EXCLUDED.value_usd, EXCLUDED.rows, EXCLUDED.unpriced_rows)
-    RETURNING 1
-), totals_gone AS (
-    DELETE FROM snapshots_boundarytotal t
-    WHERE t.period = %(period)s AND t.as_of = %(as_of)s AND t.token_id NOT IN (SELECT token_id FROM new_totals)
-    RETURNING 1
-)""")
+), {replace_totals}
+, totals_set AS (SELECT 1 FROM set), totals_gone AS (SELECT 1 FROM gone)""")
 TOTALS_ADD_SQL = sql.SQL("""
 , old_rows AS (
     SELECT e.token_id,
@@ -394,24 +404,6 @@ ON CONFLICT (period, as_of) DO NOTHING
 RETURNING 1
 """)
 
-# Replaces the totals of (%(period)s, %(as_of)s) for the tokens %(tokens)s (every token when null)
-# by the rows of a CTE `fresh` (token_id, value_usd, rows, unpriced_rows), writing only those that
-# differ: after a statement's `WITH fresh AS (…), `.
-REPLACE_TOTALS_SQL = sql.SQL("""
-gone AS (
-    DELETE FROM snapshots_boundarytotal t
-    WHERE t.period = %(period)s AND t.as_of = %(as_of)s
-      AND (%(tokens)s::bigint[] IS NULL OR t.token_id = ANY(%(tokens)s::bigint[]))
-      AND t.token_id NOT IN (SELECT token_id FROM fresh)
-), set AS (
-    INSERT INTO snapshots_boundarytotal AS t (period, as_of, token_id, value_usd, rows, unpriced_rows)
-    SELECT %(period)s, %(as_of)s, token_id, value_usd, rows, unpriced_rows FROM fresh
-    ON CONFLICT (period, as_of, token_id) DO UPDATE SET
-        value_usd = EXCLUDED.value_usd, rows = EXCLUDED.rows, unpriced_rows = EXCLUDED.unpriced_rows
-    WHERE (t.value_usd, t.rows, t.unpriced_rows)
-          IS DISTINCT FROM (EXCLUDED.value_usd, EXCLUDED.rows, EXCLUDED.unpriced_rows)
-)""")
-
 # The totals of a boundary for the tokens %(tokens)s (every token when null), from its rows as read.
 RECOMPUTE_TOTALS_SQL = sql.SQL("""
 WITH fresh AS MATERIALIZED (
@@ -486,14 +478,6 @@ moved_pairs AS MATERIALIZED (
     LEFT JOIN LATERAL (SELECT true AS held FROM snapshots_balance b WHERE b.wallet_id = k.wallet_id LIMIT 1) h ON true
     WHERE k.covered <> (h.held IS NOT NULL)
 )""")
-
-# The wallets that moved since p.
-MOVED_WALLETS_SQL = sql.SQL("""
-WITH {moved}
-SELECT COALESCE(array_agg(DISTINCT c.wallet_id), ARRAY[]::bigint[]) FROM (
-    SELECT m.wallet_id FROM moved_pairs m UNION ALL SELECT v.wallet_id FROM coverage_moved v
-) c
-""").format(moved=MOVED_CTES)
 
 # The moved pairs and the wallets whose coverage changed, and the balances (the planner's estimate,
 # else counted: a table never analysed): the fast path writes pair by pair only while the moved
@@ -668,7 +652,7 @@ def _statement(scope, totals, pairs=False):
         states=interval_writes("", "snapshots_balancestate", STATE_KEY, STATE_VALUES, "snapshot", scope),
         summary=summary,
         summaries=interval_writes("w_", "snapshots_walletstate", SUMMARY_KEY, SUMMARY_VALUES, "summary", wallets),
-        totals=TOTALS_SQL[totals].format(max_value=MAX_VALUE_USD),
+        totals=TOTALS_SQL[totals].format(max_value=MAX_VALUE_USD, replace_totals=REPLACE_TOTALS_SQL),
     )
 
 
