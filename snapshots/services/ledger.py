@@ -1,7 +1,7 @@
 """The ledger (docs/ledger.md): Balance rows rebuilt from confirmed transactions.
 
 The walk over a scope's transactions in ledger order is the PL/pgSQL function bt_ledger_walk
-(migrations snapshots.0005, 0010, 0014): one row per (wallet, token) with amount, cost basis, realized PnL, the
+(migrations snapshots.0005, 0010, 0014, 0015): one row per (wallet, token) with amount, cost basis, realized PnL, the
 trade statistics' sums and the first transaction that would make the running amount negative.
 One statement here writes its rows (INSERT … SELECT … ON CONFLICT … WHERE … IS DISTINCT FROM) and
 reports the refused pairs; one DELETE removes balances that no longer have a confirmed transaction.
