@@ -237,16 +237,17 @@ def no_other_transaction(db):
 
     A new newest boundary treats every Balance rewritten since the previous one's horizon as moved,
     and that horizon is the start of the oldest transaction open in the database when it was taken
-    (snapshot_sql.HORIZON_SQL): a transaction left running by an earlier test in this worker (a
-    killed process's backend finishing its statement) makes a test see more wallets move than its
-    own writes moved. The results stay exact; only which wallets are written in full changes."""
+    (snapshot_sql.HORIZON_SQL, client backends only): a transaction left running by an earlier test
+    in this worker (a killed process's backend finishing its statement) makes a test see more
+    wallets move than its own writes moved. The results stay exact; only which wallets are written in full changes."""
     from tests.jobs_support import wait_until
 
     def others():
         with connections["default"].cursor() as cursor:
             cursor.execute(
                 "SELECT pid, state, backend_start, xact_start, left(query, 200) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL "
+                "AND backend_type = 'client backend'"  # as HORIZON_SQL: autovacuum never writes the ledger
             )
             return cursor.fetchall()
 

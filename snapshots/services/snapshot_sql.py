@@ -435,10 +435,13 @@ WHERE r.period = %(period)s AND r.status = 'completed' AND r.as_of < %(as_of)s A
 # oldest start of this database's open transactions) or began later. The ledger stamps a Balance
 # with updated_at = now(), its transaction's start; so the Balances rewritten since a run are those
 # with updated_at >= its horizon. Read just before the boundary's statement (whose snapshot is
-# later). pg_stat_activity shows the start of the transactions of the same role (the app's).
+# later). pg_stat_activity shows the start of the transactions of the same role (the app's). Only
+# client backends write the ledger: an autovacuum worker's transaction (minutes on a large table)
+# would push the horizon back and make every Balance rewritten since look moved.
 HORIZON_SQL = sql.SQL("""
 SELECT LEAST(clock_timestamp(),
-             (SELECT min(a.xact_start) FROM pg_stat_activity a WHERE a.datname = current_database()))
+             (SELECT min(a.xact_start) FROM pg_stat_activity a
+              WHERE a.datname = current_database() AND a.backend_type = 'client backend'))
 """)
 
 # What moved since p, per (wallet, token): a confirmed transaction at or after p (timestamp index), a
