@@ -9,6 +9,7 @@ from django.db import connection
 
 from bagtracker.models import Token, Wallet
 from snapshots.models import BalanceSnapshot, BalanceState, BoundaryPrice, SnapshotRun, WalletSnapshot
+from snapshots.services import snapshot_sql
 from snapshots.services.snapshots import take_snapshot
 from tests.conftest import utc
 
@@ -71,6 +72,65 @@ def test_unchanged_pairs_keep_one_interval_in_any_order(history):
         assert BalanceState.objects.filter(wallet_id=quiet.pk).count() == 2
         # Prices once per token held and boundary.
         assert BoundaryPrice.objects.count() == 2 * len(DAYS)
+
+
+# What the snapshot tables store, ids and write times aside.
+STORED = {
+    "snapshots_balancestate": "period, wallet_id, token_id, valid_from, valid_to::text, amount, avg_buy, cost_basis, "
+    "realized, method, source",
+    "snapshots_walletstate": "period, wallet_id, valid_from, valid_to::text, rows, cost_basis, realized, method, "
+    "source",
+    "snapshots_boundary": "period, as_of, source",
+    "snapshots_boundaryprice": "period, as_of, token_id, price_usd",
+    "snapshots_boundarytotal": "period, as_of, token_id, value_usd, rows, unpriced_rows",
+}
+
+
+def stored():
+    with connection.cursor() as cursor:
+        tables = {}
+        for table, columns in STORED.items():
+            cursor.execute(f"SELECT {columns} FROM {table} ORDER BY {columns}")
+            tables[table] = cursor.fetchall()
+        return tables
+
+
+@pytest.mark.parametrize(
+    "order",
+    [DAYS, list(reversed(DAYS)), [DAYS[5], DAYS[0], DAYS[7], DAYS[2]]],
+    ids=["chronological", "newest first", "scattered"],
+)
+def test_a_first_boundary_stores_what_comparing_with_nothing_would(history, make_wallet, make_tx, monkeypatch, order):
+    """A whole take with nothing of its period stored at or after its boundary inserts its states
+    directly (FIRST_WRITE_SQL): the tables hold exactly what the general statement writes, and the
+    run reports the same counts — also when boundaries after it are taken but expired or uncovered."""
+    gone = make_wallet(is_active=False)  # never covered
+    make_tx("buy", "4", price=100, at=utc(2026, 3, 1, 7), on_wallet=gone)
+    firsts = []
+    first_statement = snapshot_sql._first_statement
+    monkeypatch.setattr(snapshot_sql, "_first_statement", lambda: firsts.append(1) or first_statement())
+
+    def take_all(first_write):
+        monkeypatch.setattr(snapshot_sql, "FIRST_WRITE", first_write)
+        with connection.cursor() as cursor:
+            for table in (*STORED, "snapshots_snapshotrun"):
+                cursor.execute(f"DELETE FROM {table}")
+        counts = [(r.rows, r.written, r.removed) for r in (take_snapshot("daily", day, "scheduled") for day in order)]
+        # Every open interval ended before the next day and the runs are gone (as if closed there and
+        # the rest expired): the next boundary is a first one again, with boundaries taken before it.
+        ended = max(order) + timedelta(hours=12)
+        SnapshotRun.objects.all().delete()
+        with connection.cursor() as cursor:
+            for table in ("snapshots_balancestate", "snapshots_walletstate"):
+                cursor.execute(f"UPDATE {table} SET valid_to = %s WHERE valid_to = 'infinity'", [ended])
+        later = take_snapshot("daily", max(order) + timedelta(days=1), "manual")
+        return [*counts, (later.rows, later.written, later.removed)], stored()
+
+    assert take_all(first_write=False) == take_all(first_write=True)
+    assert len(firsts) == 2  # the first boundary of each round and the one after every interval ended
+    counts, tables = take_all(first_write=True)
+    assert counts[0][0] > 0 and counts[0][1] == counts[0][0] and counts[-1][1] == counts[-1][0]
+    assert not any(row[1] == gone.pk for row in tables["snapshots_walletstate"])
 
 
 def test_retaking_a_boundary_after_a_history_edit_changes_only_that_pair(history, make_tx):
