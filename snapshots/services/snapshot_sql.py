@@ -167,7 +167,7 @@ INTERVAL_WRITES_SQL = sql.SQL("""
 , {p}existing AS MATERIALIZED (
     SELECT e.id, {e_key}, e.valid_from, e.valid_to, {e_vals}, e.source, e.created_at
     FROM {table} e
-    WHERE e.period = %(period)s AND e.valid_to > %(as_of)s AND e.valid_from <= %(as_of)s AND {scope_e}
+    WHERE e.period = %(period)s AND e.valid_to > %(as_of)s AND e.valid_from <= %(as_of)s AND {scope_e}{open_only}
 ), {p}changed AS MATERIALIZED (
     SELECT {key_either}, n.wallet_id IS NOT NULL AS has_new, {n_vals},
            e.id AS e_id, e.valid_from AS e_from, e.valid_to AS e_to, {e_vals_as}, e.source AS e_source,
@@ -195,10 +195,7 @@ INTERVAL_WRITES_SQL = sql.SQL("""
           AND x.period = %(period)s AND {x_key_c} AND x.valid_from = (SELECT t.g FROM next_taken t)
           AND ({x_vals}) IS NOT DISTINCT FROM ({c_vals})
     ) nx ON true
-), {p}closed AS (
-    UPDATE {table} s SET valid_to = %(as_of)s
-    FROM {p}cut c WHERE s.id = c.e_id AND c.e_from < %(as_of)s AND {holding}
-    RETURNING 1
+), {p}closed AS ({closed}
 ), {p}dropped AS (
     DELETE FROM {table} s
     USING {p}cut c
@@ -240,6 +237,22 @@ INTERVAL_WRITES_SQL = sql.SQL("""
 # as_of, or the neighbour from g); the one extended back ends at as_of. Said, so that a partitioned
 # table is pruned to those partitions (by LIST period, RANGE valid_to) instead of joined whole.
 HOLDING_AFTER_SQL = sql.SQL("s.period = %(period)s AND s.valid_to > %(as_of)s")
+# The fast path's new newest boundary (_write_moved): every interval holding it is open (each state
+# starts at a taken boundary, none is taken after the previous one, which the open ones hold): only
+# the open partition is read.
+HOLDING_OPEN_SQL = sql.SQL("s.period = %(period)s AND s.valid_to = 'infinity'")
+# The intervals holding as_of that changed are closed at as_of. Joined to the cut by hashing the
+# table (a whole boundary: most of them), or, for the fast path's few moved pairs, looked up by id
+# in the primary key: the planner, estimating the moved pairs ten times too many, hashed the million
+# open states to close 10,000 of them (640 ms of a 1.9 s statement at 1,000,000 balances).
+CLOSE_JOINED_SQL = sql.SQL("""
+    UPDATE {table} s SET valid_to = %(as_of)s
+    FROM {p}cut c WHERE s.id = c.e_id AND c.e_from < %(as_of)s AND {holding}
+    RETURNING 1""")
+CLOSE_BY_ID_SQL = sql.SQL("""
+    UPDATE {table} s SET valid_to = %(as_of)s
+    WHERE s.id = ANY(ARRAY(SELECT c.e_id FROM {p}cut c WHERE c.e_from < %(as_of)s)) AND {holding}
+    RETURNING 1""")
 
 
 def _columns(prefix, names, alias=None):
@@ -251,8 +264,11 @@ def _columns(prefix, names, alias=None):
     return sql.SQL(", ").join(parts)
 
 
-def interval_writes(p, table, key, vals, new, scope):
-    """INTERVAL_WRITES_SQL for ``table``: states of ``key`` columns with ``vals`` columns, new ones in CTE ``new``."""
+def interval_writes(p, table, key, vals, new, scope, newest=False):
+    """INTERVAL_WRITES_SQL for ``table``: states of ``key`` columns with ``vals`` columns, new ones in CTE
+    ``new``; ``newest``: the fast path's new newest boundary, whose holding intervals are all open and few."""
+    holding = HOLDING_OPEN_SQL if newest else HOLDING_AFTER_SQL
+    close = CLOSE_BY_ID_SQL if newest else CLOSE_JOINED_SQL
     return INTERVAL_WRITES_SQL.format(
         p=sql.SQL(p),
         table=sql.Identifier(table),
@@ -273,7 +289,9 @@ def interval_writes(p, table, key, vals, new, scope):
         set_vals=sql.SQL(", ").join(sql.SQL("{k} = c.{k}").format(k=sql.Identifier(k)) for k in vals),
         new=sql.Identifier(new),
         scope_e=scope.condition("e"),
-        holding=HOLDING_AFTER_SQL,
+        open_only=sql.SQL(" AND e.valid_to = 'infinity'") if newest else sql.SQL(""),
+        closed=close.format(table=sql.Identifier(table), p=sql.SQL(p), holding=holding),
+        holding=holding,
     )
 
 
@@ -369,7 +387,7 @@ WRITE_SNAPSHOT_SQL = sql.SQL("""{ctes}
     ON CONFLICT (period, as_of, token_id) DO UPDATE SET price_usd = EXCLUDED.price_usd
     WHERE bp.price_usd IS DISTINCT FROM EXCLUDED.price_usd
     RETURNING 1
-){totals}
+){totals}{delta}
 SELECT (SELECT count(*) FROM snapshot),
        (SELECT count(*) FROM snapshot n
         LEFT JOIN cut c ON c.has_new AND c.wallet_id = n.wallet_id AND c.token_id = n.token_id
@@ -377,7 +395,7 @@ SELECT (SELECT count(*) FROM snapshot),
        (SELECT count(*) FROM cut WHERE NOT has_new),
        (SELECT n FROM writes) + (SELECT n FROM w_writes) + (SELECT count(*) FROM priced)
        + (SELECT count(*) FROM totals_set) + (SELECT count(*) FROM totals_gone),
-       ARRAY(SELECT token_id FROM repriced)
+       ARRAY(SELECT token_id FROM repriced){delta_arrays}
 """)
 
 # A whole take of a boundary that nothing of its period is stored at or after: no state and no
@@ -658,7 +676,10 @@ def wait_for_snapshots_in_progress(cursor, period):
 
 
 def _priced_tokens(scope):
-    """Which tokens need a price: those with a balance (in scope, when the scope names some wallets)."""
+    """Which tokens need a price: those with a balance (in scope, when the scope names some wallets;
+    a pair scope's tokens, a price without a row costing nothing)."""
+    if scope.tokens is not None:
+        return sql.SQL("tk.id = ANY(%(tokens)s::bigint[])")
     if scope.is_bounded:
         return sql.SQL("tk.id IN (SELECT b.token_id FROM snapshots_balance b WHERE {})").format(scope.condition("b"))
     return sql.SQL("EXISTS (SELECT 1 FROM snapshots_balance b WHERE b.token_id = tk.id)")
@@ -690,7 +711,8 @@ def _rows_ctes(scope):
 def _statement(scope, totals, pairs=False):
     """The statement that writes a boundary for ``scope``: a WalletScope of wallets, or, with
     ``pairs`` (the fast path's moved pairs, _write_moved), of (wallet, token) pairs whose wallets'
-    summaries are carried from the ones holding the boundary by difference."""
+    summaries are carried from the ones holding the boundary by difference, a new newest boundary
+    whose totals it returns by difference too (PAIR_DELTA_SQL: four more columns)."""
     if (scope.tokens is not None) != pairs:
         raise ValueError(f"a snapshot covers whole wallets, not (wallet, token) pairs: {scope!r}")
     ctes = _rows_ctes(scope)
@@ -699,11 +721,20 @@ def _statement(scope, totals, pairs=False):
     return WRITE_SNAPSHOT_SQL.format(
         ctes=ctes,
         next_taken=NEXT_TAKEN_SQL,
-        states=interval_writes("", "snapshots_balancestate", STATE_KEY, STATE_VALUES, "snapshot", scope),
+        states=interval_writes("", "snapshots_balancestate", STATE_KEY, STATE_VALUES, "snapshot", scope, newest=pairs),
         summary=summary,
-        summaries=interval_writes("w_", "snapshots_walletstate", SUMMARY_KEY, SUMMARY_VALUES, "summary", wallets),
+        summaries=interval_writes(
+            "w_", "snapshots_walletstate", SUMMARY_KEY, SUMMARY_VALUES, "summary", wallets, newest=pairs
+        ),
         totals=TOTALS_SQL[totals].format(max_value=MAX_VALUE_USD, replace_totals=REPLACE_TOTALS_SQL),
+        delta=PAIR_DELTA_SQL.format(rows_delta=_rows_delta()) if pairs else sql.SQL(""),
+        delta_arrays=sql.SQL(",") + DELTA_ARRAYS_SQL if pairs else sql.SQL(""),
     )
+
+
+def _rows_delta():
+    """ROWS_DELTA_SQL, rows valued at their token's price at the boundary."""
+    return ROWS_DELTA_SQL.format(value=ROW_VALUE_SQL.format(amount=sql.SQL("s.amount"), max_value=MAX_VALUE_USD))
 
 
 def _first_statement():
@@ -801,31 +832,49 @@ FAST_PRICED_TOKENS = sql.SQL(
     " snapshots_boundarytotal t WHERE t.period = %(period)s AND t.as_of = %(previous)s AND t.token_id = tk.id))"
 )
 
-# The fast path's totals, first what the moved pairs and the wallets written in full changed, for
-# the tokens whose price did not move: their rows at as_of (+) and at p (−), each state with the
-# wallet state covering it there, all at the price of as_of, which is p's. Few rows, each pair looked
-# up by index (a nested loop).
-FAST_DELTA_SQL = sql.SQL("""
-WITH prices AS MATERIALIZED (
+# The fast path's totals by difference, for the tokens whose price did not move (%(repriced)s aside):
+# Σ per token of the values at the boundary's prices (those of p) of the rows of CTE moved_rows
+# (token_id, sign: +1 a row at as_of, −1 a row at p; amount). Read as four arrays (DELTA_ARRAYS_SQL),
+# which FAST_TOTALS_SQL adds to p's totals.
+ROWS_DELTA_SQL = sql.SQL("""delta_prices AS MATERIALIZED (
     SELECT * FROM unnest(%(price_tokens)s::bigint[], %(price_values)s::numeric[]) AS p(token_id, price_usd)
-), touched AS MATERIALIZED (
-    SELECT s.wallet_id, s.token_id, s.amount, s.valid_from, s.valid_to
-    FROM unnest(%(pair_wallets)s::bigint[], %(pair_tokens)s::bigint[]) m(wallet_id, token_id)
-    CROSS JOIN LATERAL (
-        SELECT s.* FROM snapshots_balancestate s
-        WHERE s.period = %(period)s AND s.wallet_id = m.wallet_id AND s.token_id = m.token_id
-        -- The two newest hold what matters (one holding p, one from as_of; moved_rows filters): a
-        -- lookup per pair in the key's index, never a hash of every state (nor, with valid_to here,
-        -- a scan of the valid_to index of a partition just written, not yet analysed).
-        ORDER BY s.valid_from DESC LIMIT 2
-    ) s
+), moved_values AS (
+    SELECT s.token_id, s.sign, {value} AS value_usd
+    FROM moved_rows s LEFT JOIN delta_prices p ON p.token_id = s.token_id
+    WHERE s.token_id <> ALL(%(repriced)s::bigint[])
+), row_delta AS (
+    SELECT v.token_id, SUM(v.sign * COALESCE(v.value_usd, 0)) AS value_usd, SUM(v.sign) AS rows,
+           SUM(CASE WHEN v.value_usd IS NULL THEN v.sign ELSE 0 END) AS unpriced_rows
+    FROM moved_values v GROUP BY v.token_id
+)""")
+DELTA_ARRAYS_SQL = sql.SQL("""
+       ARRAY(SELECT d.token_id FROM row_delta d ORDER BY d.token_id),
+       ARRAY(SELECT d.value_usd FROM row_delta d ORDER BY d.token_id),
+       ARRAY(SELECT d.rows FROM row_delta d ORDER BY d.token_id),
+       ARRAY(SELECT d.unpriced_rows FROM row_delta d ORDER BY d.token_id)""")
+
+# The moved pairs' part, in their own statement (_statement with pairs): the rows it changed, each
+# pair's new state at as_of when it is a row (+) and the interval it cut, which held p (−). Each by-pair
+# wallet is covered at p and at as_of (a change of coverage puts it in full), and every pair it did
+# not change reads the same at both, at the same price.
+PAIR_DELTA_SQL = sql.SQL("""
+, moved_rows AS (
+    SELECT c.token_id, 1 AS sign, c.amount FROM changed c WHERE c.has_new
     UNION ALL
+    SELECT c.token_id, -1, c.e_amount FROM changed c WHERE c.e_id IS NOT NULL
+), {rows_delta}""")
+
+# The wallets written in full (few: coverage changed, a transaction after as_of, a pair without a
+# state at p…): their rows at as_of (+) and at p (−), each state with the wallet state covering it
+# there, all at the price of as_of, which is p's.
+FAST_DELTA_SQL = sql.SQL("""
+WITH touched AS MATERIALIZED (
     SELECT s.wallet_id, s.token_id, s.amount, s.valid_from, s.valid_to
     FROM snapshots_balancestate s
     WHERE s.period = %(period)s AND s.wallet_id = ANY(%(full_wallets)s::bigint[]) AND s.valid_to > %(previous)s
 ), covering AS MATERIALIZED (
     SELECT c.wallet_id, c.valid_from, c.valid_to FROM snapshots_walletstate c
-    WHERE c.period = %(period)s AND c.valid_to > %(previous)s AND c.wallet_id = ANY(%(touched_wallets)s::bigint[])
+    WHERE c.period = %(period)s AND c.valid_to > %(previous)s AND c.wallet_id = ANY(%(full_wallets)s::bigint[])
 ), moved_rows AS (
     SELECT s.token_id, 1 AS sign, s.amount FROM touched s
     JOIN covering c ON c.wallet_id = s.wallet_id AND c.valid_from <= %(as_of)s AND c.valid_to > %(as_of)s
@@ -834,19 +883,8 @@ WITH prices AS MATERIALIZED (
     SELECT s.token_id, -1, s.amount FROM touched s
     JOIN covering c ON c.wallet_id = s.wallet_id AND c.valid_from <= %(previous)s AND c.valid_to > %(previous)s
     WHERE s.valid_from <= %(previous)s AND s.valid_to > %(previous)s
-), moved_values AS (
-    SELECT s.token_id, s.sign, {value} AS value_usd
-    FROM moved_rows s LEFT JOIN prices p ON p.token_id = s.token_id
-    WHERE s.token_id <> ALL(%(repriced)s::bigint[])
-), delta AS (
-    SELECT v.token_id, SUM(v.sign * COALESCE(v.value_usd, 0)) AS value_usd, SUM(v.sign) AS rows,
-           SUM(CASE WHEN v.value_usd IS NULL THEN v.sign ELSE 0 END) AS unpriced_rows
-    FROM moved_values v GROUP BY v.token_id
-)
-SELECT ARRAY(SELECT d.token_id FROM delta d ORDER BY d.token_id),
-       ARRAY(SELECT d.value_usd FROM delta d ORDER BY d.token_id),
-       ARRAY(SELECT d.rows FROM delta d ORDER BY d.token_id),
-       ARRAY(SELECT d.unpriced_rows FROM delta d ORDER BY d.token_id)
+), {rows_delta}
+SELECT {delta_arrays}
 """)
 
 # Then the totals, and the prices (of the tokens held there). A token whose price moved
@@ -908,6 +946,13 @@ def _write_moved(cursor, params, previous, previous_horizon):
         cursor.execute(BY_INDEX_SQL)
     else:
         in_full, pair_wallets, pair_tokens = sorted({*moved_wallets, *coverage_moved}), [], []
+    # The boundary's prices first: the moved pairs' statement values its difference with them.
+    cursor.execute(FAST_PRICES_SQL.format(prices=PRICES_SQL.format(priced_tokens=FAST_PRICED_TOKENS)), params)
+    price_tokens, price_values, repriced = cursor.fetchone()
+    if not by_pairs:
+        repriced = price_tokens  # every token valued again: one pass over the open states
+    params = {**params, "price_tokens": price_tokens, "price_values": price_values, "repriced": repriced}
+    delta = ([], [], [], [])  # tokens, values, rows, unpriced rows: the totals' statement sums a token's parts
     removed = 0
     if in_full:
         scope = WalletScope(wallets=in_full)
@@ -916,42 +961,35 @@ def _write_moved(cursor, params, previous, previous_horizon):
     if pair_wallets:
         scope = WalletScope(wallets=pair_wallets, tokens=pair_tokens)
         cursor.execute(_statement(scope, Totals.NONE, pairs=True), {**params, **scope.params()})
-        removed += cursor.fetchone()[2]
-    cursor.execute(FAST_PRICES_SQL.format(prices=PRICES_SQL.format(priced_tokens=FAST_PRICED_TOKENS)), params)
-    price_tokens, price_values, repriced = cursor.fetchone()
-    value = ROW_VALUE_SQL.format(amount=sql.SQL("s.amount"), max_value=MAX_VALUE_USD)
-    if not by_pairs:
-        repriced = price_tokens  # every token valued again: one pass over the open states
-    params = {**params, "price_tokens": price_tokens, "price_values": price_values, "repriced": repriced}
-    delta_tokens, delta_values, delta_rows, delta_unpriced = [], [], [], []
-    if by_pairs:
+        row = cursor.fetchone()
+        removed += row[2]
+        _extend(delta, row[5:9])
+    if by_pairs and in_full:
         cursor.execute(
-            FAST_DELTA_SQL.format(value=value),
-            {
-                **params,
-                "touched_wallets": sorted({*in_full, *pair_wallets}),
-                "full_wallets": in_full,
-                "pair_wallets": pair_wallets,
-                "pair_tokens": pair_tokens,
-            },
+            FAST_DELTA_SQL.format(rows_delta=_rows_delta(), delta_arrays=DELTA_ARRAYS_SQL),
+            {**params, "full_wallets": in_full},
         )
-        delta_tokens, delta_values, delta_rows, delta_unpriced = cursor.fetchone()
+        _extend(delta, cursor.fetchone())
+    if by_pairs:
         cursor.execute(BY_INDEX_OFF_SQL)
     cursor.execute(NO_NESTED_LOOPS_SQL)
+    value = ROW_VALUE_SQL.format(amount=sql.SQL("s.amount"), max_value=MAX_VALUE_USD)
     cursor.execute(
         FAST_TOTALS_SQL.format(value=value, replace_totals=REPLACE_TOTALS_SQL),
         {
             **params,
             "tokens": None,
-            "delta_tokens": delta_tokens,
-            "delta_values": delta_values,
-            "delta_rows": delta_rows,
-            "delta_unpriced": delta_unpriced,
+            **dict(zip(("delta_tokens", "delta_values", "delta_rows", "delta_unpriced"), delta, strict=True)),
         },
     )
     rows = cursor.fetchone()[0]
     cursor.execute("SET LOCAL enable_nestloop TO DEFAULT")
     return rows, removed
+
+
+def _extend(delta, arrays):
+    for column, values in zip(delta, arrays, strict=True):
+        column.extend(values)
 
 
 def recompute_totals(cursor, period, as_of, tokens=None):
