@@ -67,8 +67,11 @@ def test_each_fast_boundary_reads_as_its_full_computation(spy, make_tx, make_wal
     after the previous boundary's run, as in production."""
     usdc = make_token("USDC", decimals=6)
     quiet, trader, leaving, dusty, returning = wallet, make_wallet(), make_wallet(), make_wallet(), make_wallet()
-    for w in (quiet, trader, leaving, dusty, returning):
-        make_tx("buy", "2", price=100, at=utc(2026, 3, 1, 1), on_wallet=w)
+    vanishing = make_wallet()
+    first_buys = {
+        w.pk: make_tx("buy", "2", price=100, at=utc(2026, 3, 1, 1), on_wallet=w)
+        for w in (quiet, trader, leaving, dusty, returning, vanishing)
+    }
     make_tx("buy", "30", price=1, at=utc(2026, 3, 1, 2), on_wallet=trader, of_token=usdc)
     gone = make_tx("buy", "5", price=1, at=utc(2026, 3, 1, 3), on_wallet=dusty, of_token=usdc)
     Wallet.objects.filter(pk=returning.pk).update(is_active=False)
@@ -89,9 +92,13 @@ def test_each_fast_boundary_reads_as_its_full_computation(spy, make_tx, make_wal
     assert take_fast_then_full(HOURS[3], spy) == sorted([leaving.pk, newcomer.pk, quiet.pk])
 
     delete_transactions(Transaction.objects.filter(pk=gone.pk))  # the pair's balance goes
+    # vanishing's only balance goes with its only transaction: covered at HOURS[3], not at HOURS[4]
+    delete_transactions(Transaction.objects.filter(pk=first_buys[vanishing.pk].pk))
     Wallet.objects.filter(pk=returning.pk).update(is_active=True)
     moved = take_fast_then_full(HOURS[4], spy)
-    assert {dusty.pk, returning.pk} <= set(moved) and trader.pk not in moved
+    assert {dusty.pk, returning.pk, vanishing.pk} <= set(moved) and trader.pk not in moved
+    assert not WalletSnapshot.objects.filter(wallet=vanishing, as_of=HOURS[4]).exists()
+    assert WalletSnapshot.objects.filter(wallet=vanishing, as_of=HOURS[3]).exists()
 
     make_tx("transfer_out", "0.9999995", at=HOURS[4] + timedelta(minutes=5), on_wallet=trader)  # to dust
     assert trader.pk in take_fast_then_full(HOURS[5], spy)

@@ -507,7 +507,7 @@ SELECT LEAST(clock_timestamp(),
 # Balance rewritten since p's horizon (HORIZON_SQL; updated_at index), a Balance deleted since
 # (snapshots_balancegone, a trigger of migration 0009); and the wallets whose coverage changed:
 # covered at p (a wallet state holding it), but inactive or without a balance now, or the reverse.
-# A wallet covered at p whose pairs did not move still has the balances it had there, so only its
+# A wallet covered at p none of whose Balances was deleted since still holds one, so only its
 # active flag can uncover it; the balances are looked up only for the others (index probes).
 MOVED_CTES = sql.SQL("""
 moved_pairs AS MATERIALIZED (
@@ -521,11 +521,13 @@ moved_pairs AS MATERIALIZED (
     SELECT m.wallet_id FROM snapshots_walletstate m
     WHERE m.period = %(period)s AND m.valid_from <= %(previous)s AND m.valid_to > %(previous)s
 ), checked AS MATERIALIZED (
-    -- Active wallets whose coverage may have changed: not covered at p, or covered with moved pairs.
+    -- Active wallets whose coverage may have changed: not covered at p, or covered with a Balance
+    -- deleted since (a Balance rewritten since is still there: its wallet still holds one).
     SELECT w.id AS wallet_id, w.id IN (SELECT c.wallet_id FROM covered_at_p c) AS covered
     FROM bagtracker_wallet w
     WHERE w.is_active
-      AND (w.id NOT IN (SELECT c.wallet_id FROM covered_at_p c) OR w.id IN (SELECT x.wallet_id FROM moved_pairs x))
+      AND (w.id NOT IN (SELECT c.wallet_id FROM covered_at_p c)
+           OR w.id IN (SELECT g.wallet_id FROM snapshots_balancegone g WHERE g.deleted_at >= %(since)s))
 ), coverage_moved AS MATERIALIZED (
     -- Inactive wallets are few: each looked up in the wallet states (period, wallet_id, valid_from),
     -- not every wallet covered at p probed by id (100,000 probes at 1,000,000 balances: 170 ms).
