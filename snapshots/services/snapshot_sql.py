@@ -954,7 +954,8 @@ def _write_moved(cursor, params, previous, previous_horizon):
     if not by_pairs:
         repriced = price_tokens  # every token valued again: one pass over the open states
     params = {**params, "price_tokens": price_tokens, "price_values": price_values, "repriced": repriced}
-    delta = ([], [], [], [])  # tokens, values, rows, unpriced rows: the totals' statement sums a token's parts
+    # tokens, values, rows, unpriced rows: the totals' statement sums a token's parts
+    delta: tuple[list, list, list, list] = ([], [], [], [])
     removed = 0
     if in_full:
         scope = WalletScope(wallets=in_full)
