@@ -9,9 +9,10 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.db.models import Count, Sum
 
 from snapshots import tasks
-from snapshots.models import BalanceSnapshot, SnapshotRun, WalletSnapshot
+from snapshots.models import BalanceSnapshot, BoundaryTotal, SnapshotRun, WalletSnapshot
 from snapshots.services import exports, portfolio, shards, snapshot_sql
 from snapshots.services.scope import WalletScope
 from snapshots.services.snapshots import run_snapshots, take_snapshot
@@ -136,6 +137,26 @@ def test_a_boundary_in_shards_is_read_only_once_its_last_shard_is_done(fleet):
     run.refresh_from_db()
     assert (run.status, run.shards_done, run.rows) == ("completed", [0, 1, 2], WALLETS)
     assert seen_by_readers(fleet, AS_OF) != ([], [], [], [])
+    assert (rows(AS_OF), summaries(AS_OF)) == in_one_statement(AS_OF)
+
+
+def test_the_shards_of_a_periods_first_boundary_insert_their_states_directly(fleet, monkeypatch):
+    """Nothing of the period is stored at or after the boundary in any shard's range: each shard
+    inserts its states directly (FIRST_WRITE_SQL, its totals left to the last shard), and the boundary
+    reads, totals included, as when taken in one statement."""
+    with connection.cursor() as cursor:  # FIRST forgotten: AS_OF is the period's first boundary
+        for table in ("balancestate", "walletstate", "boundary", "boundaryprice", "boundarytotal", "snapshotrun"):
+            cursor.execute(f"DELETE FROM snapshots_{table}")
+    calls = []
+    first_statement = snapshot_sql._first_statement
+    monkeypatch.setattr(snapshot_sql, "_first_statement", lambda *a: calls.append(a) or first_statement(*a))
+    queue = Queue()
+    scheduled(AS_OF, queue)
+    assert all(result["status"] == "success" for result in queue.run_all())
+    assert [shard for _scope, shard in calls] == [True, True, True]
+    totals = sorted(BoundaryTotal.objects.filter(as_of=AS_OF).values_list("token_id", "value_usd", "rows"))
+    from_rows = BalanceSnapshot.objects.filter(period="hourly", as_of=AS_OF).values("token_id")
+    assert totals == sorted(from_rows.annotate(v=Sum("value_usd"), n=Count("*")).values_list("token_id", "v", "n"))
     assert (rows(AS_OF), summaries(AS_OF)) == in_one_statement(AS_OF)
 
 

@@ -108,7 +108,7 @@ def test_a_first_boundary_stores_what_comparing_with_nothing_would(history, make
     make_tx("buy", "4", price=100, at=utc(2026, 3, 1, 7), on_wallet=gone)
     firsts = []
     first_statement = snapshot_sql._first_statement
-    monkeypatch.setattr(snapshot_sql, "_first_statement", lambda: firsts.append(1) or first_statement())
+    monkeypatch.setattr(snapshot_sql, "_first_statement", lambda *a: firsts.append(1) or first_statement(*a))
 
     def take_all(first_write):
         monkeypatch.setattr(snapshot_sql, "FIRST_WRITE", first_write)

@@ -398,16 +398,19 @@ SELECT (SELECT count(*) FROM snapshot),
        ARRAY(SELECT token_id FROM repriced){delta_arrays}
 """)
 
-# A whole take of a boundary that nothing of its period is stored at or after: no state and no
-# wallet state ends at or after it (the period's first boundary, a new deployment, or the first
-# after every interval expired). WRITE_SNAPSHOT_SQL would compare every new state with nothing,
-# find no neighbour to merge with (one would end at as_of or start after it) and insert each as
-# [as_of, g); at 1,000,000 balances the compare, its no-op writes and the count of written rows
-# were 2.5 s of a 11 s boundary. This statement inserts them directly: the same rows, the same
-# summaries, prices and totals (docs/snapshots.md, "What a boundary costs").
+# A whole take (or a shard) of a boundary that nothing of its period is stored at or after, in its
+# scope: no state and no wallet state ends at or after it (the period's first boundary, a new
+# deployment, or the first after every interval expired). WRITE_SNAPSHOT_SQL would compare every
+# new state with nothing, find no neighbour to merge with (one would end at as_of or start after
+# it) and insert each as [as_of, g); at 1,000,000 balances the compare, its no-op writes and the
+# count of written rows were 2.5 s of a 11 s boundary. This statement inserts them directly: the
+# same rows, the same summaries, prices and totals (docs/snapshots.md, "Writing boundary b"). A
+# shard checks its own wallet range, whose cells it holds locked.
 NOTHING_STORED_AFTER_SQL = sql.SQL("""
-SELECT NOT EXISTS (SELECT 1 FROM snapshots_balancestate s WHERE s.period = %(period)s AND s.valid_to >= %(as_of)s)
-   AND NOT EXISTS (SELECT 1 FROM snapshots_walletstate c WHERE c.period = %(period)s AND c.valid_to >= %(as_of)s)
+SELECT NOT EXISTS (SELECT 1 FROM snapshots_balancestate s
+                   WHERE s.period = %(period)s AND s.valid_to >= %(as_of)s AND {scope_s})
+   AND NOT EXISTS (SELECT 1 FROM snapshots_walletstate c
+                   WHERE c.period = %(period)s AND c.valid_to >= %(as_of)s AND {scope_c})
 """)
 FIRST_WRITE_SQL = sql.SQL("""{ctes}
 , {next_taken}
@@ -429,7 +432,10 @@ FIRST_WRITE_SQL = sql.SQL("""{ctes}
 ){totals}
 , priced AS (
     INSERT INTO snapshots_boundaryprice AS bp (period, as_of, token_id, price_usd)
-    SELECT %(period)s, %(as_of)s, p.token_id, p.price_usd FROM prices p WHERE p.token_id IN (SELECT token_id FROM fresh)
+    SELECT %(period)s, %(as_of)s, p.token_id, p.price_usd FROM prices p WHERE p.token_id IN ({held})
+      -- a price stored already (a shard plan's) is not touched: shards never wait on each other here
+      AND NOT EXISTS (SELECT 1 FROM snapshots_boundaryprice o WHERE o.period = %(period)s AND o.as_of = %(as_of)s
+                      AND o.token_id = p.token_id AND o.price_usd IS NOT DISTINCT FROM p.price_usd)
     ON CONFLICT (period, as_of, token_id) DO UPDATE SET price_usd = EXCLUDED.price_usd
     WHERE bp.price_usd IS DISTINCT FROM EXCLUDED.price_usd
     RETURNING 1
@@ -739,13 +745,17 @@ def _rows_delta():
     return ROWS_DELTA_SQL.format(value=ROW_VALUE_SQL.format(amount=sql.SQL("s.amount"), max_value=MAX_VALUE_USD))
 
 
-def _first_statement():
-    """FIRST_WRITE_SQL: a whole take with nothing stored at or after its boundary."""
+def _first_statement(scope=EVERY_WALLET, shard=False):
+    """FIRST_WRITE_SQL: a whole take, or a shard (its totals left to the last shard), with nothing
+    stored at or after its boundary (in its scope)."""
     return FIRST_WRITE_SQL.format(
-        ctes=_rows_ctes(EVERY_WALLET),
+        ctes=_rows_ctes(scope),
         next_taken=NEXT_TAKEN_SQL,
         summary=SUMMARY_SQL,
-        totals=TOTALS_SET_SQL.format(replace_totals=REPLACE_TOTALS_SQL),
+        totals=(TOTALS_NONE_SQL if shard else TOTALS_SET_SQL).format(replace_totals=REPLACE_TOTALS_SQL),
+        held=sql.SQL(
+            "SELECT DISTINCT s.token_id FROM state s WHERE s.is_row" if shard else "SELECT token_id FROM fresh"
+        ),
     )
 
 
@@ -777,11 +787,15 @@ def write_snapshot(cursor, period, as_of, source, dust, scope=EVERY_WALLET, meth
         cursor.execute(FAST_PLAN_SQL, params)
         previous = cursor.fetchone()
     first = False
-    if FIRST_WRITE and previous is None and scope.is_everything and not scope.covered and not shard:
-        cursor.execute(NOTHING_STORED_AFTER_SQL, params)
+    if FIRST_WRITE and previous is None and not scope.covered and (scope.is_everything or shard):
+        stored_after = NOTHING_STORED_AFTER_SQL.format(
+            scope_s=scope.wallets_condition("s"), scope_c=scope.wallets_condition("c")
+        )
+        cursor.execute(stored_after, params)
         first = cursor.fetchone()[0]
     if first:
-        cursor.execute(_first_statement(), {**params, "tokens": None})  # every token's total replaced
+        # a whole take replaces every token's total (tokens null); a shard leaves them to the last one
+        cursor.execute(_first_statement(scope, shard), {**params, "tokens": None})
         rows = cursor.fetchone()[0]
         written, removed = rows, 0
     elif previous is None:
