@@ -367,6 +367,19 @@ NEXT_TAKEN_SQL = sql.SQL("""next_taken AS (
     WHERE b.period = %(period)s AND b.as_of > %(as_of)s
 )""")
 
+# The boundary's prices of the tokens {held} names (a query), upserted. A price stored already is not
+# touched (nor row-locked): the shards of one boundary, whose prices its plan wrote, never wait for
+# each other here.
+PRICED_SQL = sql.SQL("""priced AS (
+    INSERT INTO snapshots_boundaryprice AS bp (period, as_of, token_id, price_usd)
+    SELECT %(period)s, %(as_of)s, p.token_id, p.price_usd FROM prices p WHERE p.token_id IN ({held})
+      AND NOT EXISTS (SELECT 1 FROM snapshots_boundaryprice o WHERE o.period = %(period)s AND o.as_of = %(as_of)s
+                      AND o.token_id = p.token_id AND o.price_usd IS NOT DISTINCT FROM p.price_usd)
+    ON CONFLICT (period, as_of, token_id) DO UPDATE SET price_usd = EXCLUDED.price_usd
+    WHERE bp.price_usd IS DISTINCT FROM EXCLUDED.price_usd
+    RETURNING 1
+)""")
+
 WRITE_SNAPSHOT_SQL = sql.SQL("""{ctes}
 , {next_taken}{states}{summary}{summaries}
 , old_prices AS (
@@ -377,17 +390,7 @@ WRITE_SNAPSHOT_SQL = sql.SQL("""{ctes}
 ), repriced AS MATERIALIZED (
     SELECT p.token_id FROM prices p JOIN old_prices o ON o.token_id = p.token_id
     WHERE p.price_usd IS DISTINCT FROM o.price_usd AND p.token_id IN (SELECT token_id FROM held)
-), priced AS (
-    INSERT INTO snapshots_boundaryprice AS bp (period, as_of, token_id, price_usd)
-    SELECT %(period)s, %(as_of)s, p.token_id, p.price_usd FROM prices p WHERE p.token_id IN (SELECT token_id FROM held)
-      -- A price stored already is not touched (nor row-locked): the shards of one boundary, whose
-      -- prices its plan wrote, never wait for each other here.
-      AND NOT EXISTS (SELECT 1 FROM old_prices o
-                      WHERE o.token_id = p.token_id AND o.price_usd IS NOT DISTINCT FROM p.price_usd)
-    ON CONFLICT (period, as_of, token_id) DO UPDATE SET price_usd = EXCLUDED.price_usd
-    WHERE bp.price_usd IS DISTINCT FROM EXCLUDED.price_usd
-    RETURNING 1
-){totals}{delta}
+), {priced}{totals}{delta}
 SELECT (SELECT count(*) FROM snapshot),
        (SELECT count(*) FROM snapshot n
         LEFT JOIN cut c ON c.has_new AND c.wallet_id = n.wallet_id AND c.token_id = n.token_id
@@ -430,16 +433,7 @@ FIRST_WRITE_SQL = sql.SQL("""{ctes}
     FROM summary s, next_taken t
     RETURNING 1
 ){totals}
-, priced AS (
-    INSERT INTO snapshots_boundaryprice AS bp (period, as_of, token_id, price_usd)
-    SELECT %(period)s, %(as_of)s, p.token_id, p.price_usd FROM prices p WHERE p.token_id IN ({held})
-      -- a price stored already (a shard plan's) is not touched: shards never wait on each other here
-      AND NOT EXISTS (SELECT 1 FROM snapshots_boundaryprice o WHERE o.period = %(period)s AND o.as_of = %(as_of)s
-                      AND o.token_id = p.token_id AND o.price_usd IS NOT DISTINCT FROM p.price_usd)
-    ON CONFLICT (period, as_of, token_id) DO UPDATE SET price_usd = EXCLUDED.price_usd
-    WHERE bp.price_usd IS DISTINCT FROM EXCLUDED.price_usd
-    RETURNING 1
-)
+, {priced}
 SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM w_inserted), (SELECT count(*) FROM priced),
        (SELECT count(*) FROM totals_set), (SELECT count(*) FROM totals_gone)
 """)
@@ -735,14 +729,20 @@ def _statement(scope, totals, pairs=False):
             "w_", "snapshots_walletstate", SUMMARY_KEY, SUMMARY_VALUES, "summary", wallets, newest=pairs
         ),
         totals=TOTALS_SQL[totals].format(max_value=MAX_VALUE_USD, replace_totals=REPLACE_TOTALS_SQL),
+        priced=PRICED_SQL.format(held=sql.SQL("SELECT token_id FROM held")),
         delta=PAIR_DELTA_SQL.format(rows_delta=_rows_delta()) if pairs else sql.SQL(""),
         delta_arrays=sql.SQL(",") + DELTA_ARRAYS_SQL if pairs else sql.SQL(""),
     )
 
 
+def _state_value():
+    """ROW_VALUE_SQL of a state ``s`` at its token's price ``p``."""
+    return ROW_VALUE_SQL.format(amount=sql.SQL("s.amount"), max_value=MAX_VALUE_USD)
+
+
 def _rows_delta():
     """ROWS_DELTA_SQL, rows valued at their token's price at the boundary."""
-    return ROWS_DELTA_SQL.format(value=ROW_VALUE_SQL.format(amount=sql.SQL("s.amount"), max_value=MAX_VALUE_USD))
+    return ROWS_DELTA_SQL.format(value=_state_value())
 
 
 def _first_statement(scope=EVERY_WALLET, shard=False):
@@ -753,8 +753,10 @@ def _first_statement(scope=EVERY_WALLET, shard=False):
         next_taken=NEXT_TAKEN_SQL,
         summary=SUMMARY_SQL,
         totals=(TOTALS_NONE_SQL if shard else TOTALS_SET_SQL).format(replace_totals=REPLACE_TOTALS_SQL),
-        held=sql.SQL(
-            "SELECT DISTINCT s.token_id FROM state s WHERE s.is_row" if shard else "SELECT token_id FROM fresh"
+        priced=PRICED_SQL.format(
+            held=sql.SQL(
+                "SELECT DISTINCT s.token_id FROM state s WHERE s.is_row" if shard else "SELECT token_id FROM fresh"
+            )
         ),
     )
 
@@ -990,9 +992,8 @@ def _write_moved(cursor, params, previous, previous_horizon):
     if by_pairs:
         cursor.execute(BY_INDEX_OFF_SQL)
     cursor.execute(NO_NESTED_LOOPS_SQL)
-    value = ROW_VALUE_SQL.format(amount=sql.SQL("s.amount"), max_value=MAX_VALUE_USD)
     cursor.execute(
-        FAST_TOTALS_SQL.format(value=value, replace_totals=REPLACE_TOTALS_SQL),
+        FAST_TOTALS_SQL.format(value=_state_value(), replace_totals=REPLACE_TOTALS_SQL),
         {
             **params,
             "tokens": None,
