@@ -178,3 +178,37 @@ def test_a_refused_pair_names_its_first_transaction_below_zero_and_the_next_pair
     assert rows[2][:5] == (last.id, 2, 20, 0, None)
     # As of an instant before that sale, the pair is not refused.
     assert walk(method, [wallet.id], before=at[2])[1][:5] == (refused.id, 0, 0, 0, None)
+
+
+def test_the_walk_looks_up_listed_pairs_even_when_its_caller_forbids_nested_loops(make_wallet, token):
+    """A boundary's shards forbid nested loops for their own joins (snapshot_sql.NO_NESTED_LOOPS_SQL).
+    The walk of a shard's moved pairs runs inside the shard's statement, but plans its own query
+    (migration snapshots.0016): each listed pair is looked up in the ledger-order index, not found
+    by reading the whole transaction table (at 5,000,000 transactions, ~1 s for a shard's ~100 pairs)."""
+    wallets = [make_wallet() for _ in range(200)]
+    Transaction.objects.bulk_create(
+        Transaction(wallet=w, token=token, kind="buy", amount=D(1), price_usd=D(10), timestamp=START + timedelta(n))
+        for w in wallets
+        for n in range(20)
+    )
+    listed = [wallets[7].id, wallets[150].id]
+    # The table's reads by this backend (not reported before the transaction ends, so the
+    # difference below is the walk's).
+    reads = "SELECT seq_tup_read, idx_tup_fetch FROM pg_stat_xact_user_tables WHERE relname = 'bagtracker_transaction'"
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE bagtracker_transaction")
+        cursor.execute("SET LOCAL enable_nestloop = off")
+        cursor.execute(reads)
+        seq_before, fetched_before = cursor.fetchone()
+        cursor.execute(
+            "SELECT wallet_id, amount FROM bt_ledger_walk('average', NULL, NULL, %s, %s, NULL) ORDER BY wallet_id",
+            [listed, [token.id, token.id]],
+        )
+        assert cursor.fetchall() == [(listed[0], 20), (listed[1], 20)]
+        cursor.execute(reads)
+        seq_after, fetched_after = cursor.fetchone()
+        cursor.execute("SHOW enable_nestloop")
+        assert cursor.fetchone()[0] == "off"  # the caller's setting is its own again
+    # The two pairs' 40 rows (and a row or two more), fetched by index; without migration 0016, the
+    # table's 4,000 rows read in full.
+    assert seq_after == seq_before and fetched_after - fetched_before < 100, (seq_after - seq_before, fetched_after)
