@@ -290,6 +290,10 @@ class SnapshotRun(models.Model):
     # from 0, the last without end, so together the shards cover every wallet, even one added later.
     shard_cuts = ArrayField(models.BigIntegerField(), default=list, db_default="{}", blank=True)
     shards_done = ArrayField(models.PositiveIntegerField(), default=list, db_default="{}", blank=True)
+    # Sharded runs: a shard left the boundary's totals behind its rows (it compared with stored
+    # intervals, or stored another price than the plan's), so the last shard recomputes them all.
+    # Otherwise each shard added its rows' totals itself.
+    totals_stale = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         ordering = ["-as_of", "period", "-started_at"]

@@ -79,6 +79,21 @@ def in_one_statement(as_of):
     return taken
 
 
+def totals_are_the_rows(as_of):
+    """The boundary's stored totals per token are those of its rows as read (done shards' only, while
+    it is running)."""
+    totals = sorted(BoundaryTotal.objects.filter(as_of=as_of).values_list("token_id", "value_usd", "rows"))
+    from_rows = BalanceSnapshot.objects.filter(period="hourly", as_of=as_of).values("token_id")
+    return totals == sorted(from_rows.annotate(v=Sum("value_usd"), n=Count("*")).values_list("token_id", "v", "n"))
+
+
+def forget_first():
+    """FIRST forgotten: AS_OF is the period's first boundary."""
+    with connection.cursor() as cursor:
+        for table in ("balancestate", "walletstate", "boundary", "boundaryprice", "boundarytotal", "snapshotrun"):
+            cursor.execute(f"DELETE FROM snapshots_{table}")
+
+
 def seen_by_readers(wallets, as_of):
     exported = list(exports.snapshot_rows("hourly", since=as_of, until=as_of))
     charted = [
@@ -136,27 +151,48 @@ def test_a_boundary_in_shards_is_read_only_once_its_last_shard_is_done(fleet):
     assert (first["completed"], second["completed"], last["completed"]) == (False, False, True)
     run.refresh_from_db()
     assert (run.status, run.shards_done, run.rows) == ("completed", [0, 1, 2], WALLETS)
+    # The shards compared with FIRST's intervals: their totals were recomputed by the last one.
+    assert run.totals_stale and totals_are_the_rows(AS_OF)
     assert seen_by_readers(fleet, AS_OF) != ([], [], [], [])
     assert (rows(AS_OF), summaries(AS_OF)) == in_one_statement(AS_OF)
 
 
 def test_the_shards_of_a_periods_first_boundary_insert_their_states_directly(fleet, monkeypatch):
     """Nothing of the period is stored at or after the boundary in any shard's range: each shard
-    inserts its states directly (FIRST_WRITE_SQL, its totals left to the last shard), and the boundary
-    reads, totals included, as when taken in one statement."""
-    with connection.cursor() as cursor:  # FIRST forgotten: AS_OF is the period's first boundary
-        for table in ("balancestate", "walletstate", "boundary", "boundaryprice", "boundarytotal", "snapshotrun"):
-            cursor.execute(f"DELETE FROM snapshots_{table}")
-    calls = []
+    inserts its states directly (FIRST_WRITE_SQL) and adds its rows to the totals, which therefore
+    match the rows after every shard; the last one recomputes nothing (at 1,000,000 balances that
+    was 2-3 s that no other worker could share). The boundary reads, totals included, as when taken
+    in one statement."""
+    forget_first()
+    calls, recomputed = [], []
     first_statement = snapshot_sql._first_statement
     monkeypatch.setattr(snapshot_sql, "_first_statement", lambda *a: calls.append(a) or first_statement(*a))
+    monkeypatch.setattr(snapshot_sql, "recompute_totals", lambda *a, **k: recomputed.append(a))
     queue = Queue()
     scheduled(AS_OF, queue)
-    assert all(result["status"] == "success" for result in queue.run_all())
+    for job, *args in queue:
+        assert getattr(tasks, job)(*args)["status"] == "success"
+        assert totals_are_the_rows(AS_OF)
     assert [shard for _scope, shard in calls] == [True, True, True]
-    totals = sorted(BoundaryTotal.objects.filter(as_of=AS_OF).values_list("token_id", "value_usd", "rows"))
-    from_rows = BalanceSnapshot.objects.filter(period="hourly", as_of=AS_OF).values("token_id")
-    assert totals == sorted(from_rows.annotate(v=Sum("value_usd"), n=Count("*")).values_list("token_id", "v", "n"))
+    assert recomputed == [] and not SnapshotRun.objects.get(as_of=AS_OF).totals_stale
+    assert (rows(AS_OF), summaries(AS_OF)) == in_one_statement(AS_OF)
+
+
+def test_a_shard_that_stores_a_newer_price_than_its_plans_has_every_total_recomputed(fleet, make_price, token):
+    """A price imported after the plan stored the boundary's: the next shard stores it, and the rows
+    of the shards done before are read at it too. Their totals, added at the plan's price, are
+    stale: the last shard recomputes every total."""
+    forget_first()
+    queue = Queue()
+    scheduled(AS_OF, queue)
+    (job, *first), *rest = queue
+    assert getattr(tasks, job)(*first)["status"] == "success"
+    make_price("99", AS_OF - timedelta(minutes=1), of_token=token)
+    for job, *args in rest:
+        assert getattr(tasks, job)(*args)["status"] == "success"
+    assert SnapshotRun.objects.get(as_of=AS_OF).totals_stale
+    assert set(BalanceSnapshot.objects.filter(as_of=AS_OF).values_list("price_usd", flat=True)) == {99}
+    assert totals_are_the_rows(AS_OF)
     assert (rows(AS_OF), summaries(AS_OF)) == in_one_statement(AS_OF)
 
 

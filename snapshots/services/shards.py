@@ -6,7 +6,8 @@ of every shard but the first: together the shards cover every wallet id); each s
 ``take_snapshot_shard`` task that any qcluster worker, on any node, may take. ``take_shard`` writes
 its range with the same statement as a whole boundary (snapshot_sql.write_snapshot, scoped), and in
 the same transaction adds itself to the run's ``shards_done``; the shard that makes it complete
-turns the run ``completed``. Until then readers see nothing of the boundary: they read only
+turns the run ``completed`` (and recomputes the boundary's totals if a shard left them stale:
+SnapshotRun.totals_stale). Until then readers see nothing of the boundary: they read only
 boundaries with a completed run.
 
 Nothing is done twice. A shard holds a transaction-level advisory lock of its own (tried, never
@@ -229,20 +230,24 @@ def _take_shard(result):
         horizon = snapshot_sql.horizon(cursor)  # the run's is its shards' earliest (SnapshotRun.horizon)
         if hi >= lo:  # else no wallet in the range (yet): nothing to write
             scope = WalletScope(id_range=(lo, hi))
-            result.rows, result.written, result.removed = snapshot_sql.write_snapshot(
+            result.rows, result.written, result.removed, totals_kept = snapshot_sql.write_snapshot(
                 cursor, run.period, run.as_of, run.source, settings.BALANCE_DUST_THRESHOLD, scope, shard=True
             )
+        else:
+            totals_kept = True
         # The run's row lock serialises the shards' bookkeeping: the last one sees every other done.
         run = SnapshotRun.objects.select_for_update().get(pk=run.pk)
         run.shards_done = sorted({*run.shards_done, result.shard})
         run.rows += result.rows
         run.horizon = horizon if run.horizon is None else min(run.horizon, horizon)
-        fields = ["shards_done", "rows", "horizon"]
+        run.totals_stale = run.totals_stale or not totals_kept
+        fields = ["shards_done", "rows", "horizon", "totals_stale"]
         if not run.shards_left():
             run.status, run.finished_at, run.error = SnapshotRun.Status.COMPLETED, timezone.now(), ""
             fields += ["status", "finished_at", "error"]
             result.completed = True
-            snapshot_sql.recompute_totals(cursor, run.period, run.as_of)  # shards leave them to the last one
+            if run.totals_stale:
+                snapshot_sql.recompute_totals(cursor, run.period, run.as_of)
         run.save(update_fields=fields)
     if result.completed:
         logger.info("snapshot %s %s completed by its last shard", run.period, format_boundary(run.as_of))

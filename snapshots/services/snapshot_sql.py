@@ -319,19 +319,34 @@ gone AS (
 )""")
 
 # The boundary's totals per token (docs/snapshots.md, "Wallet summaries as intervals"): a whole take
-# sets them from its rows; a wallet-scoped one adds its wallets' new rows and takes away their old
-# ones (the rows b read before: states of wallets it covered, at its stored prices) — for tokens
-# whose price at b it does not change; those are recomputed afterwards (RECOMPUTE_TOTALS_SQL), as
-# are every total of a boundary written in shards (TOTALS_NONE); the fast path keeps its own
-# (FAST_TOTALS_SQL).
+# sets them from its rows; a wallet-scoped one, or a shard, adds its wallets' new rows and takes
+# away their old ones (the rows b read before: states of wallets it covered, at its stored prices) —
+# for tokens whose price at b it does not change; those are recomputed afterwards
+# (RECOMPUTE_TOTALS_SQL). A shard of a period's first boundary (FIRST_WRITE_SQL) adds its rows:
+# nothing of its range was read at b before. The fast path keeps its own (FAST_TOTALS_SQL).
 # (TOTALS_SET_SQL's %(tokens)s is its scope's, every wallet's: null, so every token's total is replaced.)
-TOTALS_SET_SQL = sql.SQL("""
+FRESH_TOTALS_SQL = sql.SQL("""
 , fresh AS (
     SELECT n.token_id, COALESCE(SUM(n.value_usd), 0) AS value_usd, count(*) AS rows,
            count(*) FILTER (WHERE n.value_usd IS NULL) AS unpriced_rows
     FROM snapshot n GROUP BY n.token_id
-), {replace_totals}
+)""")
+TOTALS_SET_SQL = sql.SQL("""{fresh}, {replace_totals}
 , totals_set AS (SELECT 1 FROM set), totals_gone AS (SELECT 1 FROM gone)""")
+# Adds the rows of a CTE {delta} (token_id, value_usd, rows, unpriced_rows) to the boundary's totals.
+# In token order: the shards of a boundary add to the same totals side by side, and take their row
+# locks in one order (never a deadlock); a shard waits at most for another's commit.
+ADD_TOTALS_SQL = sql.SQL("""totals_set AS (
+    INSERT INTO snapshots_boundarytotal AS t (period, as_of, token_id, value_usd, rows, unpriced_rows)
+    SELECT %(period)s, %(as_of)s, token_id, value_usd, rows, unpriced_rows FROM {delta}
+    WHERE (value_usd, rows, unpriced_rows) <> (0, 0, 0)
+    ORDER BY token_id
+    ON CONFLICT (period, as_of, token_id) DO UPDATE SET
+        value_usd = t.value_usd + EXCLUDED.value_usd, rows = t.rows + EXCLUDED.rows,
+        unpriced_rows = t.unpriced_rows + EXCLUDED.unpriced_rows
+    RETURNING 1
+), totals_gone AS (SELECT 1 WHERE false)""")
+TOTALS_FRESH_ADD_SQL = sql.SQL("{fresh}, {add}")
 TOTALS_ADD_SQL = sql.SQL("""
 , old_rows AS (
     SELECT e.token_id,
@@ -349,15 +364,7 @@ TOTALS_ADD_SQL = sql.SQL("""
     ) d
     WHERE d.token_id NOT IN (SELECT token_id FROM repriced)
     GROUP BY d.token_id
-), totals_set AS (
-    INSERT INTO snapshots_boundarytotal AS t (period, as_of, token_id, value_usd, rows, unpriced_rows)
-    SELECT %(period)s, %(as_of)s, token_id, value_usd, rows, unpriced_rows FROM delta
-    WHERE (value_usd, rows, unpriced_rows) <> (0, 0, 0)
-    ON CONFLICT (period, as_of, token_id) DO UPDATE SET
-        value_usd = t.value_usd + EXCLUDED.value_usd, rows = t.rows + EXCLUDED.rows,
-        unpriced_rows = t.unpriced_rows + EXCLUDED.unpriced_rows
-    RETURNING 1
-), totals_gone AS (SELECT 1 WHERE false)""")
+), {add}""")
 TOTALS_NONE_SQL = sql.SQL("""
 , totals_set AS (SELECT 1 WHERE false), totals_gone AS (SELECT 1 WHERE false)""")
 
@@ -692,10 +699,20 @@ class Totals(enum.Enum):
 
     SET = "set"  # a whole take: from its rows
     ADD = "add"  # a wallet-scoped take: its wallets' rows, new minus old
-    NONE = "none"  # a shard, or the fast path's moved wallets: recomputed once afterwards
+    NONE = "none"  # the fast path's moved wallets, or a shard comparing: recomputed once afterwards
 
 
 TOTALS_SQL = {Totals.SET: TOTALS_SET_SQL, Totals.ADD: TOTALS_ADD_SQL, Totals.NONE: TOTALS_NONE_SQL}
+
+
+def _totals(template, delta="delta"):
+    """A totals fragment (TOTALS_SQL, TOTALS_FRESH_ADD_SQL) with its parts; an ADD sums ``delta``."""
+    return template.format(
+        fresh=FRESH_TOTALS_SQL,
+        replace_totals=REPLACE_TOTALS_SQL,
+        add=ADD_TOTALS_SQL.format(delta=sql.Identifier(delta)),
+        max_value=MAX_VALUE_USD,
+    )
 
 
 def _rows_ctes(scope):
@@ -728,7 +745,7 @@ def _statement(scope, totals, pairs=False):
         summaries=interval_writes(
             "w_", "snapshots_walletstate", SUMMARY_KEY, SUMMARY_VALUES, "summary", wallets, newest=pairs
         ),
-        totals=TOTALS_SQL[totals].format(max_value=MAX_VALUE_USD, replace_totals=REPLACE_TOTALS_SQL),
+        totals=_totals(TOTALS_SQL[totals]),
         priced=PRICED_SQL.format(held=sql.SQL("SELECT token_id FROM held")),
         delta=PAIR_DELTA_SQL.format(rows_delta=_rows_delta()) if pairs else sql.SQL(""),
         delta_arrays=sql.SQL(",") + DELTA_ARRAYS_SQL if pairs else sql.SQL(""),
@@ -746,18 +763,14 @@ def _rows_delta():
 
 
 def _first_statement(scope=EVERY_WALLET, shard=False):
-    """FIRST_WRITE_SQL: a whole take, or a shard (its totals left to the last shard), with nothing
-    stored at or after its boundary (in its scope)."""
+    """FIRST_WRITE_SQL: a whole take (its totals replaced), or a shard (its rows' totals added), with
+    nothing stored at or after its boundary (in its scope)."""
     return FIRST_WRITE_SQL.format(
         ctes=_rows_ctes(scope),
         next_taken=NEXT_TAKEN_SQL,
         summary=SUMMARY_SQL,
-        totals=(TOTALS_NONE_SQL if shard else TOTALS_SET_SQL).format(replace_totals=REPLACE_TOTALS_SQL),
-        priced=PRICED_SQL.format(
-            held=sql.SQL(
-                "SELECT DISTINCT s.token_id FROM state s WHERE s.is_row" if shard else "SELECT token_id FROM fresh"
-            )
-        ),
+        totals=_totals(TOTALS_FRESH_ADD_SQL if shard else TOTALS_SET_SQL, delta="fresh"),
+        priced=PRICED_SQL.format(held=sql.SQL("SELECT token_id FROM fresh")),
     )
 
 
@@ -768,8 +781,13 @@ def write_snapshot(cursor, period, as_of, source, dust, scope=EVERY_WALLET, meth
     boundary taken for the first time: all of them), removed = rows that no longer qualify.
 
     Call it holding lock_boundary(period, as_of), inside the transaction. The pairs that moved
-    since the boundary are walked with ``method`` (default: BALANCE_COST_BASIS). A ``shard`` of a
-    planned boundary leaves the totals to the boundary's last shard (recompute_totals)."""
+    since the boundary are walked with ``method`` (default: BALANCE_COST_BASIS).
+
+    Returns (rows, written, removed, totals_kept). The totals are kept by every write but a
+    ``shard`` of a planned boundary that compares with stored intervals or stores a price other
+    than the one its plan stored (other shards' rows are then read at it): totals_kept is False,
+    and the boundary's last shard recomputes every total (recompute_totals). A shard of a period's
+    first boundary adds its rows to the totals."""
     params = {
         "period": period,
         "as_of": as_of,
@@ -795,11 +813,13 @@ def write_snapshot(cursor, period, as_of, source, dust, scope=EVERY_WALLET, meth
         )
         cursor.execute(stored_after, params)
         first = cursor.fetchone()[0]
+    totals_kept = True
     if first:
-        # a whole take replaces every token's total (tokens null); a shard leaves them to the last one
+        # a whole take replaces every token's total (tokens null); a shard adds its rows' to them
         cursor.execute(_first_statement(scope, shard), {**params, "tokens": None})
-        rows = cursor.fetchone()[0]
+        rows, _, priced, _, _ = cursor.fetchone()
         written, removed = rows, 0
+        totals_kept = not (shard and priced)
     elif previous is None:
         if not taken_before and not scope.is_everything and not shard:
             cursor.execute(UNCOVER_SQL, params)
@@ -808,6 +828,7 @@ def write_snapshot(cursor, period, as_of, source, dust, scope=EVERY_WALLET, meth
         rows, written, removed, _, repriced = cursor.fetchone()
         if totals is Totals.ADD and repriced:
             recompute_totals(cursor, period, as_of, repriced)
+        totals_kept = totals is not Totals.NONE
     else:
         rows, removed = _write_moved(cursor, params, *previous)
         written = rows
@@ -815,7 +836,7 @@ def write_snapshot(cursor, period, as_of, source, dust, scope=EVERY_WALLET, meth
         written = rows
     # the caller's transaction may go on
     cursor.execute("SET LOCAL work_mem TO DEFAULT; SET LOCAL jit TO DEFAULT; SET LOCAL enable_nestloop TO DEFAULT")
-    return rows, written, removed
+    return rows, written, removed, totals_kept
 
 
 # Off: every boundary is computed in full.

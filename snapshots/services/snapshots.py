@@ -228,7 +228,7 @@ def take_snapshot(period, as_of, source, scope=None, *, skip_if_completed=False,
                 result.status, result.reason = Outcome.SKIPPED, "already_completed"
                 return result
             horizon = snapshot_sql.horizon(cursor)
-            result.rows, result.written, result.removed = snapshot_sql.write_snapshot(
+            result.rows, result.written, result.removed, _ = snapshot_sql.write_snapshot(
                 cursor, period, as_of, source, settings.BALANCE_DUST_THRESHOLD, scope
             )
             if scope.is_everything:
