@@ -100,8 +100,8 @@ class BalanceState(models.Model):
         ]
         indexes = [
             models.Index(fields=["period", "wallet_id", "token_id", "valid_from"], name="balance_state_from"),
-            # The states that hold a boundary of a period: valid_to > b (the open ones, for a new boundary).
-            models.Index(fields=["period", "valid_to"], name="balance_state_period_to"),
+            # Each range partition also has an index on (period, valid_to), the open ones none
+            # (migration 0018): cleanup trims a half-expired range by valid_to.
             models.Index(fields=["token_id"], name="balance_state_token"),
         ]
 

@@ -80,6 +80,27 @@ def test_a_snapshot_creates_the_partitions_of_its_range_and_the_next(wallet, mak
     assert partitions.ensure("daily", utc(2026, 3, 31)) == 0  # idempotent
 
 
+def test_range_partitions_are_indexed_by_valid_to_and_the_open_ones_are_not(wallet, make_tx):
+    """Cleanup trims a half-expired range by valid_to; in an open partition every key would be
+    'infinity', a hot page for every state a boundary opens (migration 0018)."""
+    make_tx("buy", "1", at=utc(2026, 3, 1))
+    take_snapshot("hourly", utc(2026, 3, 2, 23), "scheduled")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """SELECT c.relname, EXISTS (SELECT 1 FROM pg_index x JOIN pg_attribute a
+                                         ON a.attrelid = x.indrelid AND a.attnum = x.indkey[1]
+                                         WHERE x.indrelid = c.oid AND a.attname = 'valid_to')
+               FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+               WHERE i.inhparent = 'snapshots_balancestate_hourly'::regclass ORDER BY 1"""
+        )
+        indexed = dict(cursor.fetchall())
+    assert indexed == {
+        "snapshots_balancestate_hourly_20260302": True,
+        "snapshots_balancestate_hourly_20260303": True,
+        "snapshots_balancestate_hourly_open": False,
+    }
+
+
 def test_cleanup_drops_expired_partitions_and_never_a_state_valid_inside_retention(months_of_history):
     _, quiet = months_of_history
     before = rows_from(CUTOFF)
