@@ -94,10 +94,10 @@ def test_range_partitions_are_indexed_by_valid_to_and_the_open_ones_are_not(wall
                WHERE i.inhparent = 'snapshots_balancestate_hourly'::regclass ORDER BY 1"""
         )
         indexed = dict(cursor.fetchall())
-    assert indexed == {
-        "snapshots_balancestate_hourly_20260302": True,
-        "snapshots_balancestate_hourly_20260303": True,
-        "snapshots_balancestate_hourly_open": False,
+    # (other tests' partitions may be there too)
+    assert {"snapshots_balancestate_hourly_20260302", "snapshots_balancestate_hourly_open"} <= set(indexed)
+    assert {name for name, has_index in indexed.items() if has_index} == {
+        name for name in indexed if not name.endswith("_open")
     }
 
 
