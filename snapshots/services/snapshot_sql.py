@@ -319,11 +319,12 @@ gone AS (
 )""")
 
 # The boundary's totals per token (docs/snapshots.md, "Wallet summaries as intervals"): a whole take
-# sets them from its rows; a wallet-scoped one, or a shard, adds its wallets' new rows and takes
-# away their old ones (the rows b read before: states of wallets it covered, at its stored prices) —
-# for tokens whose price at b it does not change; those are recomputed afterwards
-# (RECOMPUTE_TOTALS_SQL). A shard of a period's first boundary (FIRST_WRITE_SQL) adds its rows:
-# nothing of its range was read at b before. The fast path keeps its own (FAST_TOTALS_SQL).
+# sets them from its rows; a wallet-scoped one adds its wallets' new rows and takes away their old
+# ones (the rows b read before: states of wallets it covered, at its stored prices) — for tokens
+# whose price at b it does not change; those are recomputed afterwards (RECOMPUTE_TOTALS_SQL). A
+# shard of a period's first boundary (FIRST_WRITE_SQL) adds its rows: nothing of its range was read
+# at b before. A shard that compares leaves them (TOTALS_NONE) to the last shard, which recomputes
+# them all (SnapshotRun.totals_stale). The fast path keeps its own (FAST_TOTALS_SQL).
 # (TOTALS_SET_SQL's %(tokens)s is its scope's, every wallet's: null, so every token's total is replaced.)
 FRESH_TOTALS_SQL = sql.SQL("""
 , fresh AS (
