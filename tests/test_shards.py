@@ -308,6 +308,26 @@ def test_a_back_dated_first_transaction_reaches_a_shard_already_done(fleet, make
     assert (rows(AS_OF), summaries(AS_OF)) == in_one_statement(AS_OF)
 
 
+def test_healing_between_the_shards_of_a_first_boundary_keeps_the_totals_of_the_rows(fleet, make_wallet, make_tx):
+    """Shards of a first boundary add their rows to the totals; healing a wallet of a shard already
+    done, between two shards, adds its difference too: the totals are the rows after each step."""
+    forget_first()
+    late = make_wallet()  # in the last shard
+    queue = Queue()
+    scheduled(AS_OF, queue)
+    (job, *first), *rest = queue
+    assert getattr(tasks, job)(*first)["status"] == "success"
+    make_tx("buy", "7", price="10", at=AS_OF - timedelta(hours=3), on_wallet=fleet[0])  # shard 0's
+    make_tx("buy", "5", price="10", at=AS_OF - timedelta(hours=3), on_wallet=late)  # not taken yet
+    assert tasks.refresh_stale_snapshots()["status"] == "success"
+    assert totals_are_the_rows(AS_OF)
+    for job, *args in rest:
+        assert getattr(tasks, job)(*args)["status"] == "success"
+        assert totals_are_the_rows(AS_OF)
+    assert BalanceSnapshot.objects.get(as_of=AS_OF, wallet=late).amount == 5
+    assert (rows(AS_OF), summaries(AS_OF)) == in_one_statement(AS_OF)
+
+
 def test_a_rebuild_after_a_repair_covers_the_shards_already_done(fleet):
     queue = Queue()
     scheduled(AS_OF, queue)
