@@ -724,9 +724,18 @@ def parse_args(argv):
     return args, sizes, only
 
 
+def _migrate(env):
+    migrated = process.manage(["migrate", "--verbosity", "0"], env)
+    if not migrated.ok:
+        raise SystemExit(f"migrate failed: {migrated.failure()}")
+
+
 def _prepare(args, sizes, env, url):
-    """A migrated database holding the data set; returns the data set's description."""
+    """A migrated database holding the data set; returns the data set's description. A kept one is
+    migrated too: the code measured may be newer than the one that built it (its jobs would fail on a
+    missing column, and the workers step would wait for a boundary that never completes)."""
     if args.reuse and database_exists(args.database_url, args.database):
+        _migrate(env)
         with psycopg.connect(url, autocommit=True) as conn:
             data = json.loads(conn.execute("SELECT description FROM bench_dataset").fetchone()[0])
             data["end"] = datetime.fromisoformat(data["end"])
@@ -738,9 +747,7 @@ def _prepare(args, sizes, env, url):
             conn.execute(_truncate(*SNAPSHOT_TABLES, "snapshots_snapshotrun", bare.BARE_SNAPSHOT))
             return data
     create_database(args.database_url, args.database)
-    migrated = process.manage(["migrate", "--verbosity", "0"], env)
-    if not migrated.ok:
-        raise SystemExit(f"migrate failed: {migrated.failure()}")
+    _migrate(env)
     end = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
     with psycopg.connect(url, autocommit=True) as conn:
         data = dataset.build(conn, sizes["wallets"], sizes["tokens"], sizes["transactions"], end)

@@ -26,6 +26,10 @@ SELECT extract(epoch FROM clock_timestamp() - started_at), rows,
        coalesce(array_length(shard_cuts, 1), 0) + 1
 FROM snapshots_snapshotrun WHERE period = 'hourly' AND as_of = %s AND status = 'completed'
 """
+# A task of the cluster that failed since the boundary was queued: the boundary will not complete.
+FAILED_SQL = """
+SELECT func, name FROM django_q_task WHERE success = false AND started >= %s ORDER BY started LIMIT 1
+"""
 TIMEOUT_SECONDS = 3600
 
 
@@ -72,6 +76,7 @@ def take_boundary(conn, env, redis_url, workers, shard_wallets, at, as_of):
             try:
                 _wait_ready(cluster, log_path)
                 started = time.perf_counter()
+                since = conn.execute("SELECT now()").fetchone()[0]
                 queued = process.manage(
                     ["create_snapshots", "--period", "hourly", "--at", at.isoformat(), "--async"], env
                 )
@@ -81,6 +86,8 @@ def take_boundary(conn, env, redis_url, workers, shard_wallets, at, as_of):
                 while (found := conn.execute(RUN_SQL, [as_of]).fetchone()) is None:
                     if cluster.poll() is not None or time.monotonic() > deadline:
                         raise RuntimeError(f"the boundary was not completed: {log_path.read_text()[-2000:]}")
+                    if (failed := conn.execute(FAILED_SQL, [since]).fetchone()) is not None:
+                        raise RuntimeError(f"task {failed[0]} ({failed[1]}) failed: {log_path.read_text()[-2000:]}")
                     time.sleep(0.02)
                 wall = time.perf_counter() - started
             finally:
