@@ -87,8 +87,11 @@ def test_a_fixture_naming_os_system_is_not_loaded(tmp_path):
 
 
 def sql_schedule(func, args, due, hook=None):
-    """A schedule written straight into the table, around every check of the ORM."""
+    """A schedule written straight into the table, around every check of the ORM; the only one due
+    (the installed schedules' next runs are the next top of the hour and so on: a test run that
+    crosses one would otherwise see the hourly snapshot queued too)."""
     schedule = Schedule.objects.get(name="cleanup_old_snapshots")
+    Schedule.objects.exclude(pk=schedule.pk).update(next_run=timezone.now() + timedelta(days=1))
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE django_q_schedule SET func = %s, args = %s, hook = %s, next_run = %s WHERE id = %s",
