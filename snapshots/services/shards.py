@@ -228,13 +228,12 @@ def _take_shard(result):
         if result.shard in run.shards_done:
             return _skip(result, "already_done")
         horizon = snapshot_sql.horizon(cursor)  # the run's is its shards' earliest (SnapshotRun.horizon)
+        totals_kept = True
         if hi >= lo:  # else no wallet in the range (yet): nothing to write
             scope = WalletScope(id_range=(lo, hi))
             result.rows, result.written, result.removed, totals_kept = snapshot_sql.write_snapshot(
                 cursor, run.period, run.as_of, run.source, settings.BALANCE_DUST_THRESHOLD, scope, shard=True
             )
-        else:
-            totals_kept = True
         # The run's row lock serialises the shards' bookkeeping: the last one sees every other done.
         run = SnapshotRun.objects.select_for_update().get(pk=run.pk)
         run.shards_done = sorted({*run.shards_done, result.shard})

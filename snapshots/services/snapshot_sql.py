@@ -333,7 +333,9 @@ FRESH_TOTALS_SQL = sql.SQL("""
     FROM snapshot n GROUP BY n.token_id
 )""")
 TOTALS_SET_SQL = sql.SQL("""{fresh}, {replace_totals}
-, totals_set AS (SELECT 1 FROM set), totals_gone AS (SELECT 1 FROM gone)""")
+, totals_set AS (SELECT 1 FROM set), totals_gone AS (SELECT 1 FROM gone)""").format(
+    fresh=FRESH_TOTALS_SQL, replace_totals=REPLACE_TOTALS_SQL
+)
 # Adds the rows of a CTE {delta} (token_id, value_usd, rows, unpriced_rows) to the boundary's totals.
 # In token order: the shards of a boundary add to the same totals side by side, and take their row
 # locks in one order (never a deadlock); a shard waits at most for another's commit.
@@ -347,7 +349,10 @@ ADD_TOTALS_SQL = sql.SQL("""totals_set AS (
         unpriced_rows = t.unpriced_rows + EXCLUDED.unpriced_rows
     RETURNING 1
 ), totals_gone AS (SELECT 1 WHERE false)""")
-TOTALS_FRESH_ADD_SQL = sql.SQL("{fresh}, {add}")
+# A shard of a first boundary: its rows, added.
+TOTALS_FRESH_ADD_SQL = sql.SQL("{fresh}, {add}").format(
+    fresh=FRESH_TOTALS_SQL, add=ADD_TOTALS_SQL.format(delta=sql.Identifier("fresh"))
+)
 TOTALS_ADD_SQL = sql.SQL("""
 , old_rows AS (
     SELECT e.token_id,
@@ -365,7 +370,7 @@ TOTALS_ADD_SQL = sql.SQL("""
     ) d
     WHERE d.token_id NOT IN (SELECT token_id FROM repriced)
     GROUP BY d.token_id
-), {add}""")
+), {add}""").format(max_value=MAX_VALUE_USD, add=ADD_TOTALS_SQL.format(delta=sql.Identifier("delta")))
 TOTALS_NONE_SQL = sql.SQL("""
 , totals_set AS (SELECT 1 WHERE false), totals_gone AS (SELECT 1 WHERE false)""")
 
@@ -706,16 +711,6 @@ class Totals(enum.Enum):
 TOTALS_SQL = {Totals.SET: TOTALS_SET_SQL, Totals.ADD: TOTALS_ADD_SQL, Totals.NONE: TOTALS_NONE_SQL}
 
 
-def _totals(template, delta="delta"):
-    """A totals fragment (TOTALS_SQL, TOTALS_FRESH_ADD_SQL) with its parts; an ADD sums ``delta``."""
-    return template.format(
-        fresh=FRESH_TOTALS_SQL,
-        replace_totals=REPLACE_TOTALS_SQL,
-        add=ADD_TOTALS_SQL.format(delta=sql.Identifier(delta)),
-        max_value=MAX_VALUE_USD,
-    )
-
-
 def _rows_ctes(scope):
     """SNAPSHOT_ROWS_CTES for ``scope``."""
     return SNAPSHOT_ROWS_CTES.format(
@@ -746,7 +741,7 @@ def _statement(scope, totals, pairs=False):
         summaries=interval_writes(
             "w_", "snapshots_walletstate", SUMMARY_KEY, SUMMARY_VALUES, "summary", wallets, newest=pairs
         ),
-        totals=_totals(TOTALS_SQL[totals]),
+        totals=TOTALS_SQL[totals],
         priced=PRICED_SQL.format(held=sql.SQL("SELECT token_id FROM held")),
         delta=PAIR_DELTA_SQL.format(rows_delta=_rows_delta()) if pairs else sql.SQL(""),
         delta_arrays=sql.SQL(",") + DELTA_ARRAYS_SQL if pairs else sql.SQL(""),
@@ -770,7 +765,7 @@ def _first_statement(scope=EVERY_WALLET, shard=False):
         ctes=_rows_ctes(scope),
         next_taken=NEXT_TAKEN_SQL,
         summary=SUMMARY_SQL,
-        totals=_totals(TOTALS_FRESH_ADD_SQL if shard else TOTALS_SET_SQL, delta="fresh"),
+        totals=TOTALS_FRESH_ADD_SQL if shard else TOTALS_SET_SQL,
         priced=PRICED_SQL.format(held=sql.SQL("SELECT token_id FROM fresh")),
     )
 
