@@ -7,9 +7,10 @@ database of its own on the server of DATABASE_URL, so it needs one.
 import io
 import os
 
+import psycopg
 import pytest
 
-from bench import run
+from bench import parallel_ceiling, run
 
 pytestmark = [
     pytest.mark.bench,
@@ -77,3 +78,22 @@ def test_the_benchmark_runs_every_job_next_to_its_bare_sql(tmp_path):
 def test_it_refuses_a_database_it_did_not_create():
     with pytest.raises(SystemExit, match="was not created by the benchmark"):
         run.main(["--database", "postgres", *TINY])
+
+
+def test_the_parallel_ceiling_times_each_kind_of_work_apart_and_together():
+    database = f"bagtracker_bench_ceiling_{os.getpid()}"
+    url = os.environ["DATABASE_URL"]
+    run.create_database(url, database)
+    try:
+        out = io.StringIO()
+        results = parallel_ceiling.main(
+            ["--database", database, "--database-url", url, "--rows", "2000", "--repeat", "1"], out=out
+        )
+        with psycopg.connect(run.with_database(url, database)) as conn:
+            left = conn.execute("SELECT count(*) FROM pg_class WHERE relname LIKE 'bench_ceiling%'").fetchone()[0]
+    finally:
+        run.drop_database(url, database)
+    assert list(results) == parallel_ceiling.KINDS
+    assert all(apart > 0 and together > 0 for apart, together in results.values())
+    assert all(kind in out.getvalue() for kind in parallel_ceiling.KINDS)
+    assert left == 0  # its tables are dropped afterwards
