@@ -27,6 +27,7 @@ import psycopg
 from psycopg import sql
 
 from bench import bare, dataset
+from bench.run import with_database
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -85,7 +86,7 @@ def main(argv=None, out=sys.stdout):
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--before", metavar="MIGRATION", help="also time this snapshots migration's walk")
     args = parser.parse_args(argv)
-    url = args.database_url.rsplit("/", 1)[0] + "/" + args.database
+    url = with_database(args.database_url, args.database)  # a socket URL keeps its ?host=
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f"CREATE TABLE IF NOT EXISTS {bare.FLOOR_BALANCE} (LIKE snapshots_balance INCLUDING ALL)")
         if args.before:

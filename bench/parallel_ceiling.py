@@ -29,6 +29,8 @@ import time
 
 import psycopg
 
+from bench.run import with_database
+
 PREFIX = "bench_ceiling"
 COMPUTE_SQL = "SELECT count(*) FROM (SELECT DISTINCT g %% 1000003 FROM generate_series(1, %(rows)s * 5) g) x"
 # A balance state's columns (snapshots_balancestate), values shaped like the benchmark's.
@@ -128,7 +130,7 @@ def main(argv=None, out=sys.stdout):
     parser.add_argument("--rows", type=int, default=500_000, help="rows per statement (default 500,000)")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
-    url = args.database_url.rsplit("/", 1)[0] + "/" + args.database
+    url = with_database(args.database_url, args.database)  # a socket URL keeps its ?host=
     results = {}
     with psycopg.connect(url, autocommit=True) as conn:
         settings = dict(
