@@ -5,8 +5,7 @@ The cluster is started and ready before anything is queued; `create_snapshots --
 job, whose worker plans the shards and queues them; the seconds run from the SnapshotRun's start
 (planned, or the single statement begun) to the moment its completion is visible to a reader
 (polled every 20 ms), so neither process start-up nor queue latency counts, and every commit does
-(a run's own finished_at is set before its last commit, whose deferred foreign-key checks cost
-about 40 % of a whole boundary).
+(a run's own finished_at is set before its last commit).
 The broker is the Redis of --redis-url (a database of its own: the benchmark's tasks are the only
 ones on it).
 """
