@@ -7,7 +7,7 @@
 # instead of looking up each pair in the ledger-order index. At 1,000,000 balances and 5,000,000
 # transactions, each of a first boundary's eight shards read the 527 MB table for its ~100 moved
 # pairs: ~1 s of a 2.3 s shard, and two shards side by side contended for the 128 MB of shared
-# buffers while doing it (BENCHMARKS.md, "One boundary over 1, 2, 4 workers").
+# buffers while doing it (BENCHMARKS.md, "What two shards side by side waited for, and the fixes").
 #
 # A function's SET clause applies to its body only and is restored on return. CREATE OR REPLACE
 # replaces it: a later migration that redefines the function must keep both SET clauses
