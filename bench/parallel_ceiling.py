@@ -44,9 +44,9 @@ SELECT 'hourly', %(first)s + g / 10, g %% 10, now(), 'infinity', g * 1.000000000
        'manual', now()
 FROM generate_series(0, %(rows)s - 1) g
 """
+# Its indexes since migration 0019 (until then three: a primary key on (id, period, valid_to) too).
 STATE_INDEXES = [
-    "ALTER TABLE {table} ADD PRIMARY KEY (id, period, valid_to)",
-    "CREATE INDEX ON {table} (period, wallet_id, token_id, valid_from)",
+    "ALTER TABLE {table} ADD PRIMARY KEY (period, wallet_id, token_id, valid_from, valid_to)",
     "CREATE INDEX ON {table} (token_id)",
 ]
 KINDS = ["compute", "insert, unlogged", "insert, logged", "insert, logged, indexed like a state"]

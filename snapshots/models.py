@@ -92,14 +92,14 @@ class BalanceState(models.Model):
 
     class Meta:
         # Partitioned by LIST (period), then RANGE (valid_to) (migration 0008; docs/snapshots.md,
-        # "Retention"): the database's primary key is (id, period, valid_to), and (period, wallet,
-        # token, valid_from), unique by construction, is an index — a unique constraint of a
-        # partitioned table must hold its partition keys.
+        # "Retention"). The database's primary key is the state's key, (period, wallet_id, token_id,
+        # valid_from, valid_to) — a unique constraint of a partitioned table must hold its partition
+        # keys — not id (migration 0019): id has no index there and only makes the view's row ids.
+        # Find states by key (SQL, or filter() on the key's columns), not by id.
         constraints = [
             models.CheckConstraint(condition=Q(valid_from__lt=models.F("valid_to")), name="balance_state_not_empty"),
         ]
         indexes = [
-            models.Index(fields=["period", "wallet_id", "token_id", "valid_from"], name="balance_state_from"),
             # Each range partition also has an index on (period, valid_to), the open ones none
             # (migration 0018): cleanup trims a half-expired range by valid_to.
             models.Index(fields=["token_id"], name="balance_state_token"),

@@ -6,9 +6,17 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.db.models import Count, Sum
 
 from bagtracker.models import Token, Wallet
-from snapshots.models import BalanceSnapshot, BalanceState, BoundaryPrice, SnapshotRun, WalletSnapshot
+from snapshots.models import (
+    BalanceSnapshot,
+    BalanceState,
+    BoundaryPrice,
+    BoundaryTotal,
+    SnapshotRun,
+    WalletSnapshot,
+)
 from snapshots.services import snapshot_sql
 from snapshots.services.snapshots import take_snapshot
 from tests.conftest import utc
@@ -178,3 +186,60 @@ def test_deleting_a_wallet_or_a_token_leaves_no_orphan(history, make_token):
         )
         assert cursor.fetchone()[0] == 0
     assert Token.objects.filter(pk=usdc.pk).exists()
+
+
+def index_columns(where):
+    """The column lists of snapshots_balancestate's indexes matching ``where`` (pg_index)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT array_agg(a.attname ORDER BY k.n) FROM pg_index i"
+            " CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, n)"
+            " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum"
+            f" WHERE i.indrelid = 'snapshots_balancestate'::regclass AND {where} GROUP BY i.indexrelid"
+        )
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+def totals_are_the_rows():
+    """Every daily boundary's stored totals per token are those of its rows as read."""
+    stored = BoundaryTotal.objects.filter(period="daily").exclude(rows=0)
+    rows = BalanceSnapshot.objects.filter(period="daily").values("as_of", "token_id")
+    return sorted(stored.values_list("as_of", "token_id", "value_usd", "rows")) == sorted(
+        rows.annotate(v=Sum("value_usd"), n=Count("*")).values_list("as_of", "token_id", "v", "n")
+    )
+
+
+def test_a_state_is_found_by_its_key_and_writes_through_the_views_keep_the_totals(history):
+    """docs/snapshots.md, "A state is found by its key": the primary key is the key and the start of
+    the interval (no index on id); a row written or deleted through the view changes the one state
+    of its (wallet, token) holding its boundary, at every boundary of that interval, totals included."""
+    wallet, _quiet, busy, _usdc = history
+    take(DAYS)
+    assert index_columns("i.indisprimary") == [["period", "wallet_id", "token_id", "valid_from", "valid_to"]]
+    assert not [columns for columns in index_columns("true") if "id" in columns]
+    eth = BalanceSnapshot.objects.filter(wallet=wallet, token__symbol="ETH").values_list("token_id", flat=True)[0]
+    states = list(
+        BalanceState.objects.filter(period="daily", wallet_id=wallet.pk, token_id=eth)
+        .order_by("valid_from")
+        .values_list("valid_from", "amount")
+    )
+    assert len(states) == 2  # bought more on March 5: [Mar 2, Mar 6) and [Mar 6, …)
+    held = [day for day in DAYS if states[1][0] <= day]
+    before = [day for day in DAYS if day < states[1][0]]
+
+    BalanceSnapshot.objects.filter(wallet=wallet, token_id=eth, as_of=held[1]).update(amount=7)
+    amounts = dict(BalanceSnapshot.objects.filter(wallet=wallet, token_id=eth).values_list("as_of", "amount"))
+    assert [amounts[day] for day in held] == [7] * len(held)  # the whole interval holding held[1]
+    assert [amounts[day] for day in before] == [states[0][1]] * len(before)  # the other state untouched
+    assert totals_are_the_rows()
+
+    BalanceSnapshot.objects.filter(wallet=wallet, token_id=eth, as_of=before[0]).delete()
+    assert not BalanceSnapshot.objects.filter(wallet=wallet, token_id=eth, as_of__in=before).exists()
+    assert BalanceSnapshot.objects.filter(wallet=wallet, token_id=eth, as_of__in=held).count() == len(held)
+    assert totals_are_the_rows()
+
+    WalletSnapshot.objects.filter(wallet=busy, as_of=DAYS[0]).delete()  # its summary's interval, rows and totals
+    assert not BalanceSnapshot.objects.filter(wallet=busy, as_of=DAYS[0]).exists()
+    assert totals_are_the_rows()
+    Wallet.objects.filter(pk=busy.pk).delete()  # every state of the wallet leaves the totals
+    assert totals_are_the_rows()

@@ -165,33 +165,33 @@ SUMMARY_BY_DIFFERENCE_SQL = sql.SQL("""
 # names; {key}, {vals} are column lists (psycopg.sql); {new} names the CTE of the new states.
 INTERVAL_WRITES_SQL = sql.SQL("""
 , {p}existing AS MATERIALIZED (
-    SELECT e.id, {e_key}, e.valid_from, e.valid_to, {e_vals}, e.source, e.created_at
+    SELECT {e_key}, e.valid_from, e.valid_to, {e_vals}, e.source, e.created_at
     FROM {table} e
     WHERE e.period = %(period)s AND e.valid_to > %(as_of)s AND e.valid_from <= %(as_of)s AND {scope_e}{open_only}
 ), {p}changed AS MATERIALIZED (
     SELECT {key_either}, n.wallet_id IS NOT NULL AS has_new, {n_vals},
-           e.id AS e_id, e.valid_from AS e_from, e.valid_to AS e_to, {e_vals_as}, e.source AS e_source,
+           e.valid_from AS e_from, e.valid_to AS e_to, {e_vals_as}, e.source AS e_source,
            e.created_at AS e_created_at
     FROM {new} n
     FULL JOIN {p}existing e ON {key_join}
-    WHERE n.wallet_id IS NULL OR e.id IS NULL OR ({n_vals}) IS DISTINCT FROM ({e_vals})
+    WHERE n.wallet_id IS NULL OR e.valid_from IS NULL OR ({n_vals}) IS DISTINCT FROM ({e_vals})
 ), {p}ending AS (
     SELECT EXISTS (SELECT 1 FROM {table} x WHERE x.period = %(period)s AND x.valid_to = %(as_of)s) AS any
 ), {p}cut AS MATERIALIZED (
     -- Equal neighbours merge instead of fragmenting: the key's interval ending at as_of (when none
     -- holds as_of, or the one holding it starts there) and, when none holds as_of, the one starting
     -- at g. So a newest-first catch-up or a healing pass leaves one interval per unchanged run.
-    SELECT c.*, (SELECT t.g FROM next_taken t) AS g, pv.id AS p_id, nx.id AS nx_id, nx.valid_to AS nx_to
+    SELECT c.*, (SELECT t.g FROM next_taken t) AS g, pv.valid_from AS p_from, nx.valid_to AS nx_to
     FROM {p}changed c
     LEFT JOIN LATERAL (
-        SELECT x.id FROM {table} x
-        WHERE (SELECT l.any FROM {p}ending l) AND c.has_new AND (c.e_id IS NULL OR c.e_from = %(as_of)s)
+        SELECT x.valid_from FROM {table} x
+        WHERE (SELECT l.any FROM {p}ending l) AND c.has_new AND (c.e_from IS NULL OR c.e_from = %(as_of)s)
           AND x.period = %(period)s AND x.valid_to = %(as_of)s AND {x_key_c}
           AND ({x_vals}) IS NOT DISTINCT FROM ({c_vals})
     ) pv ON true
     LEFT JOIN LATERAL (
-        SELECT x.id, x.valid_to FROM {table} x
-        WHERE c.has_new AND c.e_id IS NULL AND (SELECT t.g FROM next_taken t) < 'infinity'
+        SELECT x.valid_to FROM {table} x
+        WHERE c.has_new AND c.e_from IS NULL AND (SELECT t.g FROM next_taken t) < 'infinity'
           AND x.period = %(period)s AND {x_key_c} AND x.valid_from = (SELECT t.g FROM next_taken t)
           AND ({x_vals}) IS NOT DISTINCT FROM ({c_vals})
     ) nx ON true
@@ -199,32 +199,36 @@ INTERVAL_WRITES_SQL = sql.SQL("""
 ), {p}dropped AS (
     DELETE FROM {table} s
     USING {p}cut c
-    WHERE s.id = c.e_id AND c.e_from = %(as_of)s AND (NOT c.has_new OR c.p_id IS NOT NULL) AND {holding}
+    WHERE {s_key_c} AND s.valid_from = c.e_from AND c.e_from = %(as_of)s AND (NOT c.has_new OR c.p_from IS NOT NULL)
+      AND {holding}
     RETURNING 1
 ), {p}rewritten AS (
     UPDATE {table} s
     SET valid_to = c.g, {set_vals}, source = %(source)s, created_at = now()
-    FROM {p}cut c WHERE s.id = c.e_id AND c.e_from = %(as_of)s AND c.has_new AND c.p_id IS NULL AND {holding}
+    FROM {p}cut c
+    WHERE {s_key_c} AND s.valid_from = c.e_from AND c.e_from = %(as_of)s AND c.has_new AND c.p_from IS NULL
+      AND {holding}
     RETURNING 1
 ), {p}extended_back AS (
     UPDATE {table} s SET valid_to = COALESCE(c.nx_to, c.g)
-    FROM {p}cut c WHERE s.id = c.p_id AND s.period = %(period)s AND s.valid_to = %(as_of)s
+    FROM {p}cut c
+    WHERE {s_key_c} AND s.valid_from = c.p_from AND s.period = %(period)s AND s.valid_to = %(as_of)s
     RETURNING 1
 ), {p}merged_away AS (
     DELETE FROM {table} s
-    USING {p}cut c WHERE s.id = c.nx_id AND c.p_id IS NOT NULL AND {holding}
+    USING {p}cut c WHERE {s_key_c} AND s.valid_from = c.g AND c.nx_to IS NOT NULL AND c.p_from IS NOT NULL AND {holding}
     RETURNING 1
 ), {p}extended_forward AS (
     UPDATE {table} s SET valid_from = %(as_of)s
-    FROM {p}cut c WHERE s.id = c.nx_id AND c.p_id IS NULL AND {holding}
+    FROM {p}cut c WHERE {s_key_c} AND s.valid_from = c.g AND c.nx_to IS NOT NULL AND c.p_from IS NULL AND {holding}
     RETURNING 1
 ), {p}inserted AS (
     INSERT INTO {table} (period, {key}, valid_from, valid_to, {vals}, source, created_at)
     SELECT %(period)s, {key}, %(as_of)s, g, {vals}, %(source)s, now()
-    FROM {p}cut WHERE has_new AND (e_id IS NULL OR e_from < %(as_of)s) AND p_id IS NULL AND nx_id IS NULL
+    FROM {p}cut WHERE has_new AND (e_from IS NULL OR e_from < %(as_of)s) AND p_from IS NULL AND nx_to IS NULL
     UNION ALL
     SELECT %(period)s, {key}, g, e_to, {e_vals_named}, e_source, e_created_at
-    FROM {p}cut WHERE e_id IS NOT NULL AND g < e_to
+    FROM {p}cut WHERE e_from IS NOT NULL AND g < e_to
     RETURNING 1
 ), {p}writes AS (
     SELECT (SELECT count(*) FROM {p}closed) + (SELECT count(*) FROM {p}dropped) + (SELECT count(*) FROM {p}rewritten)
@@ -233,7 +237,7 @@ INTERVAL_WRITES_SQL = sql.SQL("""
 )""")
 
 
-# The rows the writes above touch by id all lie in the period and end after as_of (an interval holding
+# The rows the writes above touch by key all lie in the period and end after as_of (an interval holding
 # as_of, or the neighbour from g); the one extended back ends at as_of. Said, so that a partitioned
 # table is pruned to those partitions (by LIST period, RANGE valid_to) instead of joined whole.
 HOLDING_AFTER_SQL = sql.SQL("s.period = %(period)s AND s.valid_to > %(as_of)s")
@@ -242,16 +246,19 @@ HOLDING_AFTER_SQL = sql.SQL("s.period = %(period)s AND s.valid_to > %(as_of)s")
 # the open partition is read.
 HOLDING_OPEN_SQL = sql.SQL("s.period = %(period)s AND s.valid_to = 'infinity'")
 # The intervals holding as_of that changed are closed at as_of. Joined to the cut by hashing the
-# table (a whole boundary: most of them), or, for the fast path's few moved pairs, looked up by id
-# in the primary key: the planner, estimating the moved pairs ten times too many, hashed the million
-# open states to close 10,000 of them (640 ms of a 1.9 s statement at 1,000,000 balances).
+# table (a whole boundary: most of them), or, for the fast path's few moved pairs, looked up in the
+# key (the primary key's (period, wallet_id, …) prefix) by their wallets, `= ANY` of an array: the
+# planner, estimating the moved pairs ten times too many, hashed the million open states to close
+# 10,000 of them (640 ms of a 1.9 s statement at 1,000,000 balances).
 CLOSE_JOINED_SQL = sql.SQL("""
     UPDATE {table} s SET valid_to = %(as_of)s
-    FROM {p}cut c WHERE s.id = c.e_id AND c.e_from < %(as_of)s AND {holding}
+    FROM {p}cut c WHERE {s_key_c} AND s.valid_from = c.e_from AND c.e_from < %(as_of)s AND {holding}
     RETURNING 1""")
-CLOSE_BY_ID_SQL = sql.SQL("""
+CLOSE_BY_KEY_SQL = sql.SQL("""
     UPDATE {table} s SET valid_to = %(as_of)s
-    WHERE s.id = ANY(ARRAY(SELECT c.e_id FROM {p}cut c WHERE c.e_from < %(as_of)s)) AND {holding}
+    WHERE s.wallet_id = ANY(ARRAY(SELECT c.wallet_id FROM {p}cut c WHERE c.e_from < %(as_of)s))
+      AND ({s_key}, s.valid_from) IN (SELECT {c_key}, c.e_from FROM {p}cut c WHERE c.e_from < %(as_of)s)
+      AND {holding}
     RETURNING 1""")
 
 
@@ -268,7 +275,8 @@ def interval_writes(p, table, key, vals, new, scope, newest=False):
     """INTERVAL_WRITES_SQL for ``table``: states of ``key`` columns with ``vals`` columns, new ones in CTE
     ``new``; ``newest``: the fast path's new newest boundary, whose holding intervals are all open and few."""
     holding = HOLDING_OPEN_SQL if newest else HOLDING_AFTER_SQL
-    close = CLOSE_BY_ID_SQL if newest else CLOSE_JOINED_SQL
+    close = CLOSE_BY_KEY_SQL if newest else CLOSE_JOINED_SQL
+    s_key_c = sql.SQL(" AND ").join(sql.SQL("s.{k} = c.{k}").format(k=sql.Identifier(k)) for k in key)
     return INTERVAL_WRITES_SQL.format(
         p=sql.SQL(p),
         table=sql.Identifier(table),
@@ -290,7 +298,15 @@ def interval_writes(p, table, key, vals, new, scope, newest=False):
         new=sql.Identifier(new),
         scope_e=scope.condition("e"),
         open_only=sql.SQL(" AND e.valid_to = 'infinity'") if newest else sql.SQL(""),
-        closed=close.format(table=sql.Identifier(table), p=sql.SQL(p), holding=holding),
+        s_key_c=s_key_c,
+        closed=close.format(
+            table=sql.Identifier(table),
+            p=sql.SQL(p),
+            holding=holding,
+            s_key_c=s_key_c,
+            s_key=_columns("s", key),
+            c_key=_columns("c", key),
+        ),
         holding=holding,
     )
 
@@ -637,7 +653,7 @@ NO_JIT_SQL = sql.SQL("SET LOCAL jit = off")
 # seven of the workers benchmark (two or four workers, eight shards of 100,000 balances).
 NO_NESTED_LOOPS_SQL = sql.SQL("SET LOCAL enable_nestloop = off")
 # The fast path's moved pairs and wallets are few, but the statements' writes join them to the state
-# table by id (INTERVAL_WRITES_SQL): at the default cost of a random page (4: a disk's), the planner
+# table by key (INTERVAL_WRITES_SQL): at the default cost of a random page (4: a disk's), the planner
 # found hashing every state of the period cheaper than an index lookup per pair — two such joins
 # took 300 ms of a 490 ms statement for 1,000 pairs of 100,000 balances. The tables are in memory
 # (the boundary just read them): an index lookup costs about a sequential page. The statements' CTEs
@@ -896,7 +912,7 @@ PAIR_DELTA_SQL = sql.SQL("""
 , moved_rows AS (
     SELECT c.token_id, 1 AS sign, c.amount FROM changed c WHERE c.has_new
     UNION ALL
-    SELECT c.token_id, -1, c.e_amount FROM changed c WHERE c.e_id IS NOT NULL
+    SELECT c.token_id, -1, c.e_amount FROM changed c WHERE c.e_from IS NOT NULL
 ), {rows_delta}""")
 
 # The wallets written in full (few: coverage changed, a transaction after as_of, a pair without a
