@@ -10,8 +10,9 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
-from bagtracker.models import Transaction, Wallet
+from bagtracker.models import Token, Transaction, Wallet
 from bagtracker.services.transactions import delete_transactions
+from snapshots.cost_basis import current_method
 from snapshots.models import BalanceSnapshot, BoundaryTotal, SnapshotRun, WalletSnapshot
 from snapshots.services import snapshot_sql
 from snapshots.services.ledger import recalculate_wallet
@@ -143,6 +144,40 @@ def test_the_fast_totals_join_by_hashing_even_before_the_tables_have_statistics(
         assert take_snapshot("hourly", HOURS[1], "scheduled").rows == 1200
     assert len(plans) == 1
     assert "Nested Loop" not in plans[0], plans[0]
+
+
+def cte_plan(plan, name):
+    """The lines of CTE ``name`` in a plan's text (up to the next CTE or the main plan)."""
+    lines = plan.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == f"CTE {name}")
+    depth = len(lines[start]) - len(lines[start].lstrip())
+    end = next((i for i in range(start + 1, len(lines)) if len(lines[i]) - len(lines[i].lstrip()) <= depth), len(lines))
+    return "\n".join(lines[start:end])
+
+
+@pytest.mark.django_db
+def test_the_moved_pairs_close_their_intervals_by_key_lookups(make_tx):
+    """docs/snapshots.md, "Planned as lookups": the pairs' statement closes the intervals it cuts one
+    key lookup each in the open partition's primary key, never by hashing the open states (the
+    planner, estimating the moved pairs ten times too many, hashed the million to close 10,000; by
+    their wallets alone it read every token of them)."""
+    build_history(300, 3, utc(2026, 3, 1))
+    with connection.cursor() as cursor:  # as the ledger would have written them: one method
+        cursor.execute("UPDATE snapshots_balance SET cost_basis_method = %s", [current_method()])
+    take_snapshot("hourly", HOURS[0], "scheduled")
+    with connection.cursor() as cursor:  # as autovacuum has by the next hour, on 900 new states
+        cursor.execute("ANALYZE snapshots_balancestate")
+    wallets, tokens = list(Wallet.objects.order_by("pk")[:4]), list(Token.objects.order_by("pk")[:1])
+    for wallet in wallets:
+        make_tx("buy", "1", price=100, at=HOURS[0] + timedelta(minutes=10), on_wallet=wallet, of_token=tokens[0])
+    with plans_of("moved_rows AS") as plans:
+        take_snapshot("hourly", HOURS[1], "scheduled")
+    pairs = [plan for plan in plans if "CTE closed" in plan]  # not FAST_DELTA_SQL's (wallets in full)
+    assert len(pairs) == 1, plans
+    closed = cte_plan(pairs[0], "closed")
+    assert "Function Scan on k" in closed and "Nested Loop" in closed, closed
+    assert "Index Scan using snapshots_balancestate_hourly_open_pkey" in closed, closed
+    assert "Hash" not in closed, closed
 
 
 # Issue 14, item 1: the fast path computes only the moved (wallet, token) pairs, carries a moved
