@@ -7,14 +7,14 @@ Each kind of work is a statement run by two connections on tables of their own: 
 the two one after the other, then the two at once (two threads), every table emptied and a
 CHECKPOINT before each. The ratio is (at once) / (one after the other): 0.50 when two processes
 take half the time, 1.00 when they gain nothing. A shard of a boundary reads (computes) its states
-and then writes them, each state a heap row and three index entries in the WAL; these statements
+and then writes them, each state a heap row and two index entries in the WAL; these statements
 take those parts apart:
 
 - compute: a hash aggregate of generated rows, nothing written;
 - insert, unlogged: rows into an UNLOGGED table (shared buffers, no WAL);
 - insert, logged: the same rows into a logged table (one WAL record per row);
-- insert, logged, indexed like a state: a logged table with a balance state's three indexes (the
-  id's, the key's, the token's: four WAL records per row); the two connections write disjoint
+- insert, logged, indexed like a state: a logged table with a balance state's two indexes (the
+  primary key on its key, the token's: three WAL records per row); the two connections write disjoint
   wallet ranges, like two shards.
 
 The tables (bench_ceiling_*) are created in --database and dropped afterwards.

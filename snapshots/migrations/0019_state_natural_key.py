@@ -1,4 +1,4 @@
-# A balance state is found by its key (docs/snapshots.md, "How it is stored"): the primary key of
+# A balance state is found by its key (docs/snapshots.md, "A state is found by its key"): the primary key of
 # snapshots_balancestate is (period, wallet_id, token_id, valid_from, valid_to) — the key and the
 # start of its interval, with the partition keys a unique constraint of a partitioned table must
 # hold — and replaces both the surrogate (id, period, valid_to) key and the (period, wallet_id,

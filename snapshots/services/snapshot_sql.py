@@ -277,8 +277,20 @@ def interval_writes(p, table, key, vals, new, scope, newest=False):
     """INTERVAL_WRITES_SQL for ``table``: states of ``key`` columns with ``vals`` columns, new ones in CTE
     ``new``; ``newest``: the fast path's new newest boundary, whose holding intervals are all open and few."""
     holding = HOLDING_OPEN_SQL if newest else HOLDING_AFTER_SQL
-    close = CLOSE_BY_KEY_SQL if newest else CLOSE_JOINED_SQL
     s_key_c = sql.SQL(" AND ").join(sql.SQL("s.{k} = c.{k}").format(k=sql.Identifier(k)) for k in key)
+    if newest:
+        closed = CLOSE_BY_KEY_SQL.format(
+            table=sql.Identifier(table),
+            key=_columns(None, key),
+            s_key_k=sql.SQL(" AND ").join(sql.SQL("s.{k} = k.{k}").format(k=sql.Identifier(k)) for k in key),
+            arrays=sql.SQL(", ").join(
+                CUT_ARRAY_SQL.format(column=sql.Identifier(column), p=sql.SQL(p), c_key=_columns("c", key))
+                for column in (*key, "e_from")
+            ),
+            holding=holding,
+        )
+    else:
+        closed = CLOSE_JOINED_SQL.format(table=sql.Identifier(table), p=sql.SQL(p), s_key_c=s_key_c, holding=holding)
     return INTERVAL_WRITES_SQL.format(
         p=sql.SQL(p),
         table=sql.Identifier(table),
@@ -301,18 +313,7 @@ def interval_writes(p, table, key, vals, new, scope, newest=False):
         scope_e=scope.condition("e"),
         open_only=sql.SQL(" AND e.valid_to = 'infinity'") if newest else sql.SQL(""),
         s_key_c=s_key_c,
-        closed=close.format(
-            table=sql.Identifier(table),
-            p=sql.SQL(p),
-            holding=holding,
-            s_key_c=s_key_c,
-            key=_columns(None, key),
-            s_key_k=sql.SQL(" AND ").join(sql.SQL("s.{k} = k.{k}").format(k=sql.Identifier(k)) for k in key),
-            arrays=sql.SQL(", ").join(
-                CUT_ARRAY_SQL.format(column=sql.Identifier(column), p=sql.SQL(p), c_key=_columns("c", key))
-                for column in (*key, "e_from")
-            ),
-        ),
+        closed=closed,
         holding=holding,
     )
 
