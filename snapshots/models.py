@@ -99,11 +99,9 @@ class BalanceState(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(valid_from__lt=models.F("valid_to")), name="balance_state_not_empty"),
         ]
-        indexes = [
-            # Each range partition also has an index on (period, valid_to), the open ones none
-            # (migration 0018): cleanup trims a half-expired range by valid_to.
-            models.Index(fields=["token_id"], name="balance_state_token"),
-        ]
+        # No index on the parent: each range partition has one on (period, valid_to) (cleanup trims
+        # a half-expired range by it) and one on token_id, the open ones neither (migrations 0018,
+        # 0020; docs/snapshots.md, "Retention"): a boundary's states are opened there.
 
     def __str__(self):
         return f"{self.period} {self.wallet_id}/{self.token_id} [{self.valid_from}, {self.valid_to}): {self.amount}"

@@ -156,6 +156,25 @@ def cte_plan(plan, name):
 
 
 @pytest.mark.django_db
+def test_the_fast_totals_read_the_open_states_only_for_tokens_whose_price_moved(make_price):
+    """The open states have no token index (docs/snapshots.md, "Retention"): the fast path's totals
+    read them by a scan for the tokens whose price moved, and not at all when none did."""
+    build_history(50, 2, utc(2026, 3, 1))
+    held_token = Token.objects.order_by("-pk").first()  # one of the history's (the fixture's came first)
+    make_price(100, HOURS[0] - timedelta(minutes=1), of_token=held_token)
+    take_snapshot("hourly", HOURS[0], "scheduled")
+    with plans_of("held_rows AS MATERIALIZED") as plans:
+        take_snapshot("hourly", HOURS[1], "scheduled")
+    held = cte_plan(plans[0], "held_rows")
+    assert "One-Time Filter: false" in held and "hourly_open" not in held, held
+    make_price(123, HOURS[2] - timedelta(minutes=1), of_token=held_token)
+    with plans_of("held_rows AS MATERIALIZED") as plans:
+        assert take_snapshot("hourly", HOURS[2], "scheduled").rows == 100
+    held = cte_plan(plans[0], "held_rows")
+    assert "on snapshots_balancestate_hourly_open " in held, held  # (by a scan at any real size)
+
+
+@pytest.mark.django_db
 def test_the_moved_pairs_close_their_intervals_by_key_lookups(make_tx):
     """docs/snapshots.md, "Planned as lookups": the pairs' statement closes the intervals it cuts one
     key lookup each in the open partition's primary key, never by hashing the open states (the

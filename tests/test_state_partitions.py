@@ -80,24 +80,36 @@ def test_a_snapshot_creates_the_partitions_of_its_range_and_the_next(wallet, mak
     assert partitions.ensure("daily", utc(2026, 3, 31)) == 0  # idempotent
 
 
-def test_range_partitions_are_indexed_by_valid_to_and_the_open_ones_are_not(wallet, make_tx):
-    """Cleanup trims a half-expired range by valid_to; in an open partition every key would be
-    'infinity', a hot page for every state a boundary opens (migration 0018)."""
-    make_tx("buy", "1", at=utc(2026, 3, 1))
-    take_snapshot("hourly", utc(2026, 3, 2, 23), "scheduled")
+def indexed_columns(parent):
+    """{partition: the first columns of its indexes other than the primary key} under ``parent``."""
     with connection.cursor() as cursor:
         cursor.execute(
-            """SELECT c.relname, EXISTS (SELECT 1 FROM pg_index x JOIN pg_attribute a
-                                         ON a.attrelid = x.indrelid AND a.attnum = x.indkey[1]
-                                         WHERE x.indrelid = c.oid AND a.attname = 'valid_to')
-               FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-               WHERE i.inhparent = 'snapshots_balancestate_hourly'::regclass ORDER BY 1"""
+            """SELECT c.relname, a.attname FROM pg_inherits i
+               JOIN pg_class c ON c.oid = i.inhrelid
+               LEFT JOIN pg_index x ON x.indrelid = c.oid AND NOT x.indisprimary
+               LEFT JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = x.indkey[0]
+               WHERE i.inhparent = %s::regclass""",
+            [parent],
         )
-        indexed = dict(cursor.fetchall())
+        indexed = {}
+        for name, column in cursor.fetchall():
+            indexed.setdefault(name, set()).update({column} - {None})
+        return indexed
+
+
+def test_range_partitions_are_indexed_by_valid_to_and_token_and_the_open_ones_are_not(wallet, make_tx):
+    """Cleanup trims a half-expired range by valid_to, and a token's states are found by index in
+    the ranges; the open partitions, where every state a boundary opens is inserted, have neither
+    (migrations 0018, 0020): a hot page for every state opened, and a WAL record."""
+    make_tx("buy", "1", at=utc(2026, 3, 1))
+    take_snapshot("hourly", utc(2026, 3, 2, 23), "scheduled")
+    indexed = indexed_columns("snapshots_balancestate_hourly")
     # (other tests' partitions may be there too)
     assert {"snapshots_balancestate_hourly_20260302", "snapshots_balancestate_hourly_open"} <= set(indexed)
-    assert {name for name, has_index in indexed.items() if has_index} == {
-        name for name in indexed if not name.endswith("_open")
+    for name, columns in indexed.items():
+        assert columns == (set() if name.endswith("_open") else {"period", "token_id"}), name
+    assert indexed_columns("snapshots_balancestate") == {  # (the period partitions themselves)
+        f"snapshots_balancestate_{period}": set() for period in ("hourly", "daily", "weekly", "monthly")
     }
 
 

@@ -946,7 +946,8 @@ SELECT {delta_arrays}
 """)
 
 # Then the totals, and the prices (of the tokens held there). A token whose price moved
-# (%(repriced)s): one pass over its open states (the token index) of the wallets the boundary covers.
+# (%(repriced)s): one pass over the open states (a scan: they have no token index) of those tokens in
+# the wallets the boundary covers; none when no price moved (a one-time filter on the array).
 # Every other token: its total at p plus that difference (every other row reads at as_of exactly as
 # at p, at the same price).
 FAST_TOTALS_SQL = sql.SQL("""
@@ -959,7 +960,7 @@ WITH prices AS MATERIALIZED (
       ON c.period = s.period AND c.wallet_id = s.wallet_id AND c.valid_from <= %(as_of)s AND c.valid_to > %(as_of)s
     JOIN prices p ON p.token_id = s.token_id
     WHERE s.period = %(period)s AND s.valid_to > %(as_of)s AND s.valid_from <= %(as_of)s
-      AND s.token_id = ANY(%(repriced)s::bigint[])
+      AND s.token_id = ANY(%(repriced)s::bigint[]) AND cardinality(%(repriced)s::bigint[]) > 0
 ), carried AS (
     SELECT t.token_id, t.value_usd, t.rows, t.unpriced_rows FROM snapshots_boundarytotal t
     WHERE t.period = %(period)s AND t.as_of = %(previous)s AND t.token_id <> ALL(%(repriced)s::bigint[])
