@@ -81,19 +81,21 @@ def test_a_snapshot_creates_the_partitions_of_its_range_and_the_next(wallet, mak
 
 
 def indexed_columns(parent):
-    """{partition: the first columns of its indexes other than the primary key} under ``parent``."""
+    """{partition: {the columns of each of its indexes but the primary key, as a tuple}} under ``parent``."""
     with connection.cursor() as cursor:
         cursor.execute(
-            """SELECT c.relname, a.attname FROM pg_inherits i
+            """SELECT c.relname, ARRAY(SELECT a.attname FROM unnest(x.indkey::int2[]) WITH ORDINALITY k(attnum, n)
+                                       JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum
+                                       ORDER BY k.n)
+               FROM pg_inherits i
                JOIN pg_class c ON c.oid = i.inhrelid
                LEFT JOIN pg_index x ON x.indrelid = c.oid AND NOT x.indisprimary
-               LEFT JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = x.indkey[0]
                WHERE i.inhparent = %s::regclass""",
             [parent],
         )
         indexed = {}
-        for name, column in cursor.fetchall():
-            indexed.setdefault(name, set()).update({column} - {None})
+        for name, columns in cursor.fetchall():
+            indexed.setdefault(name, set()).update({tuple(columns)} if columns else set())
         return indexed
 
 
@@ -107,7 +109,7 @@ def test_range_partitions_are_indexed_by_valid_to_and_token_and_the_open_ones_ar
     # (other tests' partitions may be there too)
     assert {"snapshots_balancestate_hourly_20260302", "snapshots_balancestate_hourly_open"} <= set(indexed)
     for name, columns in indexed.items():
-        assert columns == (set() if name.endswith("_open") else {"period", "token_id"}), name
+        assert columns == (set() if name.endswith("_open") else {("period", "valid_to"), ("token_id",)}), name
     assert indexed_columns("snapshots_balancestate") == {  # (the period partitions themselves)
         f"snapshots_balancestate_{period}": set() for period in ("hourly", "daily", "weekly", "monthly")
     }
