@@ -283,6 +283,19 @@ def plans_of(marker):
         yield plans
 
 
+def index_columns(table, where="true"):
+    """The column lists of ``table``'s indexes matching ``where`` (over pg_index ``i``), sorted."""
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            "SELECT array_agg(a.attname ORDER BY k.n) FROM pg_index i"
+            " CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, n)"
+            " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum"
+            f" WHERE i.indrelid = %s::regclass AND {where} GROUP BY i.indexrelid",
+            [table],
+        )
+        return sorted(row[0] for row in cursor.fetchall())
+
+
 # --- The browser tests (tests/browser_support.py) ------------------------------------------------
 
 

@@ -19,7 +19,7 @@ from snapshots.models import (
 )
 from snapshots.services import snapshot_sql
 from snapshots.services.snapshots import take_snapshot
-from tests.conftest import utc
+from tests.conftest import index_columns, utc
 
 DAYS = [utc(2026, 3, d) for d in range(2, 10)]  # eight daily boundaries
 ROW = ("wallet_id", "token_id", "as_of", "amount", "price_usd", "value_usd", "avg_buy_price_usd", "cost_basis_usd")
@@ -188,18 +188,6 @@ def test_deleting_a_wallet_or_a_token_leaves_no_orphan(history, make_token):
     assert Token.objects.filter(pk=usdc.pk).exists()
 
 
-def index_columns(where):
-    """The column lists of snapshots_balancestate's indexes matching ``where`` (pg_index)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT array_agg(a.attname ORDER BY k.n) FROM pg_index i"
-            " CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, n)"
-            " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum"
-            f" WHERE i.indrelid = 'snapshots_balancestate'::regclass AND {where} GROUP BY i.indexrelid"
-        )
-        return sorted(row[0] for row in cursor.fetchall())
-
-
 def totals_are_the_rows():
     """Every daily boundary's stored totals per token are those of its rows as read."""
     stored = BoundaryTotal.objects.filter(period="daily").exclude(rows=0)
@@ -215,8 +203,10 @@ def test_a_state_is_found_by_its_key_and_writes_through_the_views_keep_the_total
     of its (wallet, token) holding its boundary, at every boundary of that interval, totals included."""
     wallet, _quiet, busy, _usdc = history
     take(DAYS)
-    assert index_columns("i.indisprimary") == [["period", "wallet_id", "token_id", "valid_from", "valid_to"]]
-    assert not [columns for columns in index_columns("true") if "id" in columns]
+    assert index_columns("snapshots_balancestate", "i.indisprimary") == [
+        ["period", "wallet_id", "token_id", "valid_from", "valid_to"]
+    ]
+    assert not [columns for columns in index_columns("snapshots_balancestate") if "id" in columns]
     eth = BalanceSnapshot.objects.filter(wallet=wallet, token__symbol="ETH").values_list("token_id", flat=True)[0]
     states = list(
         BalanceState.objects.filter(period="daily", wallet_id=wallet.pk, token_id=eth)

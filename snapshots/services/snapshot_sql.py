@@ -273,16 +273,23 @@ def _columns(prefix, names, alias=None):
     return sql.SQL(", ").join(parts)
 
 
+def _key_equal(left, right, key):
+    """``left.a = right.a AND left.b = right.b`` over the ``key`` columns."""
+    return sql.SQL(" AND ").join(
+        sql.SQL("{} = {}").format(sql.Identifier(left, k), sql.Identifier(right, k)) for k in key
+    )
+
+
 def interval_writes(p, table, key, vals, new, scope, newest=False):
     """INTERVAL_WRITES_SQL for ``table``: states of ``key`` columns with ``vals`` columns, new ones in CTE
     ``new``; ``newest``: the fast path's new newest boundary, whose holding intervals are all open and few."""
     holding = HOLDING_OPEN_SQL if newest else HOLDING_AFTER_SQL
-    s_key_c = sql.SQL(" AND ").join(sql.SQL("s.{k} = c.{k}").format(k=sql.Identifier(k)) for k in key)
+    s_key_c = _key_equal("s", "c", key)
     if newest:
         closed = CLOSE_BY_KEY_SQL.format(
             table=sql.Identifier(table),
             key=_columns(None, key),
-            s_key_k=sql.SQL(" AND ").join(sql.SQL("s.{k} = k.{k}").format(k=sql.Identifier(k)) for k in key),
+            s_key_k=_key_equal("s", "k", key),
             arrays=sql.SQL(", ").join(
                 CUT_ARRAY_SQL.format(column=sql.Identifier(column), p=sql.SQL(p), c_key=_columns("c", key))
                 for column in (*key, "e_from")
@@ -306,8 +313,8 @@ def interval_writes(p, table, key, vals, new, scope, newest=False):
         key_either=sql.SQL(", ").join(
             sql.SQL("COALESCE(n.{k}, e.{k}) AS {k}").format(k=sql.Identifier(k)) for k in key
         ),
-        key_join=sql.SQL(" AND ").join(sql.SQL("e.{k} = n.{k}").format(k=sql.Identifier(k)) for k in key),
-        x_key_c=sql.SQL(" AND ").join(sql.SQL("x.{k} = c.{k}").format(k=sql.Identifier(k)) for k in key),
+        key_join=_key_equal("e", "n", key),
+        x_key_c=_key_equal("x", "c", key),
         set_vals=sql.SQL(", ").join(sql.SQL("{k} = c.{k}").format(k=sql.Identifier(k)) for k in vals),
         new=sql.Identifier(new),
         scope_e=scope.condition("e"),
