@@ -36,7 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
-from bench import bare, dataset, process, workers
+from bench import bare, dataset, parallel_ceiling, process, workers
 from tests import csv_factory
 
 SCALES = {
@@ -99,6 +99,9 @@ RATIO_TARGETS = {
     "import": 1.5,
 }
 RSS_TARGET_MB = 200
+# --ceiling-rows' default: each of the workers step's two "compute" statements digests five times as
+# many numbers, about a second on the 2 vCPUs of BENCHMARKS.md.
+CEILING_ROWS = 400_000
 TARGET_ROWS = 1_000_000
 # Rows at which a target is judged, where not TARGET_ROWS (the import target is set at 100,000 rows).
 TARGET_ROWS_OF = {"import": 100_000}
@@ -517,15 +520,22 @@ class Bench:
         """The hourly boundary taken by a real cluster of 1, 2, 4… workers (bench/workers.py): one
         worker in one statement (the reference: its time is the "bare" column), then each worker
         count in shards of --shard-wallets wallets. --repeat rounds, the configurations interleaved
-        in each (a shared machine's load drifts); each row shows the median and every time."""
+        in each (a shared machine's load drifts); each row shows the median and every time, and,
+        for more than one worker, each round's time over one worker's in the same shards. Every
+        round first times two statements that only compute, one after the other and side by side
+        (bench/parallel_ceiling.py, --ceiling-rows): what the machine gives two processes then, the
+        last row."""
         params = {"period": "hourly", "as_of": self.hour, "source": "manual", "dust": DUST}
         where = "period = %(period)s AND as_of = %(as_of)s"
         _timed_sql(self.conn, [(bare.SNAPSHOT_SQL, params)])  # what the rows are compared with; not timed
         plan = self.cluster
         configs = [(1, 0)] + [(n, plan["shard_wallets"]) for n in plan["workers"]]
-        taken = {config: [] for config in configs}
+        taken = {config: {} for config in configs}  # round → ClusterRun
         rows = {}
-        for _ in range(plan["repeat"]):
+        ceiling = []  # (seconds one after the other, seconds side by side), each round
+        for round_ in range(plan["repeat"]):
+            if plan["ceiling_rows"]:
+                ceiling.append(parallel_ceiling.compute_pair(self.env["DATABASE_URL"], plan["ceiling_rows"]))
             for count, per_shard in configs:
                 shape = "one statement" if not per_shard else f"shards of {per_shard:,} wallets"
                 key = f"workers_{count}" + ("" if per_shard else "_whole")
@@ -539,21 +549,37 @@ class Bench:
                 except RuntimeError as error:
                     row.ok, row.error = False, str(error)
                     continue
-                taken[count, per_shard].append(run)
+                taken[count, per_shard][round_] = run
                 row.rows, row.load = run.rows, run.load
                 row.same = _compare(self.conn, where, params) if row.same in ("", "yes") else row.same
                 row.command = f"Q_CLUSTER_WORKERS={count} BALANCE_SNAPSHOT_SHARD_WALLETS={per_shard} manage.py qcluster"
-        reference = statistics.median(r.seconds for r in taken[configs[0]]) if taken[configs[0]] else None
-        for config, row in rows.items():
-            runs = taken[config]
+        reference = statistics.median(r.seconds for r in taken[configs[0]].values()) if taken[configs[0]] else None
+        for (count, per_shard), row in rows.items():
+            runs = taken[count, per_shard]
             if not runs:
                 continue
-            row.job_seconds = statistics.median(r.seconds for r in runs)
-            row.seconds = statistics.median(r.wall_seconds for r in runs)
+            row.job_seconds = statistics.median(r.seconds for r in runs.values())
+            row.seconds = statistics.median(r.wall_seconds for r in runs.values())
             row.bare_seconds = reference
-            times = ", ".join(f"{r.seconds:.2f}" for r in runs)
-            row.job = f"{row.job}: {runs[0].shards} shard(s), median of {times} s"
-        return list(rows.values())
+            times = ", ".join(f"{r.seconds:.2f}" for r in runs.values())
+            row.job = f"{row.job}: {next(iter(runs.values())).shards} shard(s), median of {times} s"
+            one = taken.get((1, per_shard), {})
+            rounds = [runs[k].seconds / one[k].seconds for k in runs if k in one]
+            if count > 1 and per_shard and rounds:
+                row.job += (
+                    f"; over one worker's, round by round: {', '.join(f'{r:.2f}' for r in rounds)} "
+                    f"(median {statistics.median(rounds):.2f})"
+                )
+        if not ceiling:
+            return list(rows.values())
+        machine = Row(
+            "workers_ceiling",
+            "the machine: two statements that only compute, side by side (bare: one after the other), "
+            "round by round: " + ", ".join(f"{together / apart:.2f}" for apart, together in ceiling),
+        )
+        machine.job_seconds = statistics.median(together for _, together in ceiling)
+        machine.bare_seconds = statistics.median(apart for apart, _ in ceiling)
+        return [*rows.values(), machine]
 
 
 STEPS = [
@@ -700,6 +726,13 @@ def parse_args(argv):
     )
     parser.add_argument("--repeat", type=int, default=3, metavar="N", help="--workers: rounds (default 3)")
     parser.add_argument(
+        "--ceiling-rows",
+        type=int,
+        default=CEILING_ROWS,
+        metavar="N",
+        help=f"--workers: rows of each statement of the machine's ceiling (default {CEILING_ROWS:,}; 0: not measured)",
+    )
+    parser.add_argument(
         "--redis-url",
         default=os.environ.get("REDIS_URL", ""),
         help="--workers: the broker, a Redis database of the benchmark's own (default: $REDIS_URL)",
@@ -785,6 +818,7 @@ def main(argv=None, out=sys.stdout):
                     "shard_wallets": args.shard_wallets,
                     "redis_url": args.redis_url,
                     "repeat": args.repeat,
+                    "ceiling_rows": args.ceiling_rows,
                 }
                 if args.workers
                 else None

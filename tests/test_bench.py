@@ -6,6 +6,7 @@ database of its own on the server of DATABASE_URL, so it needs one.
 
 import io
 import os
+import re
 
 import psycopg
 import pytest
@@ -97,3 +98,29 @@ def test_the_parallel_ceiling_times_each_kind_of_work_apart_and_together():
     assert all(apart > 0 and together > 0 for apart, together in results.values())
     assert all(kind in out.getvalue() for kind in parallel_ceiling.KINDS)
     assert left == 0  # its tables are dropped afterwards
+
+
+def test_the_workers_step_takes_the_boundary_with_real_clusters_beside_the_machines_ceiling(redis_url):
+    database = f"bagtracker_bench_workers_{os.getpid()}"
+    out = io.StringIO()
+    # Plans cut at cells of 64 wallet ids (snapshots.services.shards): 200 wallets make a few shards.
+    argv = [*TINY, "--wallets", "200", "--transactions", "2000", "--database", database]
+    argv += ["--only", "recalculate,workers", "--workers", "1,2", "--shard-wallets", "50", "--repeat", "2"]
+    argv += ["--ceiling-rows", "2000", "--redis-url", redis_url]
+
+    report = run.main(argv, out=out)
+
+    assert report.failed == []
+    rows = {r.key: r for r in report.rows}
+    assert list(rows) == ["recalculate", "workers_1_whole", "workers_1", "workers_2", "workers_ceiling"]
+    taken = [rows[k] for k in ("workers_1_whole", "workers_1", "workers_2")]
+    assert all(r.same == "yes" and r.rows == rows["recalculate"].rows > 0 for r in taken)
+    assert ": 1 shard(s)" in rows["workers_1_whole"].job
+    assert int(re.search(r": (\d+) shard\(s\)", rows["workers_2"].job).group(1)) > 1
+    assert "over one worker's, round by round" in rows["workers_2"].job
+    assert "round by round" not in rows["workers_1"].job
+    ceiling = rows["workers_ceiling"]
+    assert ceiling.job_seconds > 0 and ceiling.bare_seconds > 0
+    assert len(ceiling.job.split("round by round: ")[1].split(", ")) == 2  # each round's ratio
+    assert ceiling.job in out.getvalue()
+    assert not run.database_exists(os.environ["DATABASE_URL"], database)
