@@ -11,7 +11,7 @@ import re
 import psycopg
 import pytest
 
-from bench import parallel_ceiling, run
+from bench import parallel_ceiling, process, run
 
 pytestmark = [
     pytest.mark.bench,
@@ -124,3 +124,24 @@ def test_the_workers_step_takes_the_boundary_with_real_clusters_beside_the_machi
     assert len(ceiling.job.split("round by round: ")[1].split(", ")) == 2  # each round's ratio
     assert ceiling.job in out.getvalue()
     assert not run.database_exists(os.environ["DATABASE_URL"], database)
+
+
+def test_shard_pairs_takes_the_shards_by_one_connection_then_two_and_times_their_cpu():
+    database = f"bagtracker_bench_pairs_{os.getpid()}"
+    url = os.environ["DATABASE_URL"]
+    run.main([*TINY, "--wallets", "200", "--database", database, "--only", "recalculate,snapshot", "--keep"])
+    try:
+        # A process of its own, as it is run: it sets Django up on the benchmark's database.
+        env = {
+            **process.job_environment(run.with_database(url, database)),
+            "DJANGO_SETTINGS_MODULE": "config.settings.local",
+        }
+        argv = ["-m", "bench.shard_pairs", "--database", database, "--database-url", url, "--repeat", "1"]
+        taken = process.run([*argv, "--shard-wallets", "50", "--ceiling-rows", "2000"], env)
+        with psycopg.connect(run.with_database(url, database)) as conn:
+            runs = conn.execute("SELECT status, array_length(shard_cuts, 1) FROM snapshots_snapshotrun").fetchall()
+    finally:
+        run.drop_database(url, database)
+    assert taken.ok, taken.failure()
+    assert "round 1:" in taken.stdout and "medians:" in taken.stdout
+    assert len(runs) == 1 and runs[0][0] == "completed" and runs[0][1] >= 1  # taken last by two, in shards
