@@ -220,6 +220,12 @@ def _settle(conn, tables):
     conn.execute("CHECKPOINT")
 
 
+def _clear_hourly(conn):
+    """No hourly boundary stored: the next one is written in full (every state new)."""
+    for table in (*SNAPSHOT_TABLES, "snapshots_snapshotrun"):
+        conn.execute(sql.SQL("DELETE FROM {} WHERE period = 'hourly'").format(sql.Identifier(table)))
+
+
 def _timed_sql(conn, statements):
     """Run (sql, params) pairs, each in its own transaction; wall seconds of them all."""
     started = time.perf_counter()
@@ -511,11 +517,6 @@ class Bench:
         row.same = _compare(self.conn, where, params)
         return row
 
-    def _clear_hourly(self):
-        """No hourly boundary stored: the next one is written in full (every state new)."""
-        for table in (*SNAPSHOT_TABLES, "snapshots_snapshotrun"):
-            self.conn.execute(sql.SQL("DELETE FROM {} WHERE period = 'hourly'").format(sql.Identifier(table)))
-
     def workers(self):
         """The hourly boundary taken by a real cluster of 1, 2, 4… workers (bench/workers.py): one
         worker in one statement (the reference: its time is the "bare" column), then each worker
@@ -540,7 +541,7 @@ class Bench:
                 shape = "one statement" if not per_shard else f"shards of {per_shard:,} wallets"
                 key = f"workers_{count}" + ("" if per_shard else "_whole")
                 row = rows.setdefault((count, per_shard), Row(key, f"qcluster, {count} worker(s), {shape}"))
-                self._clear_hourly()
+                _clear_hourly(self.conn)
                 _settle(self.conn, ["snapshots_balance", *SNAPSHOT_TABLES])
                 try:
                     run = workers.take_boundary(

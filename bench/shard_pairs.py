@@ -23,18 +23,9 @@ import threading
 import time
 
 import psycopg
-from psycopg import sql
 
 from bench import parallel_ceiling, run
 from bench.backend_cpu import backend_seconds
-
-
-def _empty_hourly(conn):
-    for table in (*run.SNAPSHOT_TABLES, "snapshots_snapshotrun"):
-        conn.execute(sql.SQL("DELETE FROM {} WHERE period = 'hourly'").format(sql.Identifier(table)))
-    for table in ("snapshots_balance", *run.SNAPSHOT_TABLES):
-        conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(table)))
-    conn.execute("CHECKPOINT")
 
 
 def _take(shards, connection, run_id, indices, cpu):
@@ -60,7 +51,8 @@ def take(conn, as_of, connections, per_shard):
 
     from snapshots.services import shards
 
-    _empty_hourly(conn)
+    run._clear_hourly(conn)  # the boundary is written in full, as the workers step writes it
+    run._settle(conn, ["snapshots_balance", *run.SNAPSHOT_TABLES])
     plan = shards.plan_run("hourly", as_of, "manual", per_shard=per_shard)
     connection.close()
     if plan is None:
