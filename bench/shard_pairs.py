@@ -28,8 +28,12 @@ from bench import parallel_ceiling, run
 from bench.backend_cpu import backend_seconds
 
 
-def _take(shards, connection, run_id, indices, cpu):
+def _take(run_id, indices, cpu):
     """Take the shards ``indices`` of run ``run_id`` in this thread's connection; adds its CPU to ``cpu``."""
+    from django.db import connection
+
+    from snapshots.services import shards
+
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         pid = cursor.fetchone()[0]
@@ -59,7 +63,7 @@ def take(conn, as_of, connections, per_shard):
         raise SystemExit("the boundary was not planned in shards: fewer wallets than --shard-wallets?")
     cpu: list[float] = []
     threads = [
-        threading.Thread(target=_take, args=(shards, connection, plan.pk, range(k, plan.shards, connections), cpu))
+        threading.Thread(target=_take, args=(plan.pk, range(k, plan.shards, connections), cpu))
         for k in range(connections)
     ]
     started = time.perf_counter()
